@@ -1,0 +1,3 @@
+from lexi_maint.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The exception tree of lexi-maint.
+
+Every error that leaves an adapter is one of these; library exceptions (sqlite3, redis,
+pypdf, httpx, pystemd) are translated where they are caught::
+
+    LexiMaintError
+    ├── ConfigError            configuration invalid; carries every problem (file, dotted key)
+    ├── UsageError             a command was called wrongly (unknown job, bad argument)
+    ├── LedgerError            the ledger database cannot be opened or written
+    ├── GraphError             the graph store is unreachable or rejected a write
+    └── DocumentError          one document failed; the job goes on
+        (error_class names the cause for the ledger: see ErrorClass)
+
+A DocumentError says whether retrying can help (`retryable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    """Why a document failed, as stored in the ledger's error_class column."""
+
+    EMPTY = "empty"
+    BINARY = "binary"
+    UNREADABLE = "unreadable"
+    OUTSIDE_INPUT = "outside_input"
+    NOT_A_FILE = "not_a_file"
+    UNSUPPORTED = "unsupported"
+    PDF_ENCRYPTED = "pdf_encrypted"
+    PDF_CORRUPT = "pdf_corrupt"
+    PDF_NO_TEXT = "pdf_no_text"
+    SCHEMA = "schema"
+    GRAPH = "graph"
+    KILLED = "killed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    MISSING = "missing"
+    INTERNAL = "internal"
+
+
+class LexiMaintError(Exception):
+    """Base of every error lexi-maint raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a configuration file: where it is and what is wrong."""
+
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(LexiMaintError):
+    """The configuration is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(LexiMaintError):
+    """A command was called with arguments that cannot work (unknown job, ...)."""
+
+
+class LedgerError(LexiMaintError):
+    """The ledger database could not be opened, migrated or written."""
+
+
+class GraphError(LexiMaintError):
+    """The graph store could not be reached or rejected a statement."""
+
+
+class DocumentError(LexiMaintError):
+    """One document could not be processed; the job continues with the others."""
+
+    def __init__(self, error_class: ErrorClass, message: str, *, retryable: bool = False) -> None:
+        self.error_class = error_class
+        self.message = message
+        self.retryable = retryable
+        super().__init__(f"{error_class.value}: {message}")

@@ -1,0 +1,90 @@
+"""What a run reports while it goes: plain values consumed by the CLI, the journal, sd_notify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lexi_maint.ledger import Outcome
+from lexi_maint.memory import MemoryReading
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    job: str
+    run_id: str
+    total: int  # documents selected by the patterns
+    queued: int  # documents this run will process
+    unchanged: int  # done earlier with the same content
+    exhausted: int  # failed max_attempts times with this content
+    vanished: int  # in the ledger but gone from the input directory
+    interrupted: int  # left running by a run that died
+
+
+@dataclass(frozen=True)
+class DocumentStarted:
+    path: str
+    attempt: int
+    pid: int
+    solo: bool
+
+
+@dataclass(frozen=True)
+class DocumentFinished:
+    path: str
+    outcome: Outcome
+    attempt: int
+    seconds: float
+    requeued: bool
+    done: int
+    failed: int
+    finished: int  # documents settled so far in this run
+    queued: int  # documents this run processes in all
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class MemoryHeld:
+    reading: MemoryReading
+    running: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    job: str
+    run_id: str
+    total: int
+    processed: int
+    done: int
+    failed: int
+    unchanged: int
+    exhausted: int
+    vanished: int
+    failed_in_ledger: int  # documents of the job whose ledger status is failed after the run
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed_in_ledger else 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "total": self.total,
+            "processed": self.processed,
+            "done": self.done,
+            "failed": self.failed,
+            "unchanged": self.unchanged,
+            "exhausted": self.exhausted,
+            "vanished": self.vanished,
+            "failed_in_ledger": self.failed_in_ledger,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    summary: RunSummary
+
+
+Event = RunStarted | DocumentStarted | DocumentFinished | MemoryHeld | RunFinished

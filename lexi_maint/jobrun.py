@@ -1,0 +1,131 @@
+"""Running one job in the foreground: lock, ledger, graph server, plan, runner."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lexi_maint.config import Config, JobConfig
+from lexi_maint.errors import UsageError
+from lexi_maint.events import Event, RunSummary
+from lexi_maint.inventory import discover, fingerprint
+from lexi_maint.ledger import Ledger
+from lexi_maint.memory import MemoryProbe, read_memory
+from lexi_maint.pipeline.registry import GraphTarget, stage_factory
+from lexi_maint.pipeline.runner import Runner, RunnerSettings
+from lexi_maint.pipeline.worker import StageFactory
+from lexi_maint.plan import plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    reprocess: bool = False
+    workers: int | None = None  # overrides the job's `workers`
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Where lexi-maint keeps its state, all under one directory."""
+
+    root: Path
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite3"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "run.lock"
+
+
+def new_run_id(job: str) -> str:
+    return f"{job}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+@contextmanager
+def state_lock(paths: StatePaths) -> Iterator[None]:
+    """One run per state directory at a time (they share the ledger and graph server)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with paths.lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise UsageError(
+                f"another lexi-maint run holds {paths.root} (pid {holder}); wait for it to end"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def run_job(
+    config: Config,
+    job_name: str,
+    options: RunOptions,
+    on_event: Callable[[Event], None],
+    *,
+    probe: MemoryProbe = read_memory,
+    make_stages: Callable[[JobConfig, GraphTarget], StageFactory] = stage_factory,
+) -> RunSummary:
+    """Process one job's documents; return the summary (its exit_code says how it went)."""
+    from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
+
+    job = config.job(job_name)
+    paths = StatePaths(config.state_dir)
+    files = discover(job.input, job.patterns)  # before the lock: a bad input dir is a usage error
+    with state_lock(paths), Ledger.open(paths.ledger) as ledger, FalkorServer(paths.root) as server:
+        target = GraphTarget(server.socket_path, config.graph.name)
+        schema = FalkorGraphStore(target.socket_path, target.graph)
+        try:
+            schema.ensure_schema()
+        finally:
+            schema.close()
+        found = [fingerprint(p, job.input) for p in files]
+        run_id = new_run_id(job.name)
+        interrupted = ledger.start_run(job.name, run_id, os.getpid())
+        decisions = plan(
+            found,
+            ledger.known(job.name),
+            reprocess=options.reprocess,
+            max_attempts=job.max_attempts,
+        )
+        ledger.apply_plan(job.name, found, decisions)
+        runner = Runner(
+            _settings(job, options),
+            ledger,
+            run_id,
+            make_stages(job, target),
+            probe,
+            on_event,
+        )
+        try:
+            summary = runner.run(found, decisions, len(interrupted))
+        except BaseException:
+            ledger.finish_run(job.name, run_id, "cancelled", {})
+            raise
+        ledger.finish_run(job.name, run_id, "finished", summary.to_json())
+        return summary
+
+
+def _settings(job: JobConfig, options: RunOptions) -> RunnerSettings:
+    return RunnerSettings(
+        job=job.name,
+        input_root=job.input,
+        workers=options.workers or job.workers,
+        max_attempts=job.max_attempts,
+        document_timeout=job.document_timeout,
+        memory_watermark=job.memory_watermark,
+    )

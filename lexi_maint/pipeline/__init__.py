@@ -1,0 +1,1 @@
+"""The document pipeline: parse -> chunk -> analyze -> store, one document per worker process."""

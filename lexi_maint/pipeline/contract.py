@@ -1,0 +1,74 @@
+"""The one contract every pipeline stage follows.
+
+A stage takes the document's `Work` record and returns a new one with its own part filled
+in; it raises `lexi_maint.errors.DocumentError` when the document cannot go on. Stages do
+no scheduling, retrying or ledger writes: the runner owns those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from lexi_maint.pipeline.schema import ChunkAnalysis
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file selected for a job, as the runner found it on disk."""
+
+    path: Path  # absolute path inside the job's input directory
+    input_root: Path  # the job's input directory (resolved)
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """Plain text of a document and what the parser learned about it."""
+
+    title: str
+    pages: int  # 0 for plain text files
+    text: str
+    encoding: str  # "utf-8", "cp1252", or "pdf"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous piece of a document's text; chunks in order reproduce the text exactly."""
+
+    id: str
+    index: int
+    start: int  # character offset into ParsedDocument.text, inclusive
+    end: int  # exclusive
+    heading: str  # nearest section heading ("Artikel 5 Loon"), "" before the first
+    text: str
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything known about one document so far; each stage fills in its part."""
+
+    source: SourceFile
+    parsed: ParsedDocument | None = None
+    chunks: tuple[Chunk, ...] = ()
+    analyses: tuple[ChunkAnalysis, ...] = ()
+    stored: bool = False
+    warnings: tuple[str, ...] = field(default=())
+
+    def with_warning(self, message: str) -> Work:
+        return replace(self, warnings=(*self.warnings, message))
+
+    def require_parsed(self) -> ParsedDocument:
+        if self.parsed is None:
+            raise RuntimeError("stage ordering error: document not parsed yet")
+        return self.parsed
+
+
+class Stage(Protocol):
+    """A pipeline step. `name` is used for ledger timings ("parse", "chunk", ...)."""
+
+    name: str
+
+    def run(self, work: Work) -> Work: ...

@@ -1,0 +1,432 @@
+"""The parse stage: a `.txt` or `.pdf` file in, plain text and a title out.
+
+This is the only module that imports pypdf. Every problem with a document becomes a
+`DocumentError` whose `ErrorClass` names the cause; no pypdf exception leaves it.
+
+Checks, in order: the suffix (`.txt`, `.pdf`, any case), the resolved path stays inside the
+job's input directory (symlinks are followed), the file is a regular file, it opens, it is
+not empty and not larger than `ParseSettings.max_bytes`.
+
+Text files are decoded as UTF-8 (a BOM is dropped; a UTF-16 BOM selects UTF-16) and fall
+back to `ParseSettings.fallback_encoding` with a warning. Line endings become "\\n".
+
+PDF pages are extracted one at a time from the open file (pypdf seeks in it; the file is
+not read into memory) and joined with `PAGE_SEPARATOR`, so page N of a document starts
+after the (N-1)th separator. pypdf caches every object it parses; `_ObjectCacheTrimmer`
+keeps that cache from growing with the page count. pypdf's own log records are counted
+and re-logged at debug level: a damaged file gives one work warning, not one per page.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError
+
+from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.pipeline.contract import ParsedDocument, Work
+
+logger = logging.getLogger(__name__)
+
+PAGE_SEPARATOR = "\n\f\n"
+"""Between the texts of two PDF pages: a form feed on a line of its own."""
+
+TITLE_MAX_CHARS = 200
+_SNIFF_CHARS = 64 * 1024
+_CONTROL_SHARE_LIMIT = 0.05
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_FIRST_LINE = re.compile(r"\S[^\n]*")
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class ParseSettings:
+    """How the parse stage reads files."""
+
+    fallback_encoding: str = "cp1252"
+    max_bytes: int = 200 * _MIB
+
+    def __post_init__(self) -> None:
+        try:
+            codecs.lookup(self.fallback_encoding)
+        except LookupError:
+            raise ValueError(
+                f"fallback_encoding {self.fallback_encoding!r} is not a known codec; "
+                "use a name Python knows, such as 'cp1252' or 'latin-1'"
+            ) from None
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be a positive number of bytes, not {self.max_bytes}")
+
+
+class ParseStage:
+    """Turns the document's file into a `ParsedDocument`.
+
+    One document at a time per process: while a PDF is read, pypdf's logger is redirected
+    (a process-wide setting), which is safe with the runner's worker processes, not threads.
+    """
+
+    name = "parse"
+
+    def __init__(self, settings: ParseSettings) -> None:
+        self._settings = settings
+
+    def run(self, work: Work) -> Work:
+        source = work.source
+        kind = document_kind(source.path)
+        resolved = resolve_inside(source.path, source.input_root)
+        with open_regular(resolved, self._settings.max_bytes) as handle:
+            if kind == "pdf":
+                parsed, warnings = parse_pdf(handle)
+            else:
+                parsed, warnings = parse_text(_read_all(handle, resolved), self._settings)
+        logger.debug(
+            "parsed %s: %s characters, %s pages", source.path, len(parsed.text), parsed.pages
+        )
+        for warning in warnings:
+            work = work.with_warning(warning)
+        return replace(work, parsed=parsed)
+
+
+# --- checks before reading ----------------------------------------------------------------
+
+
+def document_kind(path: Path) -> str:
+    """ "txt" or "pdf" from the file name's suffix, in any case; anything else is unsupported."""
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ".pdf"):
+        return suffix[1:]
+    shown = repr(path.suffix) if path.suffix else "no suffix"
+    raise DocumentError(
+        ErrorClass.UNSUPPORTED, f"unsupported file type ({shown}): lexi-maint reads .txt and .pdf"
+    )
+
+
+def resolve_inside(path: Path, input_root: Path) -> Path:
+    """The real path of `path` (symlinks followed), which must lie inside `input_root`."""
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise DocumentError(
+            ErrorClass.UNREADABLE, f"file not found (or a broken symlink): {path}"
+        ) from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on Python 3.11
+        raise DocumentError(
+            ErrorClass.UNREADABLE, f"cannot resolve {path}: {_reason(exc)}"
+        ) from exc
+    problem = outside_input_problem(path, resolved, input_root.resolve())
+    if problem is not None:
+        raise problem
+    return resolved
+
+
+def outside_input_problem(path: Path, resolved: Path, root: Path) -> DocumentError | None:
+    """The error for a file whose real location is outside the input directory, if it is."""
+    if resolved.is_relative_to(root):
+        return None
+    if path.is_relative_to(root):
+        message = f"symlink points outside the input directory: {resolved}"
+    else:
+        message = f"file is outside the input directory {root}: {path}"
+    return DocumentError(ErrorClass.OUTSIDE_INPUT, message)
+
+
+def file_problem(mode: int, size: int, max_bytes: int) -> DocumentError | None:
+    """The error for a file that is not a regular, non-empty file of a readable size."""
+    if not stat.S_ISREG(mode):
+        return DocumentError(ErrorClass.NOT_A_FILE, f"not a regular file ({_file_type(mode)})")
+    if size == 0:
+        return DocumentError(ErrorClass.EMPTY, "file is empty (0 bytes)")
+    if size > max_bytes:
+        return DocumentError(
+            ErrorClass.UNSUPPORTED,
+            f"file is {size / _MIB:.1f} MiB, larger than the parse limit of "
+            f"{max_bytes / _MIB:.1f} MiB (parse.max_bytes)",
+        )
+    return None
+
+
+@contextmanager
+def open_regular(path: Path, max_bytes: int) -> Iterator[BinaryIO]:
+    """Open `path` for reading once it is known to be a regular file of an acceptable size.
+
+    The type is checked before opening (a FIFO would block) and again on the open file.
+    """
+    _raise_if(_stat_problem(path, max_bytes))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DocumentError(ErrorClass.UNREADABLE, f"cannot open {path}: {_reason(exc)}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        _raise_if(file_problem(status.st_mode, status.st_size, max_bytes))
+        yield handle
+
+
+def _stat_problem(path: Path, max_bytes: int) -> DocumentError | None:
+    try:
+        status = path.stat()
+    except OSError as exc:
+        return DocumentError(ErrorClass.UNREADABLE, f"cannot stat {path}: {_reason(exc)}")
+    return file_problem(status.st_mode, status.st_size, max_bytes)
+
+
+def _raise_if(problem: DocumentError | None) -> None:
+    if problem is not None:
+        raise problem
+
+
+def _file_type(mode: int) -> str:
+    for test, label in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return label
+    return f"mode {stat.filemode(mode)}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _read_all(handle: BinaryIO, path: Path) -> bytes:
+    try:
+        return handle.read()
+    except OSError as exc:
+        raise DocumentError(ErrorClass.UNREADABLE, f"cannot read {path}: {_reason(exc)}") from exc
+
+
+# --- plain text ---------------------------------------------------------------------------
+
+
+def parse_text(data: bytes, settings: ParseSettings) -> tuple[ParsedDocument, tuple[str, ...]]:
+    """Decode a text file's bytes into a `ParsedDocument` and its warnings."""
+    text, encoding, warnings = decode_text(data, settings.fallback_encoding)
+    _raise_if(binary_problem(text))
+    text = normalise_newlines(text)
+    if not text.strip():
+        raise DocumentError(ErrorClass.EMPTY, "file contains only whitespace")
+    parsed = ParsedDocument(title=first_line(text), pages=0, text=text, encoding=encoding)
+    return parsed, warnings
+
+
+def decode_text(data: bytes, fallback: str) -> tuple[str, str, tuple[str, ...]]:
+    """(text, encoding name, warnings): UTF-8 (BOM dropped), UTF-16 with a BOM, else `fallback`."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16", ()
+        except UnicodeDecodeError as exc:
+            raise DocumentError(
+                ErrorClass.BINARY, f"starts with a UTF-16 mark but is not UTF-16 (byte {exc.start})"
+            ) from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8", ()
+    except UnicodeDecodeError as exc:
+        bad_byte = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+    text = data.decode(fallback, errors="replace")
+    warning = f"not valid UTF-8 (byte {bad_byte}); decoded as {fallback}"
+    replaced = text.count("\ufffd")
+    if replaced:
+        warning += f" ({replaced} bytes undefined in {fallback} replaced by U+FFFD)"
+    return text, fallback, (warning,)
+
+
+def binary_problem(text: str) -> DocumentError | None:
+    """BINARY if the text has NUL characters or too many other control characters."""
+    if "\x00" in text:
+        return DocumentError(ErrorClass.BINARY, "binary content: contains NUL bytes")
+    sample = text[:_SNIFF_CHARS]
+    share = len(_CONTROL_CHARS.findall(sample)) / max(len(sample), 1)
+    if share > _CONTROL_SHARE_LIMIT:
+        return DocumentError(
+            ErrorClass.BINARY,
+            f"binary content: {share:.0%} control characters in the first {len(sample)} characters",
+        )
+    return None
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line, trimmed and cut to `TITLE_MAX_CHARS`; "" if there is none."""
+    match = _FIRST_LINE.search(text)
+    return match.group().strip()[:TITLE_MAX_CHARS] if match else ""
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+
+def parse_pdf(handle: BinaryIO) -> tuple[ParsedDocument, tuple[str, ...]]:
+    """Extract a PDF's text page by page from an open binary file."""
+    with _CapturedPypdfLog() as captured:
+        pages, metadata_title = _read_pdf(handle)
+    warnings = (captured.summary(),) if captured.count else ()
+    if not pages:
+        raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
+    if not any(page.strip() for page in pages):
+        raise DocumentError(
+            ErrorClass.PDF_NO_TEXT,
+            f"no text layer on any of {len(pages)} pages; "
+            "scanned PDFs need OCR, which lexi-maint does not do",
+        )
+    text = join_pages(pages)
+    title = metadata_title[:TITLE_MAX_CHARS] or first_line(text)
+    return ParsedDocument(title=title, pages=len(pages), text=text, encoding="pdf"), warnings
+
+
+def join_pages(pages: list[str]) -> str:
+    """Page texts with normalised newlines and no trailing blank space, joined by the separator."""
+    return PAGE_SEPARATOR.join(normalise_newlines(page).rstrip() for page in pages)
+
+
+def _read_pdf(handle: BinaryIO) -> tuple[list[str], str]:
+    """(page texts, metadata title) with every pypdf failure translated."""
+    try:
+        with _open_reader(handle) as reader:
+            _unlock(reader)
+            return _extract_pages(reader), _metadata_title(reader)
+    except (DocumentError, MemoryError):
+        raise
+    except OSError as exc:
+        raise DocumentError(ErrorClass.UNREADABLE, f"cannot read PDF: {_reason(exc)}") from exc
+    except Exception as exc:  # pypdf raises many kinds on damaged files; none may escape
+        raise DocumentError(ErrorClass.PDF_CORRUPT, f"cannot read PDF: {_describe(exc)}") from exc
+
+
+def _open_reader(handle: BinaryIO) -> PdfReader:
+    try:
+        return PdfReader(handle)
+    except DependencyError as exc:  # only decryption needs an optional package at open time
+        raise DocumentError(
+            ErrorClass.PDF_ENCRYPTED, f"PDF is encrypted and cannot be decrypted here: {exc}"
+        ) from exc
+
+
+def _unlock(reader: PdfReader) -> None:
+    """Open an encrypted PDF that has no user password (owner-password-only "protection")."""
+    if not reader.is_encrypted:
+        return
+    try:
+        result = reader.decrypt("")
+    except DependencyError as exc:
+        raise DocumentError(
+            ErrorClass.PDF_ENCRYPTED, f"PDF is encrypted and cannot be decrypted here: {exc}"
+        ) from exc
+    if result == PasswordType.NOT_DECRYPTED:
+        raise DocumentError(
+            ErrorClass.PDF_ENCRYPTED,
+            "PDF is protected by a password; provide a copy without a password to open it",
+        )
+
+
+def _extract_pages(reader: PdfReader) -> list[str]:
+    count = len(reader.pages)
+    trimmer = _ObjectCacheTrimmer()
+    texts: list[str] = []
+    for index in range(count):
+        try:
+            with trimmer.trimming(reader):
+                texts.append(reader.pages[index].extract_text())
+        except (DocumentError, MemoryError):
+            raise
+        except Exception as exc:
+            raise DocumentError(
+                ErrorClass.PDF_CORRUPT, f"cannot read page {index + 1} of {count}: {_describe(exc)}"
+            ) from exc
+    return texts
+
+
+def _metadata_title(reader: PdfReader) -> str:
+    """The document information title, or "" when absent or unreadable."""
+    try:
+        metadata = reader.metadata
+        title = metadata.title if metadata is not None else None
+    except Exception as exc:  # a damaged Info dictionary must not fail the document
+        logger.debug("unreadable PDF metadata: %s", _describe(exc))
+        return ""
+    return " ".join(title.split()) if isinstance(title, str) else ""
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
+
+
+class _ObjectCacheTrimmer:
+    """Bounds pypdf's object cache (`PdfReader.resolved_objects`) while pages are read.
+
+    pypdf keeps every object it has parsed, so each page's content stream would stay in
+    memory until the reader closes. After each page the objects first parsed for it are
+    dropped (pypdf parses them again from the file if they are needed). An object that is
+    parsed again on a later page is shared (a font, an object stream) and is kept from then
+    on, so the cache holds the page tree, the shared objects and one page at a time.
+    """
+
+    def __init__(self) -> None:
+        self._dropped: set[Any] = set()
+
+    @contextmanager
+    def trimming(self, reader: PdfReader) -> Iterator[None]:
+        before = len(reader.resolved_objects)
+        try:
+            yield
+        finally:
+            self._trim(reader.resolved_objects, before)
+
+    def _trim(self, cache: dict[Any, Any], before: int) -> None:
+        # pypdf only adds to the cache while reading, and dicts keep insertion order.
+        added = list(islice(reversed(cache), max(len(cache) - before, 0)))
+        for key in added:
+            if key not in self._dropped:
+                self._dropped.add(key)
+                del cache[key]
+
+
+class _CapturedPypdfLog(logging.Handler):
+    """Counts pypdf's log records and re-logs them at debug level, instead of propagating."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self.first = ""
+        self._logger = logging.getLogger("pypdf")
+        self._saved: tuple[bool, int] = (True, logging.NOTSET)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.count += 1
+        self.first = self.first or message
+        logger.debug("pypdf %s: %s", record.levelname.lower(), message)
+
+    def summary(self) -> str:
+        return f"pypdf reported {self.count} problem(s) while reading the PDF; first: {self.first}"
+
+    def __enter__(self) -> _CapturedPypdfLog:
+        self._saved = (self._logger.propagate, self._logger.level)
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+        self._logger.setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate, level = self._saved
+        self._logger.setLevel(level)

@@ -1,0 +1,291 @@
+"""The runner: worker processes, the memory watermark, retries and the ledger.
+
+One worker process per document (forked, so start-up is cheap); `workers` of them at
+once. The runner alone writes the ledger. It waits on the workers' pipes and exit
+sentinels, never on fixed sleeps, and re-reads memory only while it is holding work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from lexi_maint.errors import ErrorClass
+from lexi_maint.events import (
+    DocumentFinished,
+    DocumentStarted,
+    Event,
+    MemoryHeld,
+    RunFinished,
+    RunStarted,
+    RunSummary,
+)
+from lexi_maint.ledger import Failure, Ledger, Outcome, Success
+from lexi_maint.memory import MemoryProbe, MemoryReading
+from lexi_maint.pipeline.contract import SourceFile
+from lexi_maint.pipeline.worker import StageFactory, worker_main
+from lexi_maint.plan import Action, Decision, Found, Status
+from lexi_maint.scheduler import Attempt, Scheduler
+
+log = logging.getLogger(__name__)
+
+HOLD_RECHECK_SECONDS = 0.5
+_FORK = multiprocessing.get_context("fork")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    job: str
+    input_root: Path
+    workers: int
+    max_attempts: int
+    document_timeout: float
+    memory_watermark: float
+
+
+@dataclass
+class _Running:
+    path: str
+    attempt: int
+    process: BaseProcess
+    conn: Connection
+    started: float
+    deadline: float
+    outcome: Outcome | None = None
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    failed: int = 0
+    finished: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        ledger: Ledger,
+        run_id: str,
+        make_stages: StageFactory,
+        probe: MemoryProbe,
+        on_event: Callable[[Event], None] = lambda event: None,
+    ) -> None:
+        self._s = settings
+        self._ledger = ledger
+        self._run_id = run_id
+        self._make_stages = make_stages
+        self._probe = probe
+        self._emit = on_event
+        self._running: dict[str, _Running] = {}
+        self._found: dict[str, Found] = {}
+        self._tally = _Tally()
+        self._held_logged = False
+
+    def run(
+        self, found: Sequence[Found], decisions: Sequence[Decision], interrupted: int
+    ) -> RunSummary:
+        self._found = {f.path: f for f in found}
+        queue = [d.path for d in decisions if d.action is Action.PROCESS]
+        self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
+        scheduler = Scheduler(queue, workers=self._s.workers, max_attempts=self._s.max_attempts)
+        try:
+            while not scheduler.finished:
+                self._start_what_fits(scheduler)
+                self._wait_and_collect(scheduler, queued=len(queue))
+        finally:
+            self._kill_all()
+        return self._summary(found, decisions, queued=len(queue))
+
+    # -- starting --------------------------------------------------------------------------
+
+    def _start_what_fits(self, scheduler: Scheduler) -> None:
+        while True:
+            reading = self._probe()
+            memory_ok = reading.ratio < self._s.memory_watermark
+            path = scheduler.next(memory_ok=memory_ok)
+            if path is None:
+                self._note_hold(scheduler, memory_ok, reading)
+                return
+            if not memory_ok:
+                log.warning("memory above watermark with nothing running; starting %s anyway: %s",
+                            path, reading.describe())  # fmt: skip
+            self._held_logged = False
+            self._spawn(path, solo=scheduler.is_solo(path))
+
+    def _note_hold(self, scheduler: Scheduler, memory_ok: bool, reading: MemoryReading) -> None:
+        holding = not memory_ok and scheduler.waiting and len(scheduler.running) < self._s.workers
+        if holding and not self._held_logged:
+            self._held_logged = True
+            self._emit(MemoryHeld(reading, len(scheduler.running)))
+
+    def _spawn(self, path: str, *, solo: bool) -> None:
+        attempt = self._ledger.mark_running(self._s.job, path, self._run_id)
+        f = self._found[path]
+        source = SourceFile(Path(path), self._s.input_root, f.sha256, f.size)
+        parent_end, child_end = _FORK.Pipe(duplex=False)
+        process = _FORK.Process(
+            target=worker_main, args=(child_end, source, self._make_stages), daemon=True
+        )
+        process.start()
+        child_end.close()
+        now = time.monotonic()
+        self._running[path] = _Running(
+            path, attempt, process, parent_end, now, now + self._s.document_timeout
+        )
+        self._emit(DocumentStarted(path, attempt, process.pid or 0, solo))
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _wait_and_collect(self, scheduler: Scheduler, *, queued: int) -> None:
+        if not self._running:
+            return
+        now = time.monotonic()
+        timeout = min(r.deadline for r in self._running.values()) - now
+        if scheduler.waiting and len(self._running) < self._s.workers:
+            timeout = min(timeout, HOLD_RECHECK_SECONDS)  # holding on memory: look again soon
+        handles: list[object] = []
+        for r in self._running.values():
+            handles.append(r.process.sentinel)
+            if r.outcome is None:  # read the result as soon as it is sent (pipes are small)
+                handles.append(r.conn)
+        ready = set(wait(handles, timeout=max(timeout, 0.0)))  # type: ignore[arg-type]
+        for r in list(self._running.values()):
+            if r.outcome is None and r.conn in ready:
+                r.outcome = _receive(r.conn)
+            if r.process.sentinel in ready:
+                self._finish(scheduler, r, _exit_outcome(r), queued=queued)
+            elif time.monotonic() >= r.deadline:
+                _kill(r.process)
+                message = f"no result within document_timeout ({self._s.document_timeout:g} s)"
+                self._finish(
+                    scheduler, r, Failure(ErrorClass.TIMEOUT, message, False), queued=queued
+                )
+
+    def _finish(self, scheduler: Scheduler, r: _Running, outcome: Outcome, *, queued: int) -> None:
+        r.process.join()
+        r.conn.close()
+        del self._running[r.path]
+        self._ledger.record(self._s.job, r.path, outcome)
+        failed = isinstance(outcome, Failure)
+        requeued = scheduler.ended(
+            Attempt(
+                r.path,
+                r.attempt,
+                failed=failed,
+                error_class=outcome.error_class if isinstance(outcome, Failure) else None,
+                retryable=isinstance(outcome, Failure) and outcome.retryable,
+            )
+        )
+        if not requeued:
+            self._tally.finished += 1
+            if failed:
+                self._tally.failed += 1
+            else:
+                self._tally.done += 1
+        self._emit(
+            DocumentFinished(
+                path=r.path,
+                outcome=outcome,
+                attempt=r.attempt,
+                seconds=time.monotonic() - r.started,
+                requeued=requeued,
+                done=self._tally.done,
+                failed=self._tally.failed,
+                finished=self._tally.finished,
+                queued=queued,
+                eta_seconds=_eta(self._tally, queued),
+            )
+        )
+
+    def _kill_all(self) -> None:
+        for r in self._running.values():
+            _kill(r.process)
+            r.process.join()
+        self._running.clear()
+
+    def _summary(
+        self, found: Sequence[Found], decisions: Sequence[Decision], *, queued: int
+    ) -> RunSummary:
+        counts = {a: sum(1 for d in decisions if d.action is a) for a in Action}
+        failed_rows = sum(
+            1 for r in self._ledger.documents(self._s.job) if r.status is Status.FAILED
+        )
+        summary = RunSummary(
+            job=self._s.job,
+            run_id=self._run_id,
+            total=len(found),
+            processed=queued,
+            done=self._tally.done,
+            failed=self._tally.failed,
+            unchanged=counts[Action.UNCHANGED],
+            exhausted=counts[Action.EXHAUSTED],
+            vanished=counts[Action.VANISHED],
+            failed_in_ledger=failed_rows,
+            seconds=time.monotonic() - self._tally.started_at,
+        )
+        self._emit(RunFinished(summary))
+        return summary
+
+
+def _started_event(
+    job: str, run_id: str, found: Sequence[Found], decisions: Sequence[Decision], interrupted: int
+) -> RunStarted:
+    def count(action: Action) -> int:
+        return sum(1 for d in decisions if d.action is action)
+
+    return RunStarted(
+        job=job,
+        run_id=run_id,
+        total=len(found),
+        queued=count(Action.PROCESS),
+        unchanged=count(Action.UNCHANGED),
+        exhausted=count(Action.EXHAUSTED),
+        vanished=count(Action.VANISHED),
+        interrupted=interrupted,
+    )
+
+
+def _receive(conn: Connection) -> Outcome | None:
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return None
+    return message if isinstance(message, (Success, Failure)) else None
+
+
+def _exit_outcome(r: _Running) -> Outcome:
+    r.process.join()
+    if r.outcome is None and r.conn.poll():
+        r.outcome = _receive(r.conn)
+    if r.outcome is not None:  # the result was sent: a signal after that changes nothing
+        return r.outcome
+    code = r.process.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (the kernel OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        return Failure(ErrorClass.KILLED, f"worker killed by {name}{hint}", True)
+    return Failure(ErrorClass.INTERNAL, f"worker exited with status {code} and no result", True)
+
+
+def _kill(process: BaseProcess) -> None:
+    if process.is_alive() and process.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def _eta(tally: _Tally, queued: int) -> float | None:
+    if tally.finished == 0:
+        return None
+    elapsed = time.monotonic() - tally.started_at
+    return elapsed / tally.finished * max(queued - tally.finished, 0)

@@ -1,0 +1,76 @@
+"""One document in one worker process: run the stages, time them, report one outcome.
+
+`process_document` is the logic (no process handling); `worker_main` is what the child
+process runs: it ties its life to the parent, processes one document, sends the outcome
+through its pipe and exits, giving its memory back to the system.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+
+from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.ledger import Failure, Outcome, Success
+from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+
+log = logging.getLogger(__name__)
+
+StageFactory = Callable[[], Sequence[Stage]]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
+    """Run `stages` in order over one document and say how it went."""
+    work = Work(source=source)
+    timings: dict[str, float] = {}
+    for stage in stages:
+        started = time.monotonic()
+        try:
+            work = stage.run(work)
+        except DocumentError as exc:
+            timings[stage.name] = round(time.monotonic() - started, 4)
+            return Failure(exc.error_class, exc.message, exc.retryable, timings, _peak_rss(),
+                           work.warnings)  # fmt: skip
+        except Exception as exc:  # a bug in a stage must cost one document, not the job
+            log.exception("stage %s crashed on %s", stage.name, source.path)
+            timings[stage.name] = round(time.monotonic() - started, 4)
+            message = f"{stage.name} stage crashed: {type(exc).__name__}: {exc}"
+            return Failure(ErrorClass.INTERNAL, message, False, timings, _peak_rss(), work.warnings)
+        timings[stage.name] = round(time.monotonic() - started, 4)
+    return Success(len(work.chunks), timings, _peak_rss(), work.warnings)
+
+
+def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory) -> None:
+    """Entry point of a worker process (forked by the runner)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    try:
+        outcome = process_document(source, make_stages())
+    except Exception as exc:  # building the stages failed (e.g. graph store unreachable)
+        outcome = Failure(ErrorClass.INTERNAL, f"worker setup failed: {exc}", True)
+    conn.send(outcome)
+    conn.close()
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this worker when the runner dies (no orphans hold memory)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

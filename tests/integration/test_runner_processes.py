@@ -1,0 +1,175 @@
+"""The runner with real worker processes and small stand-in stages (no graph, no parsing)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
+from lexi_maint.ledger import Ledger
+from lexi_maint.memory import MemoryReading
+from lexi_maint.pipeline.contract import Chunk, Stage, Work
+from lexi_maint.pipeline.runner import Runner, RunnerSettings
+from lexi_maint.plan import Found, Status, plan
+
+pytestmark = pytest.mark.integration
+
+LOW = MemoryReading(10, 100, "test")
+
+
+class ByName:
+    """A stage whose behaviour depends on the document's file name."""
+
+    name = "fake"
+
+    def __init__(self, marker_dir: Path) -> None:
+        self.marker_dir = marker_dir
+
+    def run(self, work: Work) -> Work:
+        name = work.source.path.name
+        if name.startswith("bad"):
+            raise DocumentError(ErrorClass.EMPTY, f"{name} is bad")
+        if name.startswith("crash"):
+            raise ValueError("bug in a stage")
+        if name.startswith("hang"):
+            time.sleep(30)
+        if name.startswith("slow"):
+            marker = self.marker_dir / name
+            if not marker.exists():  # first attempt: slow enough to be killed by the test
+                marker.write_text("seen")
+                time.sleep(20)
+        time.sleep(0.05)
+        chunk = Chunk(id=f"{name}:0", index=0, start=0, end=1, heading="", text="x")
+        return replace(work, chunks=(chunk,))
+
+
+def make_factory(marker_dir: Path) -> Callable[[], Sequence[Stage]]:
+    return lambda: (ByName(marker_dir),)
+
+
+def setup_job(tmp_path: Path, names: list[str]) -> tuple[Ledger, list[Found]]:
+    root = tmp_path / "in"
+    root.mkdir()
+    found = []
+    for name in names:
+        (root / name).write_text(name)
+        found.append(Found(str(root / name), f"sha-{name}", len(name)))
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    return ledger, found
+
+
+def run(
+    tmp_path: Path,
+    names: list[str],
+    *,
+    workers: int = 2,
+    timeout: float = 60.0,
+    probe: Callable[[], MemoryReading] = lambda: LOW,
+    on_event: Callable[[Event], None] | None = None,
+) -> tuple[Ledger, list[Event]]:
+    ledger, found = setup_job(tmp_path, names)
+    events: list[Event] = []
+
+    def record(event: Event) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    settings = RunnerSettings("j", tmp_path / "in", workers, 3, timeout, 0.7)
+    ledger.start_run("j", "r1", os.getpid())
+    decisions = plan(found, ledger.known("j"), reprocess=False, max_attempts=3)
+    ledger.apply_plan("j", found, decisions)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    Runner(settings, ledger, "r1", make_factory(markers), probe, record).run(found, decisions, 0)
+    return ledger, events
+
+
+def statuses(ledger: Ledger) -> dict[str, tuple[Status, int, str | None]]:
+    return {Path(r.path).name: (r.status, r.attempts, r.error_class) for r in ledger.documents("j")}
+
+
+def test_failures_cost_one_document_and_the_job_goes_on(tmp_path: Path) -> None:
+    ledger, events = run(tmp_path, ["a.txt", "bad.txt", "crash.txt", "d.txt"])
+    assert statuses(ledger) == {
+        "a.txt": (Status.DONE, 1, None),
+        "bad.txt": (Status.FAILED, 1, "empty"),
+        "crash.txt": (Status.FAILED, 1, "internal"),
+        "d.txt": (Status.DONE, 1, None),
+    }
+    summary = next(e for e in events if isinstance(e, RunFinished)).summary
+    assert (summary.done, summary.failed, summary.exit_code) == (2, 2, 1)
+    crash = ledger.document("j", str(tmp_path / "in" / "crash.txt"))
+    assert "ValueError: bug in a stage" in (crash.error_message or "")
+    assert (ledger.document("j", str(tmp_path / "in" / "a.txt")).peak_rss or 0) > 0
+
+
+def test_a_worker_killed_by_sigkill_is_retried_once_alone(tmp_path: Path) -> None:
+    concurrent: list[int] = []
+    running: set[str] = set()
+
+    def kill_slow(event: Event) -> None:
+        if isinstance(event, DocumentStarted):
+            running.add(event.path)
+            concurrent.append(len(running))
+            if event.path.endswith("slow.txt") and event.attempt == 1:
+                time.sleep(0.2)
+                os.kill(event.pid, signal.SIGKILL)
+            if event.solo:
+                assert running == {event.path}, "solo retry started beside other work"
+        elif isinstance(event, DocumentFinished):
+            running.discard(event.path)
+
+    names = ["a.txt", "slow.txt", "c.txt", "d.txt", "e.txt"]
+    ledger, events = run(tmp_path, names, workers=2, on_event=kill_slow)
+    result = statuses(ledger)
+    assert result.pop("slow.txt") == (Status.DONE, 2, None)
+    assert all(v == (Status.DONE, 1, None) for v in result.values())
+    killed = [e for e in events if isinstance(e, DocumentFinished) and e.requeued]
+    assert len(killed) == 1
+    assert killed[0].outcome.error_class is ErrorClass.KILLED  # type: ignore[union-attr]
+    assert "SIGKILL" in killed[0].outcome.message  # type: ignore[union-attr]
+    solo = [e for e in events if isinstance(e, DocumentStarted) and e.solo]
+    assert [Path(e.path).name for e in solo] == ["slow.txt"]
+
+
+def test_timeout_kills_the_worker_and_fails_the_document(tmp_path: Path) -> None:
+    started = time.monotonic()
+    ledger, _ = run(tmp_path, ["hang.txt", "b.txt"], timeout=1.0)
+    assert time.monotonic() - started < 15
+    assert statuses(ledger)["hang.txt"] == (Status.FAILED, 1, "timeout")
+    assert statuses(ledger)["b.txt"] == (Status.DONE, 1, None)
+
+
+def test_memory_above_watermark_holds_new_work(tmp_path: Path) -> None:
+    readings = iter([MemoryReading(90, 100, "test")] * 6)
+
+    def probe() -> MemoryReading:
+        return next(readings, LOW)
+
+    peak = 0
+    running: set[str] = set()
+
+    def track(event: Event) -> None:
+        nonlocal peak
+        if isinstance(event, DocumentStarted):
+            running.add(event.path)
+            peak = max(peak, len(running))
+        elif isinstance(event, DocumentFinished):
+            running.discard(event.path)
+
+    ledger, events = run(tmp_path, ["a.txt", "b.txt", "c.txt"], workers=3, probe=probe,
+                         on_event=track)  # fmt: skip
+    held = [e for e in events if isinstance(e, MemoryHeld)]
+    assert held and held[0].reading.ratio == 0.9
+    assert all(s == Status.DONE for s, _, _ in statuses(ledger).values())
+    starts = [e for e in events if isinstance(e, (DocumentStarted, DocumentFinished))]
+    # while held, "a" ran alone: the second start comes after the first finish
+    assert isinstance(starts[1], DocumentFinished)
