@@ -15,10 +15,11 @@ from pathlib import Path
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import UsageError
 from lexi_maint.events import Event, RunSummary
+from lexi_maint.graph.backend import GraphTarget, connect, serve
 from lexi_maint.inventory import discover, fingerprint
 from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
-from lexi_maint.pipeline.registry import GraphTarget, stage_factory
+from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
@@ -81,18 +82,15 @@ def run_job(
     make_stages: Callable[[JobConfig, GraphTarget], StageFactory] = stage_factory,
 ) -> RunSummary:
     """Process one job's documents; return the summary (its exit_code says how it went)."""
-    from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
-
     job = config.job(job_name)
     paths = StatePaths(config.state_dir)
     files = discover(job.input, job.patterns)  # before the lock: a bad input dir is a usage error
-    with state_lock(paths), Ledger.open(paths.ledger) as ledger, FalkorServer(paths.root) as server:
-        target = GraphTarget(server.socket_path, config.graph.name)
-        schema = FalkorGraphStore(target.socket_path, target.graph)
-        try:
-            schema.ensure_schema()
-        finally:
-            schema.close()
+    with (
+        state_lock(paths),
+        Ledger.open(paths.ledger) as ledger,
+        serve(config.graph, paths.root) as target,
+    ):
+        _ensure_schema(target)
         found = [fingerprint(p, job.input) for p in files]
         run_id = new_run_id(job.name)
         interrupted = ledger.start_run(job.name, run_id, os.getpid())
@@ -118,6 +116,14 @@ def run_job(
             raise
         ledger.finish_run(job.name, run_id, "finished", summary.to_json())
         return summary
+
+
+def _ensure_schema(target: GraphTarget) -> None:
+    store = connect(target)
+    try:
+        store.ensure_schema()
+    finally:
+        store.close()
 
 
 def _settings(job: JobConfig, options: RunOptions) -> RunnerSettings:

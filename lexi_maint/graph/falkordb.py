@@ -36,7 +36,7 @@ import redis
 from falkordb import Edge, FalkorDB, Node
 from falkordb import Path as FalkorPath
 from falkordb.exceptions import SchemaVersionMismatchException
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from lexi_maint.errors import GraphError
@@ -219,10 +219,13 @@ class FalkorServer:
     def _wait_until_ready(self, deadline: float) -> None:
         assert self._process is not None
         client = redis.Redis(
-            unix_socket_path=str(self.socket_path), socket_timeout=1.0, socket_connect_timeout=1.0
+            unix_socket_path=str(self.socket_path),
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),  # this loop is the retry
         )
         try:
-            while not _answers_ping(client):
+            while not _answers_ping(client, self.socket_path):
                 status = self._process.poll()
                 if status is not None:
                     raise GraphError(
@@ -318,7 +321,9 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def _answers_ping(client: redis.Redis) -> bool:
+def _answers_ping(client: redis.Redis, socket: Path) -> bool:
+    if not socket.exists():
+        return False
     try:
         return bool(client.ping())
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
