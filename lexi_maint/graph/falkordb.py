@@ -83,7 +83,13 @@ class ServerLayout:
 
 
 def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> list[str]:
-    """The redis-server command line: Unix socket only, AOF fsynced on every write, no RDB."""
+    """The redis-server command line: Unix socket only, AOF fsynced on every write, no RDB.
+
+    `EFFECTS_THRESHOLD 0` makes FalkorDB log every write's effects instead of its query text:
+    replaying queries on start-up was measured 15x slower than running them (2,000 documents:
+    99 s against 6.7 s). Rewriting the AOF once it has grown by half (at least 8 MB) turns
+    the log into a compact snapshot (the same 2,000 documents then load in 0.2 s).
+    """
     return [
         redis_server,
         *("--port", "0"),
@@ -94,9 +100,11 @@ def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> li
         *("--appendfsync", "always"),
         *("--save", ""),
         *("--daemonize", "no"),
+        *("--auto-aof-rewrite-percentage", "50"),
+        *("--auto-aof-rewrite-min-size", "8mb"),
         *("--pidfile", str(layout.pidfile)),
         *("--logfile", ""),
-        *("--loadmodule", module),
+        *("--loadmodule", module, "EFFECTS_THRESHOLD", "0"),
     ]
 
 
@@ -364,8 +372,15 @@ class FalkorGraphStore:
         }
         for label, prop in cypher.INDEXES:
             if (label, prop) not in existing:
-                self.query(cypher.falkordb_create_index(label, prop))
-                log.info("created index on :%s(%s) in graph %s", label, prop, self.graph_name)
+                self._create_index(label, prop)
+
+    def _create_index(self, label: str, prop: str) -> None:
+        try:
+            self.query(cypher.falkordb_create_index(label, prop))
+        except GraphError as exc:
+            if "already indexed" not in str(exc):  # else another process was quicker
+                raise
+        log.info("index on :%s(%s) in graph %s created", label, prop, self.graph_name)
 
     def write_document(self, doc: GraphDocument) -> None:
         """Replace the document's previous version in one atomic query."""

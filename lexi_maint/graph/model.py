@@ -156,8 +156,12 @@ def entity_name(label: str, raw: str) -> str:
 
 
 def article_of_heading(heading: str) -> str | None:
-    """The article number a heading starts with ("Artikel 5a Loon" -> "5a"), if any."""
-    match = _ARTICLE_HEADING.match(heading)
+    """The article number of a heading ("Artikel 5a Loon" -> "5a"), if any.
+
+    The chunker writes nested headings as "Hoofdstuk 3 Beloning > Artikel 5a Loon"; the
+    article is the last part.
+    """
+    match = _ARTICLE_HEADING.match(heading.rsplit(" > ", 1)[-1])
     return match.group(1).lower() if match else None
 
 

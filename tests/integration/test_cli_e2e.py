@@ -54,6 +54,7 @@ def test_samples_run_then_rerun_skips_everything_and_changes_nothing(ws: Workspa
     assert stats.node_count("Chunk") == chunks
     assert stats.relationships["HAS_CHUNK"] == chunks
     assert stats.relationships["NEXT"] == chunks - len(names)
+    assert stats.relationships["REFERS_TO"] > 0  # "zoals bedoeld in artikel 5" resolved
 
     second = ws.cli("run", "cao_import")
     assert second.returncode == 0

@@ -125,8 +125,9 @@ def write_docs(socket: Path, count: int) -> None:
 def test_server_arguments_listen_only_on_a_private_socket_and_fsync_every_write() -> None:
     layout = ServerLayout.under(Path("/state"))
     argv = server_arguments(layout, "/bin/redis-server", "/lib/falkordb.so")
-    options = dict(zip(argv[1::2], argv[2::2], strict=True))
     assert argv[0] == "/bin/redis-server"
+    assert argv[-4:] == ["--loadmodule", "/lib/falkordb.so", "EFFECTS_THRESHOLD", "0"]
+    options = dict(zip(argv[1:-4:2], argv[2:-4:2], strict=True))
     assert options == {
         "--port": "0",
         "--unixsocket": "/state/falkordb/falkordb.sock",
@@ -136,9 +137,10 @@ def test_server_arguments_listen_only_on_a_private_socket_and_fsync_every_write(
         "--appendfsync": "always",
         "--save": "",
         "--daemonize": "no",
+        "--auto-aof-rewrite-percentage": "50",
+        "--auto-aof-rewrite-min-size": "8mb",
         "--pidfile": "/state/falkordb/redis.pid",
         "--logfile": "",
-        "--loadmodule": "/lib/falkordb.so",
     }
 
 
@@ -300,6 +302,14 @@ def test_ensure_schema_is_idempotent(graph_store: FalkorGraphStore) -> None:
         "Percentage.['name']",
         "Term.['name']",
     ]
+
+
+def test_an_index_created_meanwhile_by_another_process_is_not_an_error(
+    graph_store: FalkorGraphStore,
+) -> None:
+    graph_store._create_index("Term", "name")  # exists already: ensure_schema made it
+    with pytest.raises(GraphError, match="Invalid input"):
+        graph_store._create_index("Term", "bad name")  # other errors still surface
 
 
 def test_query_returns_plain_python_values(graph_store: FalkorGraphStore) -> None:

@@ -308,3 +308,10 @@ def test_graph_stats_defaults_to_zero() -> None:
     stats = GraphStats(nodes={"Chunk": 4}, relationships={})
     assert (stats.node_count("Chunk"), stats.node_count("Term")) == (4, 0)
     assert stats.relationship_count("NEXT") == 0
+
+
+def test_article_of_a_nested_heading_is_its_last_part() -> None:
+    from lexi_maint.graph.model import article_of_heading
+
+    assert article_of_heading("Hoofdstuk 3 Beloning > Artikel 5a Loon") == "5a"
+    assert article_of_heading("Hoofdstuk 3 Beloning") is None
