@@ -1,17 +1,63 @@
-"""`lexi-maint graph stats|query`: open the configured graph store briefly and ask it."""
+"""`lexi-maint graph init|stats|query`: open the configured graph store briefly and ask it.
+
+Memgraph runs elsewhere: these commands just connect, whether a run is going on or not.
+The embedded FalkorDB server belongs to whoever holds the run lock of the state directory:
+with no run going on, the command takes the lock and starts the server for itself; while a
+run holds it, `stats` and `query` attach to the run's server READ-ONLY (GRAPH.RO_QUERY),
+and `init` is refused (the run created the schema when it started).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 from lexi_maint.config import Config
-from lexi_maint.graph.backend import session
+from lexi_maint.errors import UsageError
+from lexi_maint.graph import GraphStore
+from lexi_maint.graph.backend import attach, embedded, session
 from lexi_maint.jobrun import StatePaths, state_lock
 
 
-def graph_stats(config: Config) -> str:
+@contextmanager
+def operator_store(config: Config, *, read_during_run: bool) -> Iterator[GraphStore]:
+    """The configured store for one operator command (see the module docstring)."""
+    if not embedded(config.graph):
+        with session(config.graph, config.state_dir) as store:
+            yield store
+        return
     paths = StatePaths(config.state_dir)
-    with state_lock(paths), session(config.graph, paths.root) as store:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(state_lock(paths))
+        except UsageError:
+            if not read_during_run:
+                raise
+            store = stack.enter_context(attach(config.graph, paths.root))
+        else:
+            store = stack.enter_context(session(config.graph, paths.root))
+        yield store
+
+
+def graph_where(config: Config) -> str:
+    if embedded(config.graph):
+        return f"FalkorDB graph {config.graph.name!r} under {config.state_dir}"
+    return config.graph.memgraph.where
+
+
+def graph_init(config: Config) -> str:
+    with operator_store(config, read_during_run=False) as store:
+        created = store.ensure_schema()
+    if not created:
+        return f"{graph_where(config)}: every index and constraint exists already"
+    lines = [f"{graph_where(config)}: created"]
+    lines += [f"  {item}" for item in created]
+    return "\n".join(lines)
+
+
+def graph_stats(config: Config) -> str:
+    with operator_store(config, read_during_run=True) as store:
         stats = store.stats()
     width = max(map(len, [*stats.nodes, *stats.relationships]), default=10) + 2
     lines = ["nodes"]
@@ -22,7 +68,6 @@ def graph_stats(config: Config) -> str:
 
 
 def graph_query(config: Config, cypher: str) -> str:
-    paths = StatePaths(config.state_dir)
-    with state_lock(paths), session(config.graph, paths.root) as store:
+    with operator_store(config, read_during_run=True) as store:
         rows = store.query(cypher)
     return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)

@@ -1,8 +1,15 @@
 """The graph store: what the pipeline needs from a graph database, and an in-memory fake.
 
-`GraphStore` is the port; `lexi_maint.graph.falkordb.FalkorGraphStore` is the embedded
-adapter (a Memgraph adapter will reuse `lexi_maint.graph.cypher`). `FakeGraphStore` keeps
-documents in a dict with the same replace-by-path semantics, for unit tests and --dry-run.
+`GraphStore` is the port. Its adapters share the Cypher of `lexi_maint.graph.cypher`:
+
+    falkordb.py   FalkorGraphStore    the embedded FalkorDB server (redis protocol)
+    memgraph.py   MemgraphGraphStore  a Memgraph server over Bolt, through the narrow
+                                      `BoltSession` port; neo4jbolt.py is its only
+                                      implementation and the only module importing neo4j
+    backend.py    which one the configuration asks for, in the runner and in the workers
+
+`FakeGraphStore` keeps documents in a dict with the same replace-by-path semantics, for
+unit tests and --dry-run.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ Rows = list[dict[str, object]]
 
 
 class GraphStore(Protocol):
-    def ensure_schema(self) -> None:
-        """Create missing indexes; safe to call on every start."""
+    def ensure_schema(self) -> tuple[str, ...]:
+        """Create missing indexes (and constraints); safe on every start; name what it made."""
+        ...
 
     def write_document(self, doc: GraphDocument) -> None:
         """Replace the document stored under `doc.path` (atomically where the engine can)."""
@@ -63,8 +71,10 @@ class FakeGraphStore:
         self.closed = False
         self._query_handler = query_handler
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> tuple[str, ...]:
+        created = () if self.schema_ensured else ("index (in memory)",)
         self.schema_ensured = True
+        return created
 
     def write_document(self, doc: GraphDocument) -> None:
         if self.failure is not None:

@@ -2,18 +2,29 @@
 
 `serve(config, state_dir)` runs for the whole job in the runner process and yields a
 picklable `GraphTarget`; `connect(target)` is called in each worker to get a `GraphStore`.
-For the embedded FalkorDB backend `serve` starts (and at the end stops) the server.
+
+- falkordb: `serve` starts (and at the end stops) the embedded server; the target names its
+  Unix socket.
+- memgraph: the server runs elsewhere; `serve` reads the credentials once, so a missing or
+  unreadable password file stops the run before any document starts, and the target
+  carries the (non-secret) connection settings. Each process reads the password itself.
+
+`session(config, state_dir)` is a store for a short operator command; `attach(config,
+state_dir)` is a read-only store on the FalkorDB server of a run that is going on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.config import GraphConfig
+from lexi_maint.graph.config import GraphConfig, MemgraphConfig
+from lexi_maint.graph.credentials import load_credentials
 
 
 @dataclass(frozen=True)
@@ -23,10 +34,22 @@ class GraphTarget:
     backend: str
     graph: str
     socket_path: Path | None = None  # falkordb: the embedded server's Unix socket
+    memgraph: MemgraphConfig | None = None  # memgraph: where and how to connect
+
+
+def embedded(config: GraphConfig) -> bool:
+    """True when lexi-maint runs the graph server itself (under the state directory)."""
+    return config.backend == "falkordb"
 
 
 @contextmanager
-def serve(config: GraphConfig, state_dir: Path) -> Iterator[GraphTarget]:
+def serve(
+    config: GraphConfig, state_dir: Path, environ: Mapping[str, str] = os.environ
+) -> Iterator[GraphTarget]:
+    if config.backend == "memgraph":
+        load_credentials(config.memgraph, environ)  # fail now, not in every worker
+        yield GraphTarget(config.backend, config.name, memgraph=config.memgraph)
+        return
     from lexi_maint.graph.falkordb import FalkorServer
 
     with FalkorServer(state_dir) as server:
@@ -34,6 +57,12 @@ def serve(config: GraphConfig, state_dir: Path) -> Iterator[GraphTarget]:
 
 
 def connect(target: GraphTarget) -> GraphStore:
+    if target.backend == "memgraph":
+        from lexi_maint.graph.memgraph import open_memgraph_store
+
+        if target.memgraph is None:
+            raise ValueError("memgraph target without connection settings")
+        return open_memgraph_store(target.memgraph)
     from lexi_maint.graph.falkordb import FalkorGraphStore
 
     if target.socket_path is None:
@@ -50,3 +79,25 @@ def session(config: GraphConfig, state_dir: Path) -> Iterator[GraphStore]:
             yield store
         finally:
             store.close()
+
+
+@contextmanager
+def attach(config: GraphConfig, state_dir: Path) -> Iterator[GraphStore]:
+    """A READ-ONLY store on the embedded server that a running job started.
+
+    For operators who look into the graph while a run owns it: queries run as
+    GRAPH.RO_QUERY, so nothing they type can change what the run is writing.
+    """
+    from lexi_maint.graph.falkordb import FalkorGraphStore, ServerLayout
+
+    socket = ServerLayout.under(state_dir).socket
+    if not socket.exists():
+        raise GraphError(
+            f"a lexi-maint run holds {state_dir} but its FalkorDB server has no socket at "
+            f"{socket} (yet); try again in a moment"
+        )
+    store = FalkorGraphStore(socket, config.name, read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()

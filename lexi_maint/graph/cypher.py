@@ -1,29 +1,45 @@
-"""The Cypher every graph backend runs, in one place (FalkorDB now, Memgraph later).
+"""The Cypher every graph backend runs, in one place; dialect differences carry their name.
 
-Writing a document REPLACES its previous version (same `path`):
+Writing a document REPLACES its previous version (same `path`), in three parts:
 
 1. `MERGE_DOCUMENT`   the Document node, keyed by path, with its current properties;
-2. `DELETE_CHUNKS`    the document's old chunks with their relationships, then every entity
-                      those chunks mentioned that no chunk mentions any more;
-3. `CREATE_CHUNKS`, `CREATE_NEXT`, `CREATE_MENTIONS[label]`, `CREATE_REFERS_TO`.
+2. remove the old version: the document's chunks with their relationships, then every
+   entity those chunks mentioned that no chunk mentions any more (per dialect, below);
+3. `write_steps(dialect)`, nodes before relationships: `CREATE_CHUNKS`, `merge_entities`
+   per label, then NEXT, MENTIONS per label, REFERS_TO.
 
-Each statement stands alone and takes the parameters built by `write_parameters`, so a
-backend with transactions (Memgraph) runs `WRITE_DOCUMENT` in order inside one transaction.
-Chunks are always matched through their document (`(:Document {path})-[:HAS_CHUNK]->`), so
-two documents can never touch each other's chunks even if chunk ids collide. Because step 2
-deletes whatever step 3 created last time, the whole sequence is idempotent: running it
-twice, or again after a crash in the middle, gives the same graph.
+Every step of part 3 UNWINDs one list parameter (`RowsStatement.rows`, built by
+`write_parameters`) and may read `$path`, so a backend can send it whole or in batches
+(`batched_statements`). Chunks are always matched through their document
+(`(:Document {path})-[:HAS_CHUNK]->`), so two documents can never touch each other's chunks
+even if chunk ids collide. Because part 2 deletes whatever part 3 created last time, the
+whole sequence is idempotent: running it twice, or again after a failure in the middle,
+gives the same graph.
 
-Dialect-specific pieces carry the backend's name: FalkorDB has no multi-statement
-transactions but runs one query atomically (with undo on error), so `falkordb_single_query`
-joins the statements into one query of unit subqueries (`CALL { ... }`); index DDL differs
-per backend (`falkordb_create_index`, `FALKORDB_LIST_INDEXES`).
+Dialects (`Dialect`, `FALKORDB`, `MEMGRAPH`):
+
+- FalkorDB has no multi-statement transactions but runs one query atomically (undo on
+  error): `FALKORDB_WRITE_DOCUMENT` joins all parts into one query of unit subqueries, and
+  part 2 is `FALKORDB_DELETE_CHUNKS`, one statement that relies on seeing its own deletions.
+  Pattern predicates are bare (`WHERE (a)-[:R]->(b)`): FalkorDB's exists() takes only
+  properties. Index DDL: `falkordb_create_index`, `FALKORDB_LIST_INDEXES`.
+- Memgraph runs one explicit transaction of many statements, so part 2 is split where no
+  statement depends on seeing its own deletions: `STALE_ENTITIES` reads the keys of the
+  entities the old chunks mention, `DELETE_OLD_CHUNKS` removes the chunks, and after part 3
+  `delete_orphans` removes those entities nothing mentions any more. Pattern predicates are
+  `exists(...)` (bare patterns arrived only in Memgraph 3.x). Memgraph runs writers
+  concurrently, so every MERGE key gets a uniqueness constraint besides its index
+  (`UNIQUE_KEYS`, `memgraph_create_unique`): two workers that both MERGE Term "loon" then
+  collide at commit and one retries, instead of leaving two "loon" nodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
+from lexi_maint.errors import GraphError
 from lexi_maint.graph.model import (
     AMOUNT,
     CHUNK,
@@ -37,7 +53,44 @@ from lexi_maint.graph.model import (
     REFERS_TO,
     RELATIONSHIP_TYPES,
     GraphDocument,
+    GraphStats,
+    MentionRow,
 )
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the engines' Cypher, by name."""
+
+    name: str
+    exists_function: bool  # pattern predicates written as exists(pattern)
+
+    def has_pattern(self, pattern: str) -> str:
+        """A WHERE predicate that is true when `pattern` matches at least once."""
+        return f"exists({pattern})" if self.exists_function else pattern
+
+
+FALKORDB = Dialect("falkordb", exists_function=False)
+MEMGRAPH = Dialect("memgraph", exists_function=True)
+
+
+@dataclass(frozen=True)
+class RowsStatement:
+    """A statement that UNWINDs the list parameter named `rows` (and may read `$path`)."""
+
+    text: str
+    rows: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement with the parameters to run it with."""
+
+    text: str
+    params: Mapping[str, object]
+
 
 # (label, property) pairs to index; every MERGE/MATCH key below is one of these.
 INDEXES: tuple[tuple[str, str], ...] = (
@@ -45,21 +98,29 @@ INDEXES: tuple[tuple[str, str], ...] = (
     (CHUNK, "id"),
     *((label, "name") for label in ENTITY_LABELS),
 )
+# The keys MERGE relies on: unique where the engine runs writers concurrently (Memgraph).
+UNIQUE_KEYS: tuple[tuple[str, str], ...] = (
+    (DOCUMENT, "path"),
+    *((label, "name") for label in ENTITY_LABELS),
+)
+
+# --- part 1 -----------------------------------------------------------------------------
 
 MERGE_DOCUMENT = f"""
 MERGE (d:{DOCUMENT} {{path: $path}})
 SET d.sha256 = $document.sha256, d.title = $document.title, d.pages = $document.pages
 """
 
-DELETE_CHUNKS = f"""
+# --- part 2 -----------------------------------------------------------------------------
+
+STALE_ENTITIES = f"""
+MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(:{CHUNK})-[:{MENTIONS}]->(e)
+RETURN DISTINCT labels(e) AS labels, e.name AS name
+"""
+
+DELETE_OLD_CHUNKS = f"""
 MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
-OPTIONAL MATCH (old)-[:{MENTIONS}]->(entity)
-WITH collect(DISTINCT old) AS olds, collect(DISTINCT entity) AS entities
-FOREACH (chunk IN olds | DETACH DELETE chunk)
-WITH entities
-UNWIND entities AS entity
-WITH entity WHERE NOT (entity)<-[:{MENTIONS}]-()
-DELETE entity
+DETACH DELETE old
 """
 
 DELETE_DOCUMENT_NODE = f"""
@@ -67,44 +128,92 @@ MATCH (d:{DOCUMENT} {{path: $path}})
 DETACH DELETE d
 """
 
-CREATE_CHUNKS = f"""
+
+def delete_orphans(dialect: Dialect, label: str) -> RowsStatement:
+    """Delete the `label` entities named in `$names` that nothing mentions any more."""
+    text = f"""
+UNWIND $names AS name
+MATCH (e:{label} {{name: name}})
+WHERE NOT {dialect.has_pattern(f"(e)<-[:{MENTIONS}]-()")}
+DELETE e
+"""
+    return RowsStatement(text, "names")
+
+
+def stale_entities(rows: Iterable[Mapping[str, object]]) -> dict[str, list[str]]:
+    """The rows of `STALE_ENTITIES` as entity names per label (labels outside the model
+    are ignored: only lexi-maint's own entity labels are ever deleted)."""
+    names: dict[str, list[str]] = {}
+    for row in rows:
+        labels, name = row.get("labels"), row.get("name")
+        if not isinstance(labels, list) or not isinstance(name, str):
+            raise GraphError(f"unexpected row from the stale-entity query: {row!r}")
+        for label in labels:
+            if label in ENTITY_LABELS:
+                names.setdefault(str(label), []).append(name)
+    return names
+
+
+# --- part 3 -----------------------------------------------------------------------------
+
+
+def _quoted(key: str) -> str:
+    """A property key in backticks: reserved words differ per engine and version
+    (`text` became one in Memgraph 2.17, `end` and `index` are keywords elsewhere)."""
+    return f"`{key}`"
+
+
+def _copy_properties(keys: Sequence[str], source: str) -> str:
+    """A map literal that copies `keys` from the row `source`: {`k`: row.`k`, ...}."""
+    return "{" + ", ".join(f"{_quoted(k)}: {source}.{_quoted(k)}" for k in keys) + "}"
+
+
+CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end")
+
+CREATE_CHUNKS = RowsStatement(
+    f"""
 MATCH (d:{DOCUMENT} {{path: $path}})
 UNWIND $chunks AS row
-CREATE (d)-[:{HAS_CHUNK}]->(:{CHUNK} {{id: row.id, index: row.index, text: row.text,
-    heading: row.heading, start: row.start, end: row.end}})
-"""
+CREATE (d)-[:{HAS_CHUNK}]->(:{CHUNK} {_copy_properties(CHUNK_PROPERTIES, "row")})
+""",
+    "chunks",
+)
 
 
-def _match_chunk(var: str, key: str) -> str:
+def _match_chunk(dialect: Dialect, var: str, key: str) -> str:
     """Bind `var` to the chunk of THIS document whose id is `key`.
 
     Written as an index lookup on Chunk.id plus a pattern predicate on its one HAS_CHUNK
     edge; `(d)-[:HAS_CHUNK]->(c {id: key})` would scan all of the document's chunks for
     every row (FalkorDB 4.16 plans it that way), quadratic in the chunk count.
     """
-    return (
-        f"MATCH ({var}:{CHUNK} {{id: {key}}}) "
-        f"WHERE (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->({var})"
-    )
+    owned = dialect.has_pattern(f"(:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->({var})")
+    return f"MATCH ({var}:{CHUNK} {{id: {key}}}) WHERE {owned}"
 
 
-CREATE_NEXT = f"""
+def create_next(dialect: Dialect) -> RowsStatement:
+    text = f"""
 UNWIND $next AS pair
-{_match_chunk("a", "pair.source")}
-{_match_chunk("b", "pair.target")}
+{_match_chunk(dialect, "a", "pair.source")}
+{_match_chunk(dialect, "b", "pair.target")}
 CREATE (a)-[:{NEXT}]->(b)
 """
+    return RowsStatement(text, "next")
 
-CREATE_REFERS_TO = f"""
+
+def create_refers_to(dialect: Dialect) -> RowsStatement:
+    text = f"""
 UNWIND $references AS ref
-{_match_chunk("a", "ref.source")}
-{_match_chunk("b", "ref.target")}
+{_match_chunk(dialect, "a", "ref.source")}
+{_match_chunk(dialect, "b", "ref.target")}
 CREATE (a)-[:{REFERS_TO} {{article: ref.article}}]->(b)
 """
+    return RowsStatement(text, "references")
+
 
 _ON_CREATE = {
-    AMOUNT: "\nON CREATE SET e.value = m.value, e.currency = m.currency",
-    PERCENTAGE: "\nON CREATE SET e.value = m.value",
+    AMOUNT: "\nON CREATE SET e.value = row.value, e.currency = row.currency",
+    PERCENTAGE: "\nON CREATE SET e.value = row.value",
 }
 
 
@@ -113,33 +222,42 @@ def mentions_parameter(label: str) -> str:
     return f"mentions_{label.lower()}"
 
 
-def _create_mentions(label: str) -> str:
-    return f"""
+def entities_parameter(label: str) -> str:
+    """The parameter that holds the distinct entities of one label."""
+    return f"entities_{label.lower()}"
+
+
+def merge_entities(label: str) -> RowsStatement:
+    text = f"""
+UNWIND ${entities_parameter(label)} AS row
+MERGE (e:{label} {{name: row.name}}){_ON_CREATE.get(label, "")}
+"""
+    return RowsStatement(text, entities_parameter(label))
+
+
+def create_mentions(dialect: Dialect, label: str) -> RowsStatement:
+    text = f"""
 UNWIND ${mentions_parameter(label)} AS m
-{_match_chunk("c", "m.chunk_id")}
-MERGE (e:{label} {{name: m.name}}){_ON_CREATE.get(label, "")}
+{_match_chunk(dialect, "c", "m.chunk_id")}
+MATCH (e:{label} {{name: m.name}})
 CREATE (c)-[:{MENTIONS}]->(e)
 """
+    return RowsStatement(text, mentions_parameter(label))
 
 
-CREATE_MENTIONS: dict[str, str] = {label: _create_mentions(label) for label in ENTITY_LABELS}
-
-# Replace one document, in this order (see the module docstring).
-WRITE_DOCUMENT: tuple[str, ...] = (
-    MERGE_DOCUMENT,
-    DELETE_CHUNKS,
-    CREATE_CHUNKS,
-    CREATE_NEXT,
-    *CREATE_MENTIONS.values(),
-    CREATE_REFERS_TO,
-)
-
-# Remove one document and whatever only it mentioned; takes `{"path": ...}`.
-DELETE_DOCUMENT: tuple[str, ...] = (DELETE_CHUNKS, DELETE_DOCUMENT_NODE)
+def write_steps(dialect: Dialect) -> tuple[RowsStatement, ...]:
+    """Part 3 in order: nodes (chunks, entities) before relationships."""
+    return (
+        CREATE_CHUNKS,
+        *(merge_entities(label) for label in ENTITY_LABELS),
+        create_next(dialect),
+        *(create_mentions(dialect, label) for label in ENTITY_LABELS),
+        create_refers_to(dialect),
+    )
 
 
 def write_parameters(doc: GraphDocument) -> dict[str, object]:
-    """The parameters every statement of `WRITE_DOCUMENT` reads."""
+    """The parameters every statement of a document write reads."""
     params: dict[str, object] = {
         "path": doc.path,
         "document": dict(doc.document),
@@ -148,8 +266,67 @@ def write_parameters(doc: GraphDocument) -> dict[str, object]:
         "references": [dict(row) for row in doc.references],
     }
     for label in ENTITY_LABELS:
-        params[mentions_parameter(label)] = [dict(row) for row in doc.mentions_of(label)]
+        mentions = doc.mentions_of(label)
+        params[mentions_parameter(label)] = [dict(row) for row in mentions]
+        params[entities_parameter(label)] = _entities(mentions)
     return params
+
+
+def _entities(mentions: Iterable[MentionRow]) -> list[dict[str, object]]:
+    """One row per distinct name (the first mention's value and currency)."""
+    rows: dict[str, dict[str, object]] = {}
+    for m in mentions:
+        if m["name"] not in rows:
+            row: dict[str, object] = {"name": m["name"]}
+            row.update({k: v for k, v in m.items() if k in ("value", "currency")})
+            rows[m["name"]] = row
+    return list(rows.values())
+
+
+def batched(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`rows` in slices of at most `size`; nothing for no rows."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def batched_statements(
+    step: RowsStatement,
+    rows: Sequence[object],
+    size: int,
+    fixed: Mapping[str, object],
+) -> Iterator[Statement]:
+    """`step` once per batch of `rows`, each with the `fixed` parameters (e.g. path)."""
+    for batch in batched(rows, size):
+        yield Statement(step.text, {**fixed, step.rows: list(batch)})
+
+
+def write_plan(doc: GraphDocument, dialect: Dialect, batch_size: int) -> list[Statement]:
+    """Part 3 of a document write as statements of at most `batch_size` rows each."""
+    params = write_parameters(doc)
+    fixed = {"path": doc.path}
+    plan: list[Statement] = []
+    for step in write_steps(dialect):
+        rows = params[step.rows]
+        assert isinstance(rows, list)
+        plan.extend(batched_statements(step, rows, batch_size, fixed))
+    return plan
+
+
+def orphan_plan(
+    dialect: Dialect, stale: Mapping[str, Sequence[str]], batch_size: int
+) -> list[Statement]:
+    """The `delete_orphans` statements for the entities in `stale` (from `stale_entities`)."""
+    plan: list[Statement] = []
+    for label in ENTITY_LABELS:
+        plan.extend(
+            batched_statements(delete_orphans(dialect, label), stale.get(label, []), batch_size, {})
+        )
+    return plan
+
+
+# --- reading ----------------------------------------------------------------------------
 
 
 def stats_column(name: str) -> str:
@@ -170,16 +347,69 @@ STATS = "\n".join(
     ]
 )
 
+
+def parse_stats(rows: Sequence[Mapping[str, object]]) -> GraphStats:
+    """The one row of `STATS` as GraphStats."""
+    if len(rows) != 1:
+        raise GraphError(f"the count query returned {len(rows)} rows instead of one")
+    row = rows[0]
+    return GraphStats(
+        nodes={label: _count(row, label) for label in NODE_LABELS},
+        relationships={rel: _count(row, rel) for rel in RELATIONSHIP_TYPES},
+    )
+
+
+def _count(row: Mapping[str, object], name: str) -> int:
+    value = row.get(stats_column(name))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise GraphError(f"the count of {name} is not an integer: {value!r}")
+
+
 # --- FalkorDB dialect -------------------------------------------------------------------
+
+FALKORDB_DELETE_CHUNKS = f"""
+MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
+OPTIONAL MATCH (old)-[:{MENTIONS}]->(entity)
+WITH collect(DISTINCT old) AS olds, collect(DISTINCT entity) AS entities
+FOREACH (chunk IN olds | DETACH DELETE chunk)
+WITH entities
+UNWIND entities AS entity
+WITH entity WHERE NOT (entity)<-[:{MENTIONS}]-()
+DELETE entity
+"""
 
 FALKORDB_LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
 
 
 def falkordb_create_index(label: str, prop: str) -> str:
-    """FalkorDB's range-index DDL (Memgraph spells it `CREATE INDEX ON :Label(prop)`)."""
+    """FalkorDB's range-index DDL (Memgraph: `memgraph_create_index`)."""
     return f"CREATE INDEX FOR (n:{label}) ON (n.{prop})"
 
 
 def falkordb_single_query(statements: Sequence[str]) -> str:
     """Join statements into ONE query of unit subqueries, which FalkorDB runs atomically."""
     return "\n".join(f"CALL {{{statement.rstrip()}\n}}" for statement in statements)
+
+
+# Replace one document in one atomic query; takes `write_parameters(doc)`.
+FALKORDB_WRITE_DOCUMENT = falkordb_single_query(
+    [MERGE_DOCUMENT, FALKORDB_DELETE_CHUNKS, *(step.text for step in write_steps(FALKORDB))]
+)
+# Remove one document and whatever only it mentioned; takes `{"path": ...}`.
+FALKORDB_DELETE_DOCUMENT = falkordb_single_query([FALKORDB_DELETE_CHUNKS, DELETE_DOCUMENT_NODE])
+
+# --- Memgraph dialect -------------------------------------------------------------------
+
+MEMGRAPH_SHOW_INDEXES = "SHOW INDEX INFO"
+MEMGRAPH_SHOW_CONSTRAINTS = "SHOW CONSTRAINT INFO"
+
+
+def memgraph_create_index(label: str, prop: str) -> str:
+    """Memgraph's label-property index DDL (accepted by every Memgraph 2.x and 3.x)."""
+    return f"CREATE INDEX ON :{label}({prop})"
+
+
+def memgraph_create_unique(label: str, prop: str) -> str:
+    """Memgraph's uniqueness constraint (it does not create the index: see INDEXES)."""
+    return f"CREATE CONSTRAINT ON (n:{label}) ASSERT n.{prop} IS UNIQUE"

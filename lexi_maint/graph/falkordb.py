@@ -12,7 +12,9 @@ only on a Unix socket under the state directory::
         data/           append-only file (fsync on every write) - nothing else is durable
 
 `FalkorGraphStore` speaks Cypher to it through the `falkordb` client; every redis or FalkorDB
-error is raised as `lexi_maint.errors.GraphError` naming the socket.
+error is raised as `lexi_maint.errors.GraphError` naming the socket. With `read_only=True`
+every query goes out as GRAPH.RO_QUERY, which the server refuses to let write: operators
+use that to look into the graph of a run that is going on (`lexi-maint graph stats|query`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from redis.retry import Retry
 
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
-from lexi_maint.graph.model import NODE_LABELS, RELATIONSHIP_TYPES, GraphDocument, GraphStats
+from lexi_maint.graph.model import GraphDocument, GraphStats
 
 log = logging.getLogger(__name__)
 
@@ -350,10 +352,16 @@ class FalkorGraphStore:
     """The graph store on a FalkorDB server reached through its Unix socket."""
 
     def __init__(
-        self, socket_path: Path, graph: str = DEFAULT_GRAPH, *, timeout: float = 60.0
+        self,
+        socket_path: Path,
+        graph: str = DEFAULT_GRAPH,
+        *,
+        timeout: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.socket_path = socket_path
         self.graph_name = graph
+        self.read_only = read_only  # queries run as GRAPH.RO_QUERY; writes are refused
         self._db = FalkorDB(
             unix_socket_path=str(socket_path),
             socket_timeout=timeout,
@@ -363,16 +371,23 @@ class FalkorGraphStore:
         )
         self._graph = self._db.select_graph(graph)
 
-    def ensure_schema(self) -> None:
-        """Create the indexes that are missing (safe to call on every start)."""
+    def ensure_schema(self) -> tuple[str, ...]:
+        """Create the indexes that are missing (safe to call on every start); name them.
+
+        No uniqueness constraints: FalkorDB runs the writes to one graph one at a time, so
+        two MERGEs of the same key cannot race.
+        """
         existing = {
             (str(row["label"]), str(prop))
             for row in self.query(cypher.FALKORDB_LIST_INDEXES)
             for prop in _as_list(row["properties"])
         }
+        created = []
         for label, prop in cypher.INDEXES:
             if (label, prop) not in existing:
                 self._create_index(label, prop)
+                created.append(f"index :{label}({prop})")
+        return tuple(created)
 
     def _create_index(self, label: str, prop: str) -> None:
         try:
@@ -384,22 +399,15 @@ class FalkorGraphStore:
 
     def write_document(self, doc: GraphDocument) -> None:
         """Replace the document's previous version in one atomic query."""
-        query = cypher.falkordb_single_query(cypher.WRITE_DOCUMENT)
-        self._run(query, cypher.write_parameters(doc), f"writing {doc.path}")
+        what = f"writing {doc.path}"
+        self._run(cypher.FALKORDB_WRITE_DOCUMENT, cypher.write_parameters(doc), what)
 
     def delete_document(self, path: str) -> None:
         """Remove a document, its chunks and the entities only it mentioned."""
-        query = cypher.falkordb_single_query(cypher.DELETE_DOCUMENT)
-        self._run(query, {"path": path}, f"deleting {path}")
+        self._run(cypher.FALKORDB_DELETE_DOCUMENT, {"path": path}, f"deleting {path}")
 
     def stats(self) -> GraphStats:
-        (row,) = self.query(cypher.STATS)
-        return GraphStats(
-            nodes={label: _as_int(row[cypher.stats_column(label)]) for label in NODE_LABELS},
-            relationships={
-                rel: _as_int(row[cypher.stats_column(rel)]) for rel in RELATIONSHIP_TYPES
-            },
-        )
+        return cypher.parse_stats(self.query(cypher.STATS))
 
     def query(
         self, statement: str, params: Mapping[str, object] | None = None
@@ -420,11 +428,12 @@ class FalkorGraphStore:
 
     def _run(self, statement: str, params: Mapping[str, object] | None, what: str) -> Any:
         args = dict(params) if params is not None else None
+        send = self._graph.ro_query if self.read_only else self._graph.query
         try:
             try:
-                return self._graph.query(statement, args)
+                return send(statement, args)
             except SchemaVersionMismatchException:
-                return self._graph.query(statement, args)  # the client refreshed its schema
+                return send(statement, args)  # the client refreshed its schema
         except redis.ConnectionError as exc:
             raise GraphError(
                 f"FalkorDB on {self.socket_path} is unreachable ({what}): {exc}"
@@ -437,12 +446,6 @@ class FalkorGraphStore:
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
-
-
-def _as_int(value: object) -> int:
-    if isinstance(value, int):
-        return value
-    raise GraphError(f"FalkorDB returned a count that is not an integer: {value!r}")
 
 
 def _plain(value: object) -> object:

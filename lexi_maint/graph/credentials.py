@@ -1,0 +1,116 @@
+"""The Memgraph password: where it comes from, and keeping it out of every message.
+
+Where the password comes from, first match wins:
+    1. `$CREDENTIALS_DIRECTORY/memgraph-password`: a systemd credential
+       (`LoadCredential=memgraph-password:/etc/lexi-maint/memgraph-password`);
+    2. the file named by `[graph.memgraph] password_file`; it must not be readable or
+       writable by group or others (mode 0600 or 0400), else lexi-maint refuses it.
+No password at all means no authentication (a Memgraph without users).
+
+The file holds the password on its first line; a trailing newline is not part of it. The
+password is read in each process that connects (the runner and every worker); it never
+travels in `GraphTarget`, argv or the environment. `Password` prints as
+`Password(from ...)`, refuses to be pickled, and `redact` removes it from any text.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lexi_maint.errors import UsageError
+from lexi_maint.graph.config import MemgraphConfig
+
+CREDENTIAL_NAME = "memgraph-password"
+REDACTED = "[password redacted]"
+_MAX_BYTES = 4096
+
+
+class Password:
+    """The secret; `reveal()` is called only to build the Bolt auth token."""
+
+    __slots__ = ("_secret", "source")
+
+    def __init__(self, secret: str, source: str) -> None:
+        self._secret = secret
+        self.source = source  # where it came from, for messages
+
+    def reveal(self) -> str:
+        return self._secret
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._secret, REDACTED) if self._secret else text
+
+    def __repr__(self) -> str:
+        return f"Password(from {self.source})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Password is not pickled: each process reads it from its file")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the Bolt connection authenticates with; `password` None means no auth."""
+
+    username: str
+    password: Password | None
+
+    def redact(self, text: str) -> str:
+        return self.password.redact(text) if self.password else text
+
+
+def load_credentials(
+    config: MemgraphConfig, environ: Mapping[str, str] = os.environ
+) -> Credentials:
+    """The username from the config and the password from the first source that has one."""
+    password = _password(config, environ)
+    if password is not None and not config.username:
+        raise UsageError(
+            f"a Memgraph password was found ({password.source}) but [graph.memgraph] "
+            "username is not set"
+        )
+    return Credentials(config.username, password)
+
+
+def _password(config: MemgraphConfig, environ: Mapping[str, str]) -> Password | None:
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        path = Path(credentials) / CREDENTIAL_NAME
+        if path.exists():
+            return _from_file(path, f"systemd credential {path}", check_mode=False)
+    if config.password_file is not None:
+        path = config.password_file
+        return _from_file(path, f"password file {path}", check_mode=True)
+    return None
+
+
+def _from_file(path: Path, source: str, *, check_mode: bool) -> Password:
+    try:
+        info = path.stat()
+        if check_mode and stat.S_IMODE(info.st_mode) & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise UsageError(
+                f"{source} is accessible to group or others (mode {mode:04o}); "
+                f"run: chmod 600 {path}"
+            )
+        if info.st_size > _MAX_BYTES:
+            raise UsageError(f"{source} is {info.st_size} bytes: not a password file")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UsageError(f"cannot read {source}: {reason}") from None
+    return Password(_first_line(text, source), source)
+
+
+def _first_line(text: str, source: str) -> str:
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise UsageError(f"{source} is empty")
+    if any(line.strip() for line in lines[1:]):
+        raise UsageError(f"{source} holds more than one line; put only the password in it")
+    return lines[0]
