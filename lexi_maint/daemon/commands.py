@@ -1,0 +1,65 @@
+"""CLI commands that talk to the daemon: submit, list, cancel, status (no job)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from lexi_maint.config import Config
+from lexi_maint.daemon.client import (
+    Client,
+    DaemonRefused,
+    DaemonUnavailable,
+    format_run,
+    submit_and_wait,
+)
+
+EXIT_REFUSED, EXIT_UNAVAILABLE = 2, 3
+
+
+def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    client = Client(config.daemon.socket)
+    try:
+        return _dispatch(client, args, out)
+    except DaemonRefused as exc:
+        print(f"lexi-maint: lexi-maintd refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except DaemonUnavailable as exc:
+        print(f"lexi-maint: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+def _dispatch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    def show(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    if args.command == "submit":
+        if not args.wait:
+            reply = client.request({"op": "submit", "job": args.job, "reprocess": args.reprocess})
+            verb = "submitted" if reply.get("created") else "already queued or running:"
+            show(f"{verb} {format_run(reply['run'])}")
+            return 0
+        run = submit_and_wait(client, args.job, args.reprocess, show)
+        show(f"finished: {format_run(run)}")
+        return int(run["exit_code"] if run["exit_code"] is not None else EXIT_UNAVAILABLE)
+    if args.command == "list":
+        runs = client.request({"op": "list"})["runs"]
+        for run in runs:
+            show(format_run(run))
+        if not runs:
+            show("no runs since the daemon started")
+        return 0
+    if args.command == "cancel":
+        reply = client.request({"op": "cancel", "run": args.run_id})
+        show(f"cancel requested: {format_run(reply['run'])}")
+        return 0
+    reply = client.request({"op": "status"})
+    if args.json:
+        show(json.dumps(reply, ensure_ascii=False, indent=2))
+    elif reply["current"]:
+        show(f"running: {format_run(reply['current'])} · {reply['queued']} queued")
+    else:
+        show(f"idle · {reply['queued']} queued")
+    return 0

@@ -1,0 +1,198 @@
+"""`lexi-maint daemon`: wiring of config, socket, run queue, executor thread, sd_notify.
+
+Threads: the asyncio loop (socket, watchdog, STATUS) in the main thread; one executor
+thread that owns the D-Bus connection and performs runs one at a time. The executor
+beats a heartbeat; WATCHDOG=1 is only sent while that heartbeat is fresh, so a stuck
+executor gets the daemon restarted by systemd, and the restart restores the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lexi_maint.config import Config, load_config
+from lexi_maint.daemon.runs import RunQueue
+from lexi_maint.daemon.server import Server, listening_socket
+from lexi_maint.errors import ConfigError, LexiMaintError
+from lexi_maint.health import wait_healthy
+from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor, RunRequest
+from lexi_maint.lifecycle.hold import HoldStore
+from lexi_maint.lifecycle.machine import FINAL, Phase
+from lexi_maint.lifecycle.recovery import recover_until_restored
+from lexi_maint.procs import LeftoverKiller
+from lexi_maint.reporters import events_path, read_events
+from lexi_maint.systemd.notify import Notifier
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+EXIT_FATAL = 3
+
+
+class Hub:
+    """The executor's Listener: updates run records, streams lines, keeps the heartbeat."""
+
+    def __init__(self, runs: RunQueue, state_dir: Path) -> None:
+        self._runs = runs
+        self._state_dir = state_dir
+        self._offsets: dict[str, int] = {}
+        self.last_beat = time.monotonic()
+
+    def heartbeat(self) -> None:
+        self.last_beat = time.monotonic()
+
+    def phase(self, run_id: str, phase: Phase, message: str) -> None:
+        self.flush_lines(run_id)
+        if phase not in FINAL:  # the final phase is set with the exit code, all at once
+            self._runs.update(run_id, phase=phase, message=message)
+        self._runs.publish(run_id, {"event": "phase", "phase": phase.value, "message": message})
+
+    def progress(self, run_id: str, status_text: str) -> None:
+        self.flush_lines(run_id)
+        record = self._runs.get(run_id)
+        if record is not None and record.status_text != status_text:
+            self._runs.update(run_id, status_text=status_text)
+            self._runs.publish(run_id, {"event": "status", "status": status_text})
+
+    def flush_lines(self, run_id: str) -> None:
+        path = events_path(self._state_dir, run_id)
+        records, offset = read_events(path, self._offsets.get(run_id, 0))
+        self._offsets[run_id] = offset
+        for record in records:
+            self._runs.publish(run_id, {"event": "line", "line": record.get("line", "")})
+
+
+def run_daemon(config_path: Path, environ: Mapping[str, str] = os.environ) -> int:
+    notifier = Notifier(environ)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("configuration invalid: %s", problem)
+        notifier.status(f"configuration invalid: {exc.problems[0]}")
+        return EXIT_CONFIG
+    return asyncio.run(_main(config, notifier, environ))
+
+
+async def _main(config: Config, notifier: Notifier, environ: Mapping[str, str]) -> int:
+    runs = RunQueue()
+    hub = Hub(runs, config.state_dir)
+    stop = threading.Event()
+    sock = listening_socket(config.daemon.socket, config.daemon.group, environ)
+    server = await Server(runs, frozenset(config.jobs), config.daemon.group).serve(sock)
+    worker = threading.Thread(
+        target=_executor_main, args=(config, runs, hub, stop), name="executor", daemon=True
+    )
+    worker.start()
+    notifier.ready(f"ready · {len(config.jobs)} jobs · socket {config.daemon.socket}")
+    log.info("lexi-maintd ready with %d jobs", len(config.jobs))
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    tasks = [
+        asyncio.create_task(_watchdog(notifier, hub)),
+        asyncio.create_task(_status(notifier, runs)),
+    ]
+    await _until(stopping, worker)
+    code = 0 if worker.is_alive() else EXIT_FATAL
+    notifier.stopping("stopping: cancelling the current run and restoring the service")
+    runs.close()
+    stop.set()
+    await asyncio.to_thread(worker.join)
+    for task in tasks:
+        task.cancel()
+    server.close()
+    return code
+
+
+async def _until(stopping: asyncio.Event, worker: threading.Thread) -> None:
+    while not stopping.is_set() and worker.is_alive():
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        except TimeoutError:
+            continue
+
+
+async def _watchdog(notifier: Notifier, hub: Hub) -> None:
+    if not notifier.watchdog_usec:
+        return
+    limit = notifier.watchdog_usec / 1_000_000
+    warned = False
+    while True:
+        stale = time.monotonic() - hub.last_beat
+        if stale < limit:
+            notifier.watchdog()
+            warned = False
+        elif not warned:
+            log.error("executor has not made progress for %.0f s: withholding WATCHDOG=1", stale)
+            warned = True
+        await asyncio.sleep(limit / 4)
+
+
+async def _status(notifier: Notifier, runs: RunQueue) -> None:
+    last = ""
+    while True:
+        text = status_text(runs)
+        if text != last:
+            notifier.status(text)
+            last = text
+        await asyncio.sleep(1.0)
+
+
+def status_text(runs: RunQueue) -> str:
+    queued = runs.queued()
+    waiting = f" · {queued} queued" if queued else ""
+    current = runs.current()
+    if current is not None:
+        return (current.status_text or f"{current.job}: {current.phase.value}") + waiting
+    finished = [r for r in runs.runs() if r.final]
+    if finished:
+        last = finished[-1]
+        return f"idle{waiting} · last: {last.job} {last.phase.value} (exit {last.exit_code})"
+    return f"idle{waiting}"
+
+
+def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Event) -> None:
+    from lexi_maint.systemd.dbus import PystemdSystemd
+
+    try:
+        systemd = PystemdSystemd(heartbeat=hub.heartbeat)
+    except LexiMaintError as exc:
+        log.critical("cannot drive systemd: %s", exc)
+        return
+    killer = LeftoverKiller(config.service.extra_matchers, config.service.kill_grace)
+    holds = HoldStore(config.state_dir / "daemon")
+    executor = Executor(
+        config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
+    )
+    recover_until_restored(config, systemd, executor, holds, runs, hub.heartbeat, stop)
+    while not stop.is_set():
+        hub.heartbeat()
+        taken = runs.take(timeout=1.0)
+        if taken is not None:
+            _execute(executor, runs, hub, *taken)
+    systemd.close()
+
+
+def _execute(
+    executor: Executor, runs: RunQueue, hub: Hub, record: Any, cancel: threading.Event
+) -> None:
+    request = RunRequest(record.run_id, record.job, record.reprocess)
+    try:
+        result = executor.execute(request, cancel)
+        phase, code, message = result.phase, result.exit_code, result.message
+    except Exception as exc:  # a bug must not kill the executor thread
+        log.exception("run %s crashed", record.run_id)
+        phase, code, message = Phase.FAILED, EXIT_SYSTEM, f"internal error: {exc}"
+    hub.flush_lines(record.run_id)
+    runs.update(record.run_id, phase=phase, message=message, exit_code=code,
+                finished_at=time.time())  # fmt: skip

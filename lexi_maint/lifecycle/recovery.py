@@ -1,0 +1,98 @@
+"""At daemon start: a recorded hold means a daemon died (or the machine rebooted) mid-run.
+
+Stop what is left of that run's job units, restore the service, mark the run interrupted
+in the ledger and in the daemon's list. Retried until the service is restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from lexi_maint.config import Config
+from lexi_maint.daemon.runs import RunQueue, RunRecord
+from lexi_maint.errors import LexiMaintError
+from lexi_maint.jobrun import StatePaths
+from lexi_maint.ledger import Ledger
+from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor
+from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
+from lexi_maint.lifecycle.machine import Phase
+from lexi_maint.systemd import journal
+from lexi_maint.systemd.dbus import SystemdPort
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+
+
+def recover_until_restored(
+    config: Config,
+    systemd: SystemdPort,
+    executor: Executor,
+    holds: HoldStore,
+    runs: RunQueue,
+    heartbeat: Callable[[], None],
+    stop: threading.Event,
+) -> None:
+    while not stop.is_set():
+        try:
+            hold = holds.load()
+        except OSError as exc:
+            log.error("%s; remove it after checking %s is running", exc, config.service.unit)
+            return
+        if hold is None:
+            return
+        try:
+            recover(config, systemd, executor, hold, runs)
+            return
+        except LexiMaintError as exc:
+            log.error("restoring %s after run %s failed: %s; retrying in %.0f s",
+                      hold.service, hold.run_id, exc, RETRY_SECONDS)  # fmt: skip
+        deadline = time.monotonic() + RETRY_SECONDS
+        while time.monotonic() < deadline and not stop.is_set():
+            heartbeat()
+            stop.wait(1.0)
+
+
+def recover(
+    config: Config, systemd: SystemdPort, executor: Executor, hold: Hold, runs: RunQueue
+) -> None:
+    rebooted = hold.boot_id != current_boot_id()
+    why = "the machine rebooted" if rebooted else "the daemon stopped"
+    extra = {"lexi_job": hold.job, "lexi_run": hold.run_id, "lexi_phase": "recover"}
+    log.warning("%s held by run %s when %s: restoring it", hold.service, hold.run_id, why,
+                extra=extra)  # fmt: skip
+    pattern = f"lexi-pipeline-{re.sub(r'[^A-Za-z0-9_-]', '_', hold.run_id)}-*.service"
+    for unit in systemd.list_units(pattern):
+        log.warning("stopping job unit %s left by run %s", unit, hold.run_id, extra=extra)
+        systemd.stop_unit(unit, config.service.stop_timeout)
+        systemd.reset_failed(unit)
+    executor.restore(hold.run_id)
+    message = f"interrupted ({why}); {hold.service} restored; submit the job again to resume"
+    _mark_ledger(config, hold)
+    runs.add_finished(
+        RunRecord(
+            run_id=hold.run_id,
+            job=hold.job,
+            reprocess=False,
+            phase=Phase.INTERRUPTED,
+            message=message,
+            exit_code=EXIT_SYSTEM,
+            submitted_at=hold.since,
+            started_at=hold.since,
+            finished_at=time.time(),
+        )
+    )
+    log.warning("run %s: %s", hold.run_id, message,
+                extra={**extra, "message_id": journal.RUN_FAILED})  # fmt: skip
+
+
+def _mark_ledger(config: Config, hold: Hold) -> None:
+    try:
+        with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
+            ledger.finish_run(hold.job, hold.run_id, "interrupted", {})
+    except LexiMaintError as exc:
+        log.error("could not mark run %s interrupted in the ledger: %s", hold.run_id, exc)

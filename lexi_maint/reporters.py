@@ -1,0 +1,132 @@
+"""Reporters used when a run executes inside the job unit started by the daemon.
+
+- `NotifyReporter`: sd_notify STATUS= ("cao_import: 14/49 ✅13 ❌1 · ETA 38 min"), which the
+  daemon reads back as the unit's StatusText.
+- `EventFile`: one JSON line per finished document in state_dir/runs/RUN.jsonl, which the
+  daemon tails to stream progress to waiting clients.
+- `JournalReporter`: per-document log records with LEXI_JOB/RUN/DOCUMENT/PHASE fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from lexi_maint.events import DocumentFinished, Event, MemoryHeld, RunFinished, RunStarted
+from lexi_maint.ledger import Success
+from lexi_maint.progress import (
+    format_document,
+    format_hold,
+    format_started,
+    format_status_line,
+    format_summary,
+)
+from lexi_maint.systemd import journal
+from lexi_maint.systemd.notify import Notifier
+
+log = logging.getLogger("lexi_maint.run")
+
+
+def fan_out(reporters: Iterable[Callable[[Event], None]]) -> Callable[[Event], None]:
+    targets = list(reporters)
+
+    def emit(event: Event) -> None:
+        for target in targets:
+            target(event)
+
+    return emit
+
+
+class NotifyReporter:
+    def __init__(self, notifier: Notifier, job: str) -> None:
+        self._notifier = notifier
+        self._job = job
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._notifier.status(f"{self._job}: 0/{event.queued} · starting")
+        elif isinstance(event, DocumentFinished):
+            self._notifier.status(format_status_line(event, self._job))
+        elif isinstance(event, RunFinished):
+            s = event.summary
+            self._notifier.status(f"{self._job}: finished · ✅{s.done} ❌{s.failed}")
+
+
+def events_path(state_dir: Path, run_id: str) -> Path:
+    return state_dir / "runs" / f"{run_id}.jsonl"
+
+
+class EventFile:
+    """Append-only JSON lines; a reader ignores a partial last line."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = path.open("a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        record = _record(event)
+        if record is not None:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _record(event: Event) -> dict[str, object] | None:
+    if isinstance(event, RunStarted):
+        return {"event": "started", "line": format_started(event), "queued": event.queued}
+    if isinstance(event, DocumentFinished):
+        return {
+            "event": "document",
+            "line": format_document(event),
+            "path": event.path,
+            "ok": isinstance(event.outcome, Success),
+        }
+    if isinstance(event, MemoryHeld):
+        return {"event": "memory", "line": format_hold(event)}
+    if isinstance(event, RunFinished):
+        return {"event": "summary", "line": format_summary(event.summary)}
+    return None
+
+
+def read_events(path: Path, offset: int) -> tuple[list[dict[str, object]], int]:
+    """Complete lines after byte `offset`, and the offset to continue from."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    records = []
+    for line in data[:end].splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records, offset + end
+
+
+class JournalReporter:
+    """Per-document entries carrying the run's fields (native journal protocol)."""
+
+    def __init__(self, job: str, run_id: str) -> None:
+        self._fields = {"lexi_job": job, "lexi_run": run_id}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, DocumentFinished):
+            extra = {
+                **self._fields,
+                "lexi_document": event.path,
+                "lexi_phase": "run",
+                "message_id": journal.DOCUMENT_FINISHED,
+            }
+            level = logging.INFO if isinstance(event.outcome, Success) else logging.WARNING
+            log.log(level, "%s", format_document(event), extra=extra)
+            return
+        line = _record(event)
+        if line is not None:
+            log.info("%s", line["line"], extra={**self._fields, "lexi_phase": "run"})
