@@ -5,12 +5,22 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := $(BIN)/lexi-maint --config config/demo.toml
 
-.PHONY: help venv demo test lint typecheck unit integration vm bench-memory clean
+PREFIX  ?= /opt/lexi-maint
+UNITDIR ?= /etc/systemd/system
+CONFDIR ?= /etc/lexi-maint
+# e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
+PIP_OPTS ?=
+UNITS := lexi-maintd.service lexi-maintd.socket lexi-batch@.service lexi-batch@.timer lexi-batch.slice
+
+.PHONY: help venv demo test lint typecheck unit integration vm bench-memory bench-chunk bench-graph clean \
+	install uninstall
 
 help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
 	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
+	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
+	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -54,6 +64,47 @@ test: lint typecheck
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m bench.memory
+
+bench-chunk: $(STAMP)
+	$(BIN)/python -m bench.chunking
+
+bench-systemd: $(STAMP)
+	$(BIN)/python -m bench.lifecycle
+
+bench-graph: $(STAMP)
+	$(BIN)/python -m bench.graph
+
+.PHONY: bench-llm
+bench-llm: $(STAMP)
+	$(BIN)/python -m bench.llm
+
+# Installs the package into $(PREFIX)/venv, the units into $(UNITDIR) and the example
+# configuration into $(CONFDIR) (an existing configuration is never overwritten).
+install:
+	@[ "$$(id -u)" = 0 ] || { echo "make install must run as root"; exit 2; }
+	@command -v systemctl >/dev/null || { echo "make install needs a systemd host"; exit 2; }
+	@# the embedded FalkorDB module links against the OpenMP runtime
+	ldconfig -p | grep -q libgomp.so.1 || apt-get install -y -q libgomp1
+	[ -x $(PREFIX)/venv/bin/python ] || $(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/pip install -q $(PIP_OPTS) '.[systemd]'
+	install -m 0644 README.md $(PREFIX)/README.md
+	install -d -m 0755 $(UNITDIR)
+	for unit in $(UNITS); do install -m 0644 systemd/$$unit $(UNITDIR)/$$unit; done
+	install -d -m 0755 $(CONFDIR)
+	[ -e $(CONFDIR)/lexi-maint.toml ] || install -m 0640 config/lexi-maint.toml $(CONFDIR)/lexi-maint.toml
+	getent group lexi-maint >/dev/null || groupadd --system lexi-maint
+	systemctl daemon-reload
+	systemctl enable lexi-maintd.socket lexi-maintd.service
+	@echo "installed; edit $(CONFDIR)/lexi-maint.toml, then: systemctl start lexi-maintd"
+
+# Reverses install; keeps $(CONFDIR) and /var/lib/lexi-maint (configuration and ledger).
+uninstall:
+	@[ "$$(id -u)" = 0 ] || { echo "make uninstall must run as root"; exit 2; }
+	-systemctl disable --now 'lexi-batch@*.timer' lexi-maintd.service lexi-maintd.socket
+	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
+	systemctl daemon-reload
+	rm -rf $(PREFIX)
+	@echo "removed; kept $(CONFDIR) and /var/lib/lexi-maint"
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache

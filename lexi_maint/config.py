@@ -11,12 +11,21 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lexi_maint.errors import ConfigError, ConfigProblem
 from lexi_maint.graph.config import GraphConfig, parse_graph
+from lexi_maint.lifecycle.config import (
+    DaemonConfig,
+    JobLimits,
+    ServiceConfig,
+    parse_daemon,
+    parse_limits,
+    parse_service,
+)
+from lexi_maint.llm.config import LlmConfig, parse_llm
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
 from lexi_maint.tomltable import Reader, Table
@@ -39,6 +48,8 @@ class JobConfig:
     memory_watermark: float = 0.70
     parse: ParseSettings = field(default_factory=ParseSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    limits: JobLimits = field(default_factory=JobLimits)
+    llm: LlmConfig = field(default_factory=LlmConfig)  # the [llm] section, for the stages
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,9 @@ class Config:
     state_dir: Path
     graph: GraphConfig
     jobs: Mapping[str, JobConfig]
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
 
     def job(self, name: str) -> JobConfig:
         from lexi_maint.errors import UsageError
@@ -88,13 +102,24 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     with reader.table(raw, "") as top:
         state_dir = top.path("state_dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR
         graph = parse_graph(top)
-        jobs = _jobs(top)
+        service = parse_service(top)
+        daemon = parse_daemon(top)
+        llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        jobs = _jobs(top, llm)
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(source=path, state_dir=state_dir, graph=graph, jobs=jobs)
+    return Config(
+        source=path,
+        state_dir=state_dir,
+        graph=graph,
+        jobs=jobs,
+        service=service,
+        daemon=daemon,
+        llm=llm,
+    )
 
 
-def _jobs(top: Table) -> dict[str, JobConfig]:
+def _jobs(top: Table, llm: LlmConfig) -> dict[str, JobConfig]:
     jobs: dict[str, JobConfig] = {}
     with top.sub("jobs") as t:
         for name in t.names():
@@ -102,22 +127,24 @@ def _jobs(top: Table) -> dict[str, JobConfig]:
                 t.problem(name, "job names may only use letters, digits, '_' and '-'")
                 t.consume(name)
                 continue
-            job = _job(t, name)
+            job = _job(t, name, llm)
             if job is not None:
                 jobs[name] = job
     return jobs
 
 
-def _job(jobs: Table, name: str) -> JobConfig | None:
+def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
     with jobs.sub(name, required=True) as t:
         input_dir = t.path("input", None)
         patterns = t.string_list("patterns", DEFAULT_PATTERNS)
-        workers = t.integer("workers", 2, low=1, high=64)
+        # LLM stages wait on the network, not on memory: more documents in flight by default
+        workers = t.integer("workers", llm.workers if llm.enabled else 2, low=1, high=64)
         attempts = t.integer("max_attempts", 3, low=1, high=100)
         timeout = t.number("document_timeout", 1800.0, low=1.0, high=7 * 86400.0)
         watermark = t.number("memory_watermark", 0.70, low=0.05, high=1.0)
         parse = _parse_settings(t)
         chunk = _chunk_settings(t)
+        limits = parse_limits(t)
     if input_dir is None:
         return None
     return JobConfig(
@@ -130,6 +157,8 @@ def _job(jobs: Table, name: str) -> JobConfig | None:
         memory_watermark=watermark,
         parse=parse,
         chunk=chunk,
+        limits=limits,
+        llm=llm,
     )
 
 

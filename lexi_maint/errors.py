@@ -8,8 +8,12 @@ pypdf, httpx, pystemd) are translated where they are caught::
     ├── UsageError             a command was called wrongly (unknown job, bad argument)
     ├── LedgerError            the ledger database cannot be opened or written
     ├── GraphError             the graph store is unreachable or rejected a write
+    ├── SystemdError           a D-Bus call to systemd failed or a unit job did not finish
+    ├── ProcessError           leftover processes could not be stopped
     └── DocumentError          one document failed; the job goes on
-        (error_class names the cause for the ledger: see ErrorClass)
+        │                      (error_class names the cause for the ledger: see ErrorClass)
+        └── JobStopError       ... for a reason every document shares (API key rejected,
+                               account out of balance): the runner stops the whole job
 
 A DocumentError says whether retrying can help (`retryable`).
 """
@@ -40,6 +44,11 @@ class ErrorClass(StrEnum):
     INTERRUPTED = "interrupted"
     MISSING = "missing"
     INTERNAL = "internal"
+    LLM_AUTH = "llm_auth"  # the model API rejected the key (HTTP 401/403)
+    LLM_BALANCE = "llm_balance"  # the account has run out of balance (HTTP 402)
+    LLM_BAD_REQUEST = "llm_bad_request"  # the API refused the request (HTTP 400/422)
+    LLM_INVALID_OUTPUT = "llm_invalid_output"  # blank or invalid answers, retries used up
+    LLM_UNAVAILABLE = "llm_unavailable"  # 429/5xx/connection errors/deadline, retries used up
 
 
 class LexiMaintError(Exception):
@@ -79,6 +88,14 @@ class GraphError(LexiMaintError):
     """The graph store could not be reached or rejected a statement."""
 
 
+class SystemdError(LexiMaintError):
+    """A systemd D-Bus call failed, or a unit's job ended with another result than done."""
+
+
+class ProcessError(LexiMaintError):
+    """Processes that had to be stopped are still alive."""
+
+
 class DocumentError(LexiMaintError):
     """One document could not be processed; the job continues with the others."""
 
@@ -87,3 +104,12 @@ class DocumentError(LexiMaintError):
         self.message = message
         self.retryable = retryable
         super().__init__(f"{error_class.value}: {message}")
+
+
+class JobStopError(DocumentError):
+    """A document failed for a reason that every other document would hit too.
+
+    The runner stops the job when a worker reports one: it starts no new documents and
+    puts the ones still running back to `pending`. `retryable` says whether the document
+    that saw it is left `pending` as well (True, e.g. no balance) or recorded as failed.
+    """

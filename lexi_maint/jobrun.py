@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class RunOptions:
     reprocess: bool = False
     workers: int | None = None  # overrides the job's `workers`
+    run_id: str | None = None  # given by the daemon; otherwise made up here
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def run_job(
     ):
         _ensure_schema(target)
         found = [fingerprint(p, job.input) for p in files]
-        run_id = new_run_id(job.name)
+        run_id = options.run_id or new_run_id(job.name)
         interrupted = ledger.start_run(job.name, run_id, os.getpid())
         decisions = plan(
             found,

@@ -3,6 +3,13 @@
 SQLite in WAL mode with synchronous=FULL; every change is one short transaction, so a run
 killed at any moment (SIGKILL included) leaves a consistent ledger. One row per
 (job, document path); one row per run.
+
+Schema versions (PRAGMA user_version), upgraded in place when a ledger is opened:
+    1  documents and runs
+    2  model usage columns on both (llm_calls, llm_cached_answers, prompt_tokens,
+       completion_tokens, reasoning_tokens, cache_hit_tokens, cost, currency). A document's
+       usage adds up its attempts since its attempts were last reset; a run's adds up every
+       attempt recorded in that run, failed ones included (they were paid for too).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from lexi_maint.errors import ErrorClass, LedgerError
+from lexi_maint.llm.usage import Usage
 from lexi_maint.plan import Action, Decision, Found, Known, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -53,6 +61,20 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# Added by schema version 2 to both tables; the names are Usage's fields.
+_USAGE_COLUMNS = (
+    ("llm_calls", "calls", "INTEGER NOT NULL DEFAULT 0"),
+    ("llm_cached_answers", "cached_answers", "INTEGER NOT NULL DEFAULT 0"),
+    ("prompt_tokens", "prompt_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("completion_tokens", "completion_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("reasoning_tokens", "reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("cache_hit_tokens", "cache_hit_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("cost", "cost", "REAL NOT NULL DEFAULT 0"),
+)
+_ADD_USAGE = ", ".join(f"{column} = {column} + ?" for column, _, _ in _USAGE_COLUMNS)
+_CURRENCY = "currency = CASE WHEN ? = '' THEN currency ELSE ? END"
+_RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _USAGE_COLUMNS)
+
 
 @dataclass(frozen=True)
 class DocumentRecord:
@@ -71,6 +93,7 @@ class DocumentRecord:
     run_id: str | None
     started_at: float | None
     finished_at: float | None
+    usage: Usage = field(default_factory=Usage)
 
     def to_json(self) -> dict[str, Any]:
         error = None
@@ -90,6 +113,7 @@ class DocumentRecord:
             "run_id": self.run_id,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "llm": self.usage.to_json(),
         }
 
 
@@ -99,6 +123,7 @@ class Success:
     timings: Mapping[str, float]
     peak_rss: int | None
     warnings: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)
@@ -109,6 +134,8 @@ class Failure:
     timings: Mapping[str, float] = field(default_factory=dict)
     peak_rss: int | None = None
     warnings: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    stop_job: bool = False  # every document would fail like this: the runner stops the job
 
 
 Outcome = Success | Failure
@@ -166,7 +193,7 @@ class Ledger:
 
     def known(self, job: str) -> dict[str, Known]:
         return {
-            r.path: Known(path=r.path, sha256=r.sha256, status=r.status, attempts=r.attempts)
+            r.path: Known(r.path, r.sha256, r.status, r.attempts, r.error_class)
             for r in self.documents(job)
         }
 
@@ -179,20 +206,22 @@ class Ledger:
         return _record(row)
 
     def last_run(self, job: str) -> dict[str, Any] | None:
+        usage_columns = ", ".join(column for column, _, _ in _USAGE_COLUMNS)
         row = self._conn.execute(
-            "SELECT run_id, status, started_at, finished_at, summary FROM runs"
-            " WHERE job = ? ORDER BY started_at DESC LIMIT 1",
+            f"SELECT run_id, status, started_at, finished_at, summary, {usage_columns}, currency"
+            " FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
             (job,),
         ).fetchone()
         if row is None:
             return None
-        run_id, status, started, finished, summary = row
+        run_id, status, started, finished, summary, *usage = row
         return {
             "run_id": run_id,
             "status": status,
             "started_at": started,
             "finished_at": finished,
             "summary": json.loads(summary),
+            "llm": _usage(usage).to_json(),
         }
 
     # -- writing ---------------------------------------------------------------------------
@@ -211,7 +240,10 @@ class Ledger:
                 (now, job),
             )
             db.execute(
-                "INSERT INTO runs (run_id, job, pid, status, started_at) VALUES (?, ?, ?, ?, ?)",
+                # the same run id again: the daemon resumes a run after an OOM kill
+                "INSERT INTO runs (run_id, job, pid, status, started_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET pid = excluded.pid, status = 'running',"
+                " finished_at = NULL",
                 (run_id, job, pid, "running", now),
             )
         return stale
@@ -266,11 +298,12 @@ class Ledger:
             values: tuple[Any, ...] = ("done", None, None, outcome.chunks)
         else:
             values = ("failed", outcome.error_class.value, outcome.message, None)
+        usage = _usage_values(outcome.usage)
         with self._tx() as db:
             db.execute(
                 "UPDATE documents SET status = ?, error_class = ?, error_message = ?, chunks = ?,"
-                " warnings = ?, timings = ?, peak_rss = ?, finished_at = ?, updated_at = ?"
-                " WHERE job = ? AND path = ?",
+                " warnings = ?, timings = ?, peak_rss = ?, finished_at = ?, updated_at = ?,"
+                f" {_ADD_USAGE}, {_CURRENCY} WHERE job = ? AND path = ?",
                 (
                     *values,
                     json.dumps(list(outcome.warnings)),
@@ -278,9 +311,27 @@ class Ledger:
                     outcome.peak_rss,
                     now,
                     now,
+                    *usage,
                     job,
                     path,
                 ),
+            )
+            if not outcome.usage.empty:
+                db.execute(
+                    f"UPDATE runs SET {_ADD_USAGE}, {_CURRENCY} WHERE run_id ="
+                    " (SELECT run_id FROM documents WHERE job = ? AND path = ?)",
+                    (*usage, job, path),
+                )
+
+    def release(self, job: str, path: str, *, keep_error: bool = False) -> None:
+        """Put a document back to pending without counting the attempt (the job stopped)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE documents SET status = 'pending', attempts = max(attempts - 1, 0),"
+                " error_class = CASE WHEN ? THEN error_class END,"
+                " error_message = CASE WHEN ? THEN error_message END,"
+                " started_at = NULL, updated_at = ? WHERE job = ? AND path = ?",
+                (keep_error, keep_error, time.time(), job, path),
             )
 
 
@@ -294,7 +345,8 @@ def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:
     db.execute(
         "UPDATE documents SET status = 'failed', error_class = ?, error_message ="
         " 'the run processing it ended before it finished (' || coalesce(run_id, '?')"
-        " || ')', updated_at = ? WHERE job = ? AND status = 'running'",
+        " || ')', attempts = max(attempts - 1, 0), updated_at = ?"
+        " WHERE job = ? AND status = 'running'",
         (ErrorClass.INTERRUPTED.value, now, job),
     )
     return stale
@@ -312,6 +364,11 @@ def _upsert_pending(db: sqlite3.Connection, job: str, f: Found, reset: bool, now
         " updated_at = excluded.updated_at",
         (job, f.path, f.sha256, f.size, now, reset, reset, reset, reset),
     )
+    if reset:
+        db.execute(
+            f"UPDATE documents SET {_RESET_USAGE}, currency = '' WHERE job = ? AND path = ?",
+            (job, f.path),
+        )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -321,13 +378,42 @@ def _migrate(conn: sqlite3.Connection) -> None:
             f"ledger schema version {version} is newer than this lexi-maint ({SCHEMA_VERSION});"
             " upgrade lexi-maint instead of downgrading the state directory"
         )
-    conn.executescript(_SCHEMA)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # one upgrade at a time; read the version again inside
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < 1:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if version < 2:
+            for table in ("documents", "runs"):
+                for column, _, declaration in _USAGE_COLUMNS:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN currency TEXT NOT NULL DEFAULT ''")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _usage_values(usage: Usage) -> tuple[Any, ...]:
+    return (*(getattr(usage, name) for _, name, _ in _USAGE_COLUMNS), usage.currency,
+            usage.currency)  # fmt: skip
+
+
+def _usage(values: Sequence[Any]) -> Usage:
+    """Usage from the usage columns followed by currency, as selected from a row."""
+    *counts, currency = values
+    fields = {name: value for (_, name, _), value in zip(_USAGE_COLUMNS, counts, strict=True)}
+    return Usage(**fields, currency=currency)
 
 
 def _record(row: tuple[Any, ...]) -> DocumentRecord:
     (job, path, sha, size, status, attempts, ecls, emsg, warn, timings, rss, chunks, run_id,
-     started, finished, _updated) = row  # fmt: skip
+     started, finished, _updated, *usage) = row  # fmt: skip
     return DocumentRecord(
         job=job,
         path=path,
@@ -344,4 +430,5 @@ def _record(row: tuple[Any, ...]) -> DocumentRecord:
         run_id=run_id,
         started_at=started,
         finished_at=finished,
+        usage=_usage(usage),
     )

@@ -32,6 +32,10 @@ class Known:
     sha256: str
     status: Status
     attempts: int
+    error_class: str | None = None
+
+
+KILLED = "killed"
 
 
 class Action(StrEnum):
@@ -46,6 +50,7 @@ class Decision:
     path: str
     action: Action
     reset_attempts: bool = False  # content changed or --reprocess: start counting again
+    solo: bool = False  # its worker was killed last time (OOM?): run it last, alone
 
 
 def plan(
@@ -55,8 +60,10 @@ def plan(
     reprocess: bool,
     max_attempts: int,
 ) -> list[Decision]:
-    """Decide per document; found files in their given order, then vanished ones."""
+    """Decide per document: found files in their given order, those whose worker was
+    killed last time after all others; then vanished ones."""
     decisions = [_decide(f, known.get(f.path), reprocess, max_attempts) for f in found]
+    decisions.sort(key=lambda d: d.solo)  # stable: the given order within each group
     present = {f.path for f in found}
     decisions.extend(
         Decision(path, Action.VANISHED)
@@ -76,4 +83,4 @@ def _decide(found: Found, known: Known | None, reprocess: bool, max_attempts: in
         return Decision(found.path, Action.UNCHANGED)
     if known.status is Status.FAILED and known.attempts >= max_attempts:
         return Decision(found.path, Action.EXHAUSTED)
-    return Decision(found.path, Action.PROCESS)
+    return Decision(found.path, Action.PROCESS, solo=known.error_class == KILLED)

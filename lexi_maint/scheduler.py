@@ -6,7 +6,9 @@ Rules:
   (then one starts, so a busy host cannot stall the job forever);
 - a document whose worker was killed by a signal is retried once, alone: nothing else
   starts until the running workers have finished and that retry is over;
-- other retryable failures go to the back of the queue while attempts remain.
+- other retryable failures go to the back of the queue while attempts remain;
+- documents whose worker was killed in an earlier run (`solo_last`) run after all others,
+  each alone, so a document that keeps blowing the memory cap cannot take others with it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,19 @@ class Attempt:
 
 
 class Scheduler:
-    def __init__(self, paths: Iterable[str], *, workers: int, max_attempts: int) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str],
+        *,
+        workers: int,
+        max_attempts: int,
+        solo_last: Iterable[str] = (),
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._queue: deque[str] = deque(paths)
         self._solo: deque[str] = deque()
+        self._solo_last: deque[str] = deque(solo_last)  # after the queue, one at a time
         self._solo_active: str | None = None
         self._killed_once: set[str] = set()
         self.running: set[str] = set()
@@ -43,11 +53,11 @@ class Scheduler:
 
     @property
     def finished(self) -> bool:
-        return not (self._queue or self._solo or self.running)
+        return not (self._queue or self._solo or self._solo_last or self.running)
 
     @property
     def waiting(self) -> int:
-        return len(self._queue) + len(self._solo)
+        return len(self._queue) + len(self._solo) + len(self._solo_last)
 
     def holding_for_solo(self) -> bool:
         return bool(self._solo) or self._solo_active is not None
@@ -56,6 +66,8 @@ class Scheduler:
         """The path to start now, or None to wait for a running document to end."""
         if self._solo_active is not None:
             return None
+        if not self._solo and not self._queue and self._solo_last:
+            self._solo.append(self._solo_last.popleft())
         if self._solo:
             if self.running:
                 return None

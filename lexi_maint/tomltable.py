@@ -48,6 +48,24 @@ class Table:
     def problem(self, key: str, message: str) -> None:
         self._reader.problems.append(ConfigProblem(self._reader.file, self._key(key), message))
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def table_list(self, key: str) -> list[Any]:
+        """An array of tables ([[key]]), each to be read `with item as table:`."""
+        self._seen.add(key)
+        value = self._data.get(key, [])
+        if not isinstance(value, list):
+            self.problem(key, f"must be an array of tables ([[{key}]]), got {_kind(value)}")
+            return []
+        items = []
+        for i, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                self.problem(f"{key}[{i}]", f"must be a table, got {_kind(item)}")
+                continue
+            items.append(self._reader.table(item, f"{self._key(key)}[{i}]"))
+        return items
+
     def consume(self, key: str) -> None:
         self._seen.add(key)
 
@@ -120,6 +138,34 @@ class Table:
             self.problem(key, "must not be empty")
             return default
         return (self._reader.anchor / value).resolve()
+
+    def size(self, key: str, default: int | None) -> int | None:
+        """Bytes from "4G", "512M" or an integer; None (no limit) when absent and no default."""
+        from lexi_maint.units import parse_size
+
+        value = self._get(key, default, (str, int), 'a size such as "4G"')
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+
+    def duration(self, key: str, default: float) -> float:
+        """Seconds from "90s", "30min", "6h" or a number."""
+        from lexi_maint.units import parse_duration
+
+        value = self._get(key, default, (str, int, float), 'a duration such as "30min"')
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value: bool = self._get(key, default, bool, "true or false")
+        return value
 
     def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self._get(key, list(default), list, "a list of strings")

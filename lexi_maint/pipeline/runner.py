@@ -3,6 +3,11 @@
 One worker process per document (forked, so start-up is cheap); `workers` of them at
 once. The runner alone writes the ledger. It waits on the workers' pipes and exit
 sentinels, never on fixed sleeps, and re-reads memory only while it is holding work.
+
+A failure marked `stop_job` (the model API rejected the key, or the account has no balance:
+every document would fail the same way) stops the job: nothing new starts, running workers
+are killed and their documents put back to `pending` without counting the attempt, and the
+summary says why (`RunSummary.stopped`, exit status 3).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from lexi_maint.events import (
     DocumentFinished,
     DocumentStarted,
     Event,
+    JobStopped,
     MemoryHeld,
     RunFinished,
     RunStarted,
     RunSummary,
 )
 from lexi_maint.ledger import Failure, Ledger, Outcome, Success
+from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryProbe, MemoryReading
 from lexi_maint.pipeline.contract import SourceFile
 from lexi_maint.pipeline.worker import StageFactory, worker_main
@@ -39,6 +46,7 @@ from lexi_maint.scheduler import Attempt, Scheduler
 log = logging.getLogger(__name__)
 
 HOLD_RECHECK_SECONDS = 0.5
+STOP_GRACE_SECONDS = 2.0  # how long workers may take to end by themselves on a stop
 _FORK = multiprocessing.get_context("fork")
 
 
@@ -69,6 +77,7 @@ class _Tally:
     failed: int = 0
     finished: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    usage: Usage = field(default_factory=Usage)
 
 
 class Runner:
@@ -91,6 +100,8 @@ class Runner:
         self._found: dict[str, Found] = {}
         self._tally = _Tally()
         self._held_logged = False
+        self._stopped: JobStopped | None = None
+        self._left_pending = 0
 
     def run(
         self, found: Sequence[Found], decisions: Sequence[Decision], interrupted: int
@@ -98,9 +109,14 @@ class Runner:
         self._found = {f.path: f for f in found}
         queue = [d.path for d in decisions if d.action is Action.PROCESS]
         self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
-        scheduler = Scheduler(queue, workers=self._s.workers, max_attempts=self._s.max_attempts)
+        scheduler = Scheduler(
+            [d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+            workers=self._s.workers,
+            max_attempts=self._s.max_attempts,
+            solo_last=[d.path for d in decisions if d.action is Action.PROCESS and d.solo],
+        )
         try:
-            while not scheduler.finished:
+            while not scheduler.finished and self._stopped is None:
                 self._start_what_fits(scheduler)
                 self._wait_and_collect(scheduler, queued=len(queue))
         finally:
@@ -161,6 +177,8 @@ class Runner:
                 handles.append(r.conn)
         ready = set(wait(handles, timeout=max(timeout, 0.0)))  # type: ignore[arg-type]
         for r in list(self._running.values()):
+            if r.path not in self._running:  # released when the job stopped
+                continue
             if r.outcome is None and r.conn in ready:
                 r.outcome = _receive(r.conn)
             if r.process.sentinel in ready:
@@ -177,6 +195,10 @@ class Runner:
         r.conn.close()
         del self._running[r.path]
         self._ledger.record(self._s.job, r.path, outcome)
+        self._tally.usage = self._tally.usage + outcome.usage
+        if isinstance(outcome, Failure) and outcome.stop_job:
+            self._stop_job(scheduler, r, outcome, queued=queued)
+            return
         failed = isinstance(outcome, Failure)
         requeued = scheduler.ended(
             Attempt(
@@ -193,23 +215,84 @@ class Runner:
                 self._tally.failed += 1
             else:
                 self._tally.done += 1
-        self._emit(
-            DocumentFinished(
-                path=r.path,
-                outcome=outcome,
-                attempt=r.attempt,
-                seconds=time.monotonic() - r.started,
-                requeued=requeued,
-                done=self._tally.done,
-                failed=self._tally.failed,
-                finished=self._tally.finished,
-                queued=queued,
-                eta_seconds=_eta(self._tally, queued),
-            )
+        self._emit(self._finished_event(r, outcome, queued=queued, requeued=requeued))
+
+    def _stop_job(
+        self, scheduler: Scheduler, r: _Running, outcome: Failure, *, queued: int
+    ) -> None:
+        if outcome.retryable:  # not the document's fault: it waits for the next run
+            self._ledger.release(self._s.job, r.path, keep_error=True)
+        else:
+            self._tally.finished += 1
+            self._tally.failed += 1
+            self._emit(self._finished_event(r, outcome, queued=queued, requeued=False))
+        released = self._release_running()
+        self._left_pending = released + scheduler.waiting + (1 if outcome.retryable else 0)
+        self._stopped = JobStopped(r.path, outcome.message, released)
+        log.error("job %s stopped: %s", self._s.job, outcome.message)
+        self._emit(self._stopped)
+
+    def _release_running(self) -> int:
+        """Kill the running workers; documents without a result go back to pending."""
+        released = 0
+        for r in list(self._running.values()):
+            _kill(r.process)
+            r.process.join()
+            if r.outcome is None and r.conn.poll():
+                r.outcome = _receive(r.conn)
+            r.conn.close()
+            del self._running[r.path]
+            result = r.outcome
+            if result is None or (isinstance(result, Failure) and result.stop_job):
+                self._ledger.release(self._s.job, r.path)
+                released += 1
+                continue
+            self._ledger.record(self._s.job, r.path, result)  # it finished just in time
+            self._tally.usage = self._tally.usage + result.usage
+            self._tally.finished += 1
+            if isinstance(result, Failure):
+                self._tally.failed += 1
+            else:
+                self._tally.done += 1
+        return released
+
+    def _finished_event(
+        self, r: _Running, outcome: Outcome, *, queued: int, requeued: bool
+    ) -> DocumentFinished:
+        return DocumentFinished(
+            path=r.path,
+            outcome=outcome,
+            attempt=r.attempt,
+            seconds=time.monotonic() - r.started,
+            requeued=requeued,
+            done=self._tally.done,
+            failed=self._tally.failed,
+            finished=self._tally.finished,
+            queued=queued,
+            eta_seconds=_eta(self._tally, queued),
         )
 
     def _kill_all(self) -> None:
+        """End every worker when the run stops early.
+
+        When the kernel OOM-kills a worker, systemd (OOMPolicy=stop) sends SIGTERM to every
+        process of the unit while the victim may still be dying. Workers get a short moment
+        to end by themselves; one that ended by SIGKILL (the victim) or with a result keeps
+        that outcome, the others are killed and become interrupted (attempt given back).
+        """
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        pending = [r.process.sentinel for r in self._running.values()]
+        while pending and (left := deadline - time.monotonic()) > 0:
+            done = set(wait(pending, timeout=left))
+            pending = [s for s in pending if s not in done]
         for r in self._running.values():
+            if r.outcome is None and r.conn.poll():
+                r.outcome = _receive(r.conn)
+            if not r.process.is_alive() and (
+                r.outcome is not None or r.process.exitcode == -signal.SIGKILL
+            ):
+                self._ledger.record(self._s.job, r.path, _exit_outcome(r))
+                continue
             _kill(r.process)
             r.process.join()
         self._running.clear()
@@ -233,6 +316,9 @@ class Runner:
             vanished=counts[Action.VANISHED],
             failed_in_ledger=failed_rows,
             seconds=time.monotonic() - self._tally.started_at,
+            usage=self._tally.usage,
+            stopped=self._stopped.reason if self._stopped else "",
+            left_pending=self._left_pending,
         )
         self._emit(RunFinished(summary))
         return summary

@@ -173,3 +173,27 @@ def test_memory_above_watermark_holds_new_work(tmp_path: Path) -> None:
     starts = [e for e in events if isinstance(e, (DocumentStarted, DocumentFinished))]
     # while held, "a" ran alone: the second start comes after the first finish
     assert isinstance(starts[1], DocumentFinished)
+
+
+def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Path) -> None:
+    """systemd's OOMPolicy=stop: the kernel kills one worker, then the whole run is stopped.
+    The victim is recorded as killed (its attempt counts); the others are interrupted (theirs
+    is given back) so an OOM costs one document."""
+    import psutil
+
+    def oom_then_stop(event: Event) -> None:
+        if isinstance(event, DocumentStarted) and event.path.endswith("victim.txt"):
+            os.kill(event.pid, signal.SIGKILL)
+            proc = psutil.Process(event.pid)
+            while proc.status() != psutil.STATUS_ZOMBIE:
+                time.sleep(0.01)
+            raise KeyboardInterrupt  # what SIGTERM from systemd does to the runner
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, ["slow.txt", "victim.txt", "z.txt"], workers=2, on_event=oom_then_stop)
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    ledger.finish_run("j", "r1", "cancelled", {})  # what run_job does on the way out
+    result = statuses(ledger)
+    assert result["victim.txt"] == (Status.FAILED, 1, "killed")
+    assert result["slow.txt"] == (Status.FAILED, 0, "interrupted")
+    assert result["z.txt"] == (Status.PENDING, 0, None)

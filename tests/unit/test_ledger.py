@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import ErrorClass, LedgerError
-from lexi_maint.ledger import Failure, Ledger, Success
+from lexi_maint.ledger import SCHEMA_VERSION, Failure, Ledger, Success
 from lexi_maint.plan import Found, Status, plan
 
 
@@ -23,7 +23,7 @@ def seed(ledger: Ledger, found: list[Found], job: str = "j") -> None:
 def test_wal_mode_and_schema(ledger: Ledger) -> None:
     conn = sqlite3.connect(ledger.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_document_lifecycle(ledger: Ledger) -> None:
@@ -61,6 +61,7 @@ def test_a_dead_run_leaves_rows_interrupted_at_next_start(ledger: Ledger) -> Non
     row = ledger.document("j", "/in/a.txt")
     assert row.status is Status.FAILED
     assert row.error_class == ErrorClass.INTERRUPTED.value
+    assert row.attempts == 0  # not the document's fault: the attempt is given back
     assert "dead-run" in (row.error_message or "")
     runs = sqlite3.connect(ledger.path).execute("SELECT run_id, status FROM runs ORDER BY rowid")
     assert runs.fetchall() == [("dead-run", "interrupted"), ("next-run", "running")]
@@ -94,3 +95,13 @@ def test_unopenable_ledger_is_a_ledger_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LedgerError, match="cannot open ledger"):
         Ledger.open(blocker / "ledger.sqlite3")
+
+
+def test_a_resumed_run_id_starts_again(ledger: Ledger) -> None:
+    seed(ledger, [Found("/in/a.txt", "aa", 1)])
+    ledger.start_run("j", "run1", 1)
+    ledger.mark_running("j", "/in/a.txt", "run1")
+    ledger.start_run("j", "run1", 2)  # the daemon restarts the run after an OOM kill
+    runs = sqlite3.connect(ledger.path).execute("SELECT run_id, status, pid FROM runs")
+    assert runs.fetchall() == [("run1", "running", 2)]
+    assert ledger.document("j", "/in/a.txt").error_class == "interrupted"

@@ -47,3 +47,13 @@ def test_unhashable_file_counts_attempts_like_any_other() -> None:
     assert plan(found, ledger, reprocess=False, max_attempts=3) == [
         Decision("locked", Action.EXHAUSTED)
     ]
+
+
+def test_documents_last_killed_are_planned_last_and_solo() -> None:
+    found = [Found("k", "k", 1), Found("n", "n", 1), Found("i", "i", 1)]
+    ledger = {
+        "k": Known("k", "k", Status.FAILED, 1, "killed"),
+        "i": Known("i", "i", Status.FAILED, 0, "interrupted"),
+    }
+    decisions = plan(found, ledger, reprocess=False, max_attempts=3)
+    assert [(d.path, d.solo) for d in decisions] == [("n", False), ("i", False), ("k", True)]

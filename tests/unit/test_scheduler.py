@@ -60,3 +60,17 @@ def test_permanent_failure_is_not_requeued() -> None:
     drain(s)
     assert s.ended(Attempt("a", 1, failed=True, error_class=ErrorClass.EMPTY)) is False
     assert s.finished
+
+
+def test_documents_killed_in_an_earlier_run_go_last_and_alone() -> None:
+    s = Scheduler(["a", "b"], workers=2, max_attempts=3, solo_last=["k1", "k2"])
+    assert drain(s) == ["a", "b"]
+    s.ended(Attempt("a", 1))
+    assert s.next(memory_ok=True) is None  # "b" still runs: k1 waits to be alone
+    s.ended(Attempt("b", 1))
+    assert s.next(memory_ok=True) == "k1"
+    assert s.next(memory_ok=True) is None
+    s.ended(Attempt("k1", 2))
+    assert drain(s) == ["k2"]
+    s.ended(Attempt("k2", 2))
+    assert s.finished
