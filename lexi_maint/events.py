@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lexi_maint.ledger import Outcome
+from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryReading
 
 
@@ -61,9 +62,15 @@ class RunSummary:
     vanished: int
     failed_in_ledger: int  # documents of the job whose ledger status is failed after the run
     seconds: float
+    usage: Usage = field(default_factory=Usage)  # model calls of every attempt in this run
+    stopped: str = ""  # why the job stopped early (API key rejected, no balance), else ""
+    left_pending: int = 0  # documents the stop left pending
 
     @property
     def exit_code(self) -> int:
+        """0 all done; 1 documents failed; 3 the job was stopped (it could not proceed)."""
+        if self.stopped:
+            return 3
         return 1 if self.failed_in_ledger else 0
 
     def to_json(self) -> dict[str, object]:
@@ -79,7 +86,19 @@ class RunSummary:
             "vanished": self.vanished,
             "failed_in_ledger": self.failed_in_ledger,
             "seconds": round(self.seconds, 3),
+            "llm": self.usage.to_json(),
+            "stopped": self.stopped,
+            "left_pending": self.left_pending,
         }
+
+
+@dataclass(frozen=True)
+class JobStopped:
+    """A document failed in a way every document would (e.g. the API key was rejected)."""
+
+    path: str  # the document that hit it
+    reason: str
+    released: int  # running documents stopped and put back to pending
 
 
 @dataclass(frozen=True)
@@ -87,4 +106,4 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | DocumentStarted | DocumentFinished | MemoryHeld | RunFinished
+Event = RunStarted | DocumentStarted | DocumentFinished | MemoryHeld | JobStopped | RunFinished

@@ -12,12 +12,14 @@ from lexi_maint.events import (
     DocumentFinished,
     DocumentStarted,
     Event,
+    JobStopped,
     MemoryHeld,
     RunFinished,
     RunStarted,
     RunSummary,
 )
 from lexi_maint.ledger import Failure, Success
+from lexi_maint.llm.usage import Usage
 
 OK = "✅"
 FAIL = "❌"
@@ -37,6 +39,30 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def format_tokens(count: int) -> str:
+    if count >= 10**6:
+        return f"{count / 10**6:.2f}M"
+    if count >= 10**4:
+        return f"{count / 10**3:.1f}k"
+    return str(count)
+
+
+def format_cost(u: Usage) -> str:
+    return f"{format_tokens(u.total_tokens)} tokens {u.cost:.4f} {u.currency}".rstrip()
+
+
+def format_usage(u: Usage) -> str:
+    """Model usage in one line: calls, tokens in and out, cost."""
+    calls = f"{u.calls} calls" + (f" + {u.cached_answers} from cache" if u.cached_answers else "")
+    return (
+        f"{calls} · tokens in {format_tokens(u.prompt_tokens)}"
+        f" ({format_tokens(u.cache_hit_tokens)} cache hit)"
+        f", out {format_tokens(u.completion_tokens)}"
+        f" ({format_tokens(u.reasoning_tokens)} reasoning)"
+        f" · cost {u.cost:.4f} {u.currency}".rstrip()
+    )
+
+
 def format_started(e: RunStarted) -> str:
     parts = [f"{e.queued} to process", f"{e.unchanged} unchanged"]
     if e.exhausted:
@@ -52,7 +78,9 @@ def format_document(e: DocumentFinished) -> str:
     name = Path(e.path).name
     position = f"[{e.finished}/{e.queued}]"
     if isinstance(e.outcome, Success):
-        return f"{position} {OK} {name} {e.outcome.chunks} chunks {e.seconds:.1f} s"
+        usage = e.outcome.usage
+        cost = "" if usage.empty else f" · {format_cost(usage)}"
+        return f"{position} {OK} {name} {e.outcome.chunks} chunks {e.seconds:.1f} s{cost}"
     failure: Failure = e.outcome
     mark = RETRY if e.requeued else FAIL
     retry = " · will retry" if e.requeued else ""
@@ -80,10 +108,21 @@ def format_summary(s: RunSummary) -> str:
         lines.append(f"  {s.exhausted} failed earlier {FAIL} and exhausted their attempts")
     if s.vanished:
         lines.append(f"  {s.vanished} no longer in the input directory (marked skipped)")
+    if not s.usage.empty:
+        lines.append(f"  LLM: {format_usage(s.usage)}")
     verdict = "all documents done" if s.exit_code == 0 else (
         f"{s.failed_in_ledger} documents failed: see `lexi-maint status {s.job}`")  # fmt: skip
+    if s.stopped:
+        verdict = f"job stopped, {s.left_pending} documents left pending: {s.stopped}"
     lines.append(f"  result: {verdict}")
     return "\n".join(lines)
+
+
+def format_stopped(e: JobStopped) -> str:
+    return (
+        f"{FAIL} job stopped by {Path(e.path).name}: {e.reason}"
+        f" ({e.released} running documents put back to pending)"
+    )
 
 
 def format_hold(e: MemoryHeld) -> str:
@@ -145,6 +184,8 @@ def _line(event: Event) -> str | None:
         return format_document(event)
     if isinstance(event, MemoryHeld):
         return format_hold(event)
+    if isinstance(event, JobStopped):
+        return format_stopped(event)
     if isinstance(event, RunFinished):
         return format_summary(event.summary)
     return None

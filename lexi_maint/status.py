@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lexi_maint.ledger import DocumentRecord
+from lexi_maint.llm.usage import Usage
 from lexi_maint.plan import Status
+from lexi_maint.progress import format_cost, format_usage
 
 MARKS = {
     Status.DONE: "✅",
@@ -26,6 +28,7 @@ def status_json(
     return {
         "job": job,
         "counts": {s.value: counts.get(s.value, 0) for s in Status},
+        "llm": _total(records).to_json(),
         "last_run": dict(last_run) if last_run else None,
         "documents": [r.to_json() for r in records],
     }
@@ -37,8 +40,14 @@ def render_status(
     counts = Counter(r.status for r in records)
     head = " · ".join(f"{MARKS[s]} {counts.get(s, 0)} {s.value}" for s in Status)
     lines = [f"job {job}: {len(records)} documents · {head}"]
+    total = _total(records)
+    if not total.empty:
+        lines.append(f"LLM, documents in the ledger: {format_usage(total)}")
     if last_run:
         lines.append(f"last run {last_run['run_id']}: {last_run['status']}")
+        run_usage = Usage.from_json(last_run.get("llm"))
+        if not run_usage.empty:
+            lines.append(f"LLM, last run: {format_usage(run_usage)}")
     for r in records:
         lines.append(_row(r))
     return "\n".join(lines) + "\n"
@@ -50,7 +59,15 @@ def _row(r: DocumentRecord) -> str:
     if r.error_class:
         detail = f"{r.error_class}: {r.error_message}"
     peak = f" · peak {r.peak_rss // 2**20} MiB" if r.peak_rss else ""
+    cost = "" if r.usage.empty else f" · {format_cost(r.usage)}"
     return (
         f"  {MARKS[r.status]} {r.status.value:<8} {Path(r.path).name}"
-        f" · attempts {r.attempts} · {detail}{peak}"
+        f" · attempts {r.attempts} · {detail}{peak}{cost}"
     )
+
+
+def _total(records: Sequence[DocumentRecord]) -> Usage:
+    total = Usage()
+    for r in records:
+        total = total + r.usage
+    return total

@@ -1,4 +1,9 @@
-"""The stages of a job, registered explicitly, in order."""
+"""The stages of a job, registered explicitly, in order.
+
+`[llm] provider = "none"`: parse, chunk (structural), analyze (embedded), store.
+`[llm] provider = "deepseek"`: parse, chunk (the chunk model), analyze (the reasoning
+model), store. The API key is read here, in the runner process, before any worker starts.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,33 @@ from lexi_maint.pipeline.worker import StageFactory
 
 def stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
     """A factory the worker process calls to build its stages (connections made there)."""
+    if job.llm.enabled:
+        return _llm_stage_factory(job, target)
 
     def make() -> Sequence[Stage]:
         return (
             ParseStage(job.parse),
             ChunkStage(job.chunk),
             AnalyzeStage(),
+            StoreStage(connect(target)),
+        )
+
+    return make
+
+
+def _llm_stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
+    from lexi_maint.llm.keys import load_api_key
+    from lexi_maint.llm.runtime import LlmRuntime
+    from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
+    from lexi_maint.pipeline.llm_chunk import LlmChunkStage
+
+    runtime = LlmRuntime(job.llm, load_api_key(job.llm))
+
+    def make() -> Sequence[Stage]:
+        return (
+            ParseStage(job.parse),
+            LlmChunkStage(job.chunk, runtime),
+            LlmAnalyzeStage(runtime),
             StoreStage(connect(target)),
         )
 

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 
-from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.ledger import Failure, Outcome, Success
+from lexi_maint.llm.usage import MetersUsage, Usage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,26 @@ def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
             work = stage.run(work)
         except DocumentError as exc:
             timings[stage.name] = round(time.monotonic() - started, 4)
+            stop = isinstance(exc, JobStopError)
             return Failure(exc.error_class, exc.message, exc.retryable, timings, _peak_rss(),
-                           work.warnings)  # fmt: skip
+                           work.warnings, _usage(stages), stop)  # fmt: skip
         except Exception as exc:  # a bug in a stage must cost one document, not the job
             log.exception("stage %s crashed on %s", stage.name, source.path)
             timings[stage.name] = round(time.monotonic() - started, 4)
             message = f"{stage.name} stage crashed: {type(exc).__name__}: {exc}"
-            return Failure(ErrorClass.INTERNAL, message, False, timings, _peak_rss(), work.warnings)
+            return Failure(ErrorClass.INTERNAL, message, False, timings, _peak_rss(),
+                           work.warnings, _usage(stages))  # fmt: skip
         timings[stage.name] = round(time.monotonic() - started, 4)
-    return Success(len(work.chunks), timings, _peak_rss(), work.warnings)
+    return Success(len(work.chunks), timings, _peak_rss(), work.warnings, _usage(stages))
+
+
+def _usage(stages: Sequence[Stage]) -> Usage:
+    """What the stages that call a paid API used, added up."""
+    total = Usage()
+    for stage in stages:
+        if isinstance(stage, MetersUsage):
+            total = total + stage.usage()
+    return total
 
 
 def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory) -> None:

@@ -1,0 +1,1 @@
+"""Model API access for the LLM pipeline stages: config, key, client, cache, limits, cost."""

@@ -1,0 +1,99 @@
+"""Finding the model API key, and keeping it out of every message.
+
+Where the key comes from, first match wins:
+    1. `$CREDENTIALS_DIRECTORY/deepseek-api-key`: a systemd credential
+       (`LoadCredential=deepseek-api-key:/etc/lexi-maint/deepseek-api-key`);
+    2. the file named by `[llm] api_key_file`; it must not be readable or writable by
+       group or others (mode 0600 or 0400), else lexi-maint refuses it;
+    3. the environment variable DEEPSEEK_API_KEY (visible to the process's owner in
+       /proc/PID/environ: prefer 1 or 2).
+
+The key is read in the runner process and reaches the workers by fork, never through
+argv or the environment. `ApiKey` prints as `ApiKey(…1234)`; `redact` removes it from any
+text (API error messages may echo it).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from lexi_maint.errors import UsageError
+from lexi_maint.llm.config import LlmConfig
+
+CREDENTIAL_NAME = "deepseek-api-key"
+ENV_NAME = "DEEPSEEK_API_KEY"
+REDACTED = "[api key redacted]"
+_MAX_KEY_BYTES = 4096
+
+
+class ApiKey:
+    """The secret; `reveal()` is called only to build the Authorization header."""
+
+    __slots__ = ("_secret", "source")
+
+    def __init__(self, secret: str, source: str) -> None:
+        self._secret = secret
+        self.source = source  # where it came from, for messages ("key file /etc/...")
+
+    def reveal(self) -> str:
+        return self._secret
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._secret, REDACTED) if self._secret else text
+
+    def __repr__(self) -> str:
+        return f"ApiKey(…{self._secret[-4:]} from {self.source})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("an ApiKey is not pickled: it reaches workers by fork only")
+
+
+def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> ApiKey:
+    """The key from the first source that has one; UsageError says how to provide one."""
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        path = Path(credentials) / CREDENTIAL_NAME
+        if path.exists():
+            return _from_file(path, f"systemd credential {path}", check_mode=False)
+    if config.api_key_file is not None:
+        return _from_file(config.api_key_file, f"key file {config.api_key_file}", check_mode=True)
+    value = environ.get(ENV_NAME, "")
+    if value:
+        return ApiKey(_valid(value, f"${ENV_NAME}"), f"${ENV_NAME}")
+    raise UsageError(
+        f"no API key for [llm] provider = {config.provider!r}: pass it as the systemd "
+        f"credential {CREDENTIAL_NAME} (LoadCredential=), name a mode-0600 file in "
+        f"[llm] api_key_file, or set {ENV_NAME}"
+    )
+
+
+def _from_file(path: Path, source: str, *, check_mode: bool) -> ApiKey:
+    try:
+        info = path.stat()
+        if check_mode and stat.S_IMODE(info.st_mode) & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise UsageError(
+                f"{source} is accessible to group or others (mode {mode:04o}); "
+                f"run: chmod 600 {path}"
+            )
+        if info.st_size > _MAX_KEY_BYTES:
+            raise UsageError(f"{source} is {info.st_size} bytes: not an API key file")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UsageError(f"cannot read {source}: {reason}") from None
+    return ApiKey(_valid(text, source), source)
+
+
+def _valid(raw: str, source: str) -> str:
+    key = raw.strip()
+    if not key:
+        raise UsageError(f"{source} is empty")
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise UsageError(f"{source} does not hold one API key (one line, no spaces)")
+    return key

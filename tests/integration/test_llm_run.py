@@ -1,0 +1,245 @@
+"""`lexi-maint run` with `[llm] provider = "deepseek"` against the test server, end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lexi_maint.llm.keys import REDACTED
+from tests.integration.lexi_env import Workspace, copy_samples, lexi_argv, workspace
+from tests.llm_server import API_KEY, FakeLlmServer, LatencyModel
+
+pytestmark = pytest.mark.integration
+
+CHUNK, REASONER = "deepseek-chat", "deepseek-reasoner"
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+
+
+@pytest.fixture()
+def server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer(echo_auth=True) as s:
+        yield s
+
+
+@pytest.fixture()
+def ws() -> Iterator[Workspace]:
+    with workspace() as w:
+        yield w
+
+
+def configure(
+    ws: Workspace, server: FakeLlmServer, *, key: str = API_KEY, mode: int = 0o600,
+    workers: int = 2, llm: str = "",
+) -> None:  # fmt: skip
+    key_file = ws.root / "deepseek.key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(mode)
+    ws.write_config(
+        workers=workers,
+        extra=(
+            f'\n[llm]\nprovider = "deepseek"\nbase_url = "{server.url}"\n'
+            f'api_key_file = "{key_file}"\nbackoff_initial = 0.01\nbackoff_max = 0.05\n'
+            f"max_retries = 2\nrequest_deadline = 10\n{llm}"
+        ),
+    )
+
+
+def status(ws: Workspace) -> dict[str, object]:
+    result = ws.cli("status", "cao_import", "--json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def documents(ws: Workspace) -> dict[str, dict[str, object]]:
+    return {Path(str(d["path"])).name: d for d in status(ws)["documents"]}  # type: ignore[attr-defined]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < give_up, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_the_samples_go_through_both_llm_stages(ws: Workspace, server: FakeLlmServer) -> None:
+    names = [p.name for p in copy_samples(ws.input)]
+    configure(ws, server)
+    first = ws.cli("run", "cao_import", "--progress", "lines")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "result: all documents done" in first.stdout
+    assert "  LLM: " in first.stdout and " USD" in first.stdout
+    docs = documents(ws)
+    assert sorted(docs) == sorted(names)
+    assert all(d["status"] == "done" for d in docs.values())
+    assert not any("splitter" in str(d["warnings"]) for d in docs.values())  # no fallback
+    chunks = sum(int(str(d["chunks"])) for d in docs.values())
+    assert server.count(CHUNK) == len(names)  # one window each: the samples are short
+    assert server.count(REASONER) == chunks  # one analysis per chunk
+    for d in docs.values():
+        usage = d["llm"]
+        assert isinstance(usage, dict)
+        assert usage["calls"] == 1 + int(str(d["chunks"]))
+        assert usage["reasoning_tokens"] > 0 and usage["cost"] > 0
+    run_usage = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    assert run_usage["calls"] == server.count() and run_usage["cached_answers"] == 0
+    assert ws.graph_stats().node_count("Chunk") == chunks
+    assert "LLM, last run:" in ws.cli("status", "cao_import").stdout
+
+    again = ws.cli("run", "cao_import", "--reprocess")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert server.count() == run_usage["calls"]  # every answer came from the response cache
+    cached = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    assert (cached["calls"], cached["cached_answers"], cached["cost"]) == (0, server.count(), 0)
+    assert ws.graph_stats().node_count("Chunk") == chunks
+
+
+def test_invalid_chunk_boundaries_fall_back_to_the_splitter_with_a_warning(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    (ws.input / "cao.txt").write_text(
+        "Artikel 1 Loon\nHet loon is € 2.000,00.\n\nArtikel 2 Verlof\nZie artikel 1.\n"
+    )
+    configure(ws, server)
+    server.inject("content", times=3, model=CHUNK, content='{"chunks": [{"start": 2}]}')
+    result = ws.cli("run", "cao_import")
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = documents(ws)["cao.txt"]
+    assert doc["status"] == "done" and doc["chunks"] == 1  # what the structural splitter makes
+    warnings = doc["warnings"]
+    assert isinstance(warnings, list) and len(warnings) == 1
+    warning = str(warnings[0])
+    assert "3 answers rejected" in warning and "expected 1" in warning
+    assert "used the structural splitter there" in warning
+    assert server.count(CHUNK) == 3
+
+
+def test_no_balance_stops_the_job_and_a_later_run_finishes_it(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    copy_samples(ws.input, copies=3)
+    configure(ws, server)
+    server.inject("402", model=REASONER)
+    stopped = ws.cli("run", "cao_import", "--progress", "lines")
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "job stopped" in stopped.stdout and "insufficient balance" in stopped.stdout
+    docs = documents(ws)
+    counts = {s: sum(1 for d in docs.values() if d["status"] == s) for s in ("done", "failed")}
+    assert counts["failed"] == 0
+    pending = [d for d in docs.values() if d["status"] == "pending"]
+    assert len(pending) == 18 - counts["done"] >= 16
+    reasons = [d["error"]["class"] for d in pending if d["error"]]  # type: ignore[index]
+    assert reasons == ["llm_balance"]
+
+    resumed = ws.cli("run", "cao_import")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert all(d["status"] == "done" for d in documents(ws).values())
+
+
+def test_a_rejected_key_fails_the_job_at_once(ws: Workspace, server: FakeLlmServer) -> None:
+    copy_samples(ws.input, copies=3)
+    configure(ws, server, key="sk-revoked-key-0000")
+    result = ws.cli("run", "cao_import", "--progress", "lines")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "the API key was rejected" in result.stdout
+    docs = documents(ws).values()
+    assert [d["error"]["class"] for d in docs if d["status"] == "failed"] == ["llm_auth"]  # type: ignore[index]
+    assert sum(1 for d in docs if d["status"] == "pending") == 17
+    assert server.count() <= 2  # one call per worker at most: nothing more was tried
+
+
+def test_the_api_key_stays_out_of_processes_logs_ledger_and_cache(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    copy_samples(ws.input, copies=2)
+    server.latency = LatencyModel.parse("fixed:0.02")
+    configure(ws, server)
+    server.inject("400", model=REASONER)  # the server echoes the Authorization header
+    proc = subprocess.Popen(
+        lexi_argv(ws.config, "-v", "run", "cao_import", "--progress", "lines"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ws.root,
+    )  # fmt: skip
+    seen = 0
+    try:
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    visible = " ".join(p.cmdline()) + " ".join(p.environ().values())
+                except psutil.Error:
+                    continue
+                assert API_KEY not in visible, f"key visible in process {p.pid}"
+                seen += 1
+            time.sleep(0.02)
+    finally:
+        out, err = proc.communicate(timeout=120)
+    assert seen > 3 and proc.returncode == 1, out + err
+    assert API_KEY not in out + err
+    assert "INFO" in err  # verbose logging was on
+    failed = [d for d in documents(ws).values() if d["status"] == "failed"]
+    assert len(failed) == 1
+    message = failed[0]["error"]["message"]  # type: ignore[index]
+    assert failed[0]["error"]["class"] == "llm_bad_request"  # type: ignore[index]
+    assert REDACTED in message
+    for path in ws.state.rglob("*"):
+        if path.is_file() and path.suffix not in (".sock",):
+            assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_killed_run_pays_nothing_twice(ws: Workspace, server: FakeLlmServer) -> None:
+    copy_samples(ws.input, copies=2)
+    server.latency = LatencyModel.parse("fixed:0.02")
+    configure(ws, server)
+    proc = subprocess.Popen(lexi_argv(ws.config, "run", "cao_import"), stdout=subprocess.DEVNULL)
+    tree = psutil.Process(proc.pid)
+    wait_until(lambda: len(server.answered_keys()) >= 30)
+    children = tree.children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
+    answered_first = server.answered_keys()
+    cache_path = ws.state / "llm" / "responses.sqlite3"
+    with sqlite3.connect(cache_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        cached = {row[0] for row in db.execute("SELECT key FROM answers")}
+    assert cached and cached <= answered_first  # only answers that were really given
+
+    server.reset()
+    rerun = ws.cli("run", "cao_import")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    asked_again = {c.key for c in server.calls()}
+    assert not asked_again & cached  # nothing already answered was paid for again
+    assert all(d["status"] == "done" for d in documents(ws).values())
+
+
+def test_a_missing_key_stops_before_any_document(ws: Workspace, server: FakeLlmServer) -> None:
+    copy_samples(ws.input)
+    configure(ws, server)
+    (ws.root / "deepseek.key").unlink()
+    result = ws.cli("run", "cao_import")
+    assert result.returncode == 2
+    assert "cannot read key file" in result.stderr and "Traceback" not in result.stderr
+    assert server.count() == 0
+
+
+def test_a_key_file_others_can_read_is_refused(ws: Workspace, server: FakeLlmServer) -> None:
+    copy_samples(ws.input)
+    configure(ws, server, mode=0o644)
+    result = ws.cli("run", "cao_import")
+    assert result.returncode == 2
+    assert "mode 0644" in result.stderr and "chmod 600" in result.stderr
+    assert API_KEY not in result.stderr and server.count() == 0

@@ -1,0 +1,109 @@
+"""The job-wide call limit across real processes, and what a SIGKILL does to it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from lexi_maint.llm.slots import FileSlots
+
+pytestmark = pytest.mark.integration
+
+
+def hold_slots(directory: Path, count: int, calls: int, log: Path) -> None:
+    """In a child: make `calls` concurrent 'calls' of 20 ms each, logging start/end times."""
+
+    async def one(slots: FileSlots) -> None:
+        async with slots.slot():
+            started = time.monotonic()
+            await asyncio.sleep(0.02)
+            with log.open("a") as out:
+                out.write(f"{started} {time.monotonic()}\n")
+
+    async def main() -> None:
+        slots = FileSlots(directory, count)
+        await asyncio.gather(*(one(slots) for _ in range(calls)))
+        slots.close()
+
+    asyncio.run(main())
+
+
+def fork(target: object, *args: object) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            target(*args)  # type: ignore[operator]
+        finally:
+            os._exit(0)
+    return pid
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    current = best = 0
+    for _, step in events:
+        current += step
+        best = max(best, current)
+    return best
+
+
+def test_calls_from_all_processes_stay_within_the_limit_and_overlap(tmp_path: Path) -> None:
+    slots_dir = tmp_path / "slots"
+    logs = [tmp_path / f"log{i}" for i in range(4)]
+    pids = [fork(hold_slots, slots_dir, 3, 15, log) for log in logs]
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    intervals = [
+        (float(a), float(b))
+        for log in logs
+        for a, b in (line.split() for line in log.read_text().splitlines())
+    ]
+    assert len(intervals) == 60
+    assert max_overlap(intervals) <= 3  # 4 processes x 15 concurrent calls, limit 3
+    assert max_overlap(intervals) >= 2  # ... and they do run concurrently
+
+
+def test_a_killed_holder_leaks_no_slot(tmp_path: Path) -> None:
+    slots_dir = tmp_path / "slots"
+    ready = tmp_path / "ready"
+
+    def hold_forever() -> None:
+        async def main() -> None:
+            slots = FileSlots(slots_dir, 2)
+            async with slots.slot(), slots.slot():
+                ready.write_text("holding")
+                await asyncio.sleep(3600)
+
+        asyncio.run(main())
+
+    pid = fork(hold_forever)
+    while not ready.exists():
+        time.sleep(0.01)
+
+    async def try_one() -> bool:
+        slots = FileSlots(slots_dir, 2)
+        try:
+            async with asyncio.timeout(0.2), slots.slot():
+                return True
+        except TimeoutError:
+            return False
+        finally:
+            slots.close()
+
+    assert asyncio.run(try_one()) is False  # both slots are held by the child
+    os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+    os.waitpid(pid, 0)
+
+    async def take_both() -> None:
+        slots = FileSlots(slots_dir, 2)
+        async with asyncio.timeout(5), slots.slot(), slots.slot():
+            pass
+        slots.close()
+
+    asyncio.run(take_both())  # the kernel dropped the dead process's locks

@@ -1,0 +1,75 @@
+"""Generated answers to lexi-maint's prompts, as a well-behaved model would give them.
+
+Chunking: the segments are read back from the prompt and grouped greedily: a new chunk
+starts at a heading line (once the current chunk has min_chars) or where the next segment
+would push it past max_chars; the title is the first line's heading, else its first words.
+Analysis: the chunk text is read back and run through the embedded analyzer, so every
+answer follows the schema. Anything else gets "{}".
+
+`reasoning` is what a reasoning model would think out loud; the server sends it as
+`reasoning_content` and reports its tokens (lexi-maint must not store it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lexi_maint.llm.prompts import CHUNK_TEXT_HEADER, SEGMENTS_HEADER
+from lexi_maint.pipeline.analyze import analyze_chunk
+from lexi_maint.pipeline.chunk import parse_heading
+from lexi_maint.pipeline.contract import Chunk
+
+_SIZE = re.compile(r"Chunk size: (\d+) to (\d+) characters\.")
+_SEGMENT = re.compile(r"(\d+) \[(\d+)\] ?(.*)")
+REASONING_MARK = "REASONING-NOT-TO-BE-STORED"
+
+
+@dataclass(frozen=True)
+class Answer:
+    content: str
+    reasoning: str = ""
+
+
+class LexiResponder:
+    def __call__(self, model: str, messages: Sequence[dict[str, str]]) -> Answer:
+        user = messages[-1].get("content", "") if messages else ""
+        if SEGMENTS_HEADER in user:
+            return Answer(json.dumps({"chunks": chunk_answer(user)}, ensure_ascii=False))
+        if CHUNK_TEXT_HEADER in user:
+            content = json.dumps(analysis_answer(user), ensure_ascii=False)
+            return Answer(content, f"{REASONING_MARK}: reading the chunk, listing its facts.")
+        return Answer("{}")
+
+
+def chunk_answer(prompt: str) -> list[dict[str, object]]:
+    size = _SIZE.search(prompt)
+    low, high = (int(size[1]), int(size[2])) if size else (200, 4000)
+    body = prompt.split(SEGMENTS_HEADER, 1)[1]
+    chunks: list[dict[str, object]] = []
+    current = 0
+    for line in body.strip("\n").split("\n"):
+        match = _SEGMENT.fullmatch(line)
+        if match is None:
+            continue
+        number, length, text = int(match[1]), int(match[2]), match[3]
+        heading = parse_heading(text)
+        starts = not chunks or current + length > high or (heading is not None and current >= low)
+        if starts:
+            title = heading[1] if heading else " ".join(text.split()[:6])
+            chunks.append({"start": number, "title": title})
+            current = 0
+        current += length
+    return chunks
+
+
+def analysis_answer(prompt: str) -> dict[str, object]:
+    head, _, text = prompt.partition(f"\n{CHUNK_TEXT_HEADER}\n")
+    heading = ""
+    for line in head.split("\n"):
+        if line.startswith("Heading: ") and line != "Heading: (none)":
+            heading = line.removeprefix("Heading: ")
+    chunk = Chunk(id="x", index=0, start=0, end=len(text), heading=heading, text=text)
+    return analyze_chunk(chunk)

@@ -1,0 +1,367 @@
+"""The server: `POST <base>/chat/completions` on 127.0.0.1, HTTP/1.1 with keep-alive.
+
+It runs an asyncio event loop in a background thread (one loop, no thread per connection,
+so a benchmark with hundreds of connections costs little CPU next to the client it tests).
+
+Every request is checked for `Authorization: Bearer <api_key>` (else 401, as DeepSeek
+answers), waits its simulated latency, then gets the responder's answer with a `usage`
+block shaped like DeepSeek's (prompt_cache_hit_tokens, completion_tokens_details.
+reasoning_tokens) and, for reasoning models, a `reasoning_content`.
+
+Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the next calls
+(of `model`, if given) in order:
+    "429"               429 with Retry-After (`retry_after`, default "0")
+    "500" "503"         server errors
+    "400" "422"         request errors (message echoes the Authorization header when
+                        `echo_auth=True`, to prove lexi-maint redacts it)
+    "401" "402"         authentication / balance errors
+    "reset"             read the request, then close the connection with a TCP RST
+    "stall"             200 and then a blank line every `interval` s for `stall` s (as DeepSeek
+                        does while a request is queued), then the answer if still connected
+    "blank"             200 with empty content (finish_reason "stop")
+    "bad_json"          200 with content that is not JSON
+    "bad_body"          200 whose body is not JSON at all
+    "content"           200 with the given `content`
+Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache key), the
+model, the fault, the status sent and whether a complete answer went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tests.llm_server.latency import LatencyModel
+from tests.llm_server.responder import Answer, LexiResponder
+
+API_KEY = "sk-test-0123456789abcdef"
+Responder = Callable[[str, Sequence[dict[str, str]]], Answer]
+
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
+           404: "Not Found", 422: "Unprocessable Entity", 429: "Too Many Requests",
+           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+ERROR_MESSAGES = {
+    400: "Invalid request body format",
+    401: "Authentication Fails, Your api key is invalid",
+    402: "Insufficient Balance",
+    422: "Invalid Parameters",
+    429: "Rate Limit Reached",
+    500: "Server Error",
+    503: "Server Overloaded",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    times: int = 1
+    model: str | None = None
+    retry_after: str = "0"
+    stall: float = 5.0
+    interval: float = 0.05
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    key: str
+    model: str
+    fault: str
+    status: int
+    answered: bool
+    latency: float
+    started: float
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+def tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+class FakeLlmServer:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: LatencyModel | None = None,
+        api_key: str = API_KEY,
+        echo_auth: bool = False,
+    ) -> None:
+        self.responder = responder or LexiResponder()
+        self.latency = latency or LatencyModel()
+        self.api_key = api_key
+        self.echo_auth = echo_auth
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._calls: list[Call] = []
+        self._seen_prefixes: set[str] = set()
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def __enter__(self) -> FakeLlmServer:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        self._port = started.result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    # -- scripting and inspection ------------------------------------------------------------
+
+    def inject(self, kind: str, times: int = 1, model: str | None = None, **options: Any) -> None:
+        with self._lock:
+            self._faults.append(Fault(kind, times, model, **options))
+
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def count(self, model: str | None = None) -> int:
+        return sum(1 for c in self.calls() if model is None or c.model == model)
+
+    def answered_keys(self) -> set[str]:
+        return {c.key for c in self.calls() if c.answered}
+
+    def total_latency(self) -> float:
+        return sum(c.latency for c in self.calls())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._calls.clear()
+
+    def _take_fault(self, model: str) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.model is None or fault.model == model:
+                    if fault.times <= 1:
+                        del self._faults[i]
+                    else:
+                        self._faults[i] = replace(fault, times=fault.times - 1)
+                    return fault
+        return None
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        messages = request.get("messages") or []
+        system = str(messages[0].get("content", "")) if messages else ""
+        with self._lock:
+            seen = system in self._seen_prefixes
+            self._seen_prefixes.add(system)
+        return chat_completion(request, self.responder, system_cached=seen)
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, OSError):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    break
+                if not await self._handle(request, writer):
+                    break
+        if not writer.is_closing():
+            writer.close()
+
+    async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection must not be used again."""
+        started = time.monotonic()
+        key = hashlib.sha256(request.body).hexdigest()
+        try:
+            data = json.loads(request.body)
+            model = str(data["model"])
+        except (ValueError, KeyError, TypeError):
+            return await self._error(writer, 400, Call(key, "?", "", 400, False, 0.0, started))
+        call = Call(key, model, "", 0, False, 0.0, started)
+        if not request.path.endswith("/chat/completions"):
+            return await self._error(writer, 404, call)
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return await self._error(writer, 401, call, request)
+        fault = self._take_fault(model)
+        kind = fault.kind if fault else ""
+        call = replace(call, fault=kind)
+        if fault is not None and kind.isdigit():
+            return await self._error(writer, int(kind), call, request, fault)
+        if kind == "reset":
+            self._record(call)
+            _reset(writer)
+            return False
+        if fault is not None and kind == "stall":
+            return await self._stall(writer, data, fault, call)
+        return await self._respond(writer, data, fault, call)
+
+    async def _respond(
+        self, writer: asyncio.StreamWriter, data: dict[str, Any], fault: Fault | None, call: Call
+    ) -> bool:
+        delay = self.latency.seconds(call.model, call.key)
+        await asyncio.sleep(delay)
+        call = replace(call, latency=delay)
+        if call.fault == "bad_body":
+            return await self._send(writer, 200, b"<html>502 Bad Gateway</html>", call, False)
+        answer = self._answer(data)
+        message = answer["choices"][0]["message"]
+        if call.fault == "blank":
+            message["content"] = ""
+        elif call.fault == "bad_json":
+            message["content"] = '{"section_title": "Artikel 1", "dates": ['
+        elif call.fault == "content" and fault is not None:
+            message["content"] = fault.content
+        return await self._send(writer, 200, _json(answer), call, True)
+
+    async def _stall(
+        self, writer: asyncio.StreamWriter, data: dict[str, Any], fault: Fault, call: Call
+    ) -> bool:
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        writer.write((head + "\r\n").encode())
+        answered = False
+        try:
+            until = time.monotonic() + fault.stall
+            while time.monotonic() < until:
+                writer.write(b"1\r\n\n\r\n")  # one blank line, as DeepSeek sends while queued
+                await writer.drain()
+                await asyncio.sleep(fault.interval)
+            body = _json(self._answer(data))
+            writer.write(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+            await writer.drain()
+            answered = True
+        except (ConnectionError, OSError):  # the client gave up: what a deadline is for
+            pass
+        self._record(replace(call, status=200, answered=answered))
+        return answered
+
+    async def _error(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        call: Call,
+        request: Request | None = None,
+        fault: Fault | None = None,
+    ) -> bool:
+        message = ERROR_MESSAGES.get(status, f"HTTP {status}")
+        if status in (400, 422) and self.echo_auth and request is not None:
+            message += f" (request had Authorization: {request.headers.get('authorization')})"
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+        headers = {"Retry-After": fault.retry_after} if status == 429 and fault else {}
+        return await self._send(writer, status, _json(body), call, False, headers)
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        call: Call,
+        answer: bool,
+        headers: dict[str, str] | None = None,
+    ) -> bool:
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
+                 "Content-Type: application/json", f"Content-Length: {len(body)}"]  # fmt: skip
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        sent = True
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError):
+            sent = False
+        self._record(replace(call, status=status, answered=answer and sent))
+        return sent
+
+
+def chat_completion(
+    request: dict[str, Any], responder: Responder, *, system_cached: bool = False
+) -> dict[str, Any]:
+    """A chat.completion body answering `request`, with DeepSeek-style usage."""
+    model = str(request.get("model", ""))
+    messages = request.get("messages") or []
+    answer = responder(model, messages)
+    prompt = sum(tokens(str(m.get("content", ""))) for m in messages)
+    hit = tokens(str(messages[0].get("content", ""))) if messages and system_cached else 0
+    completion = tokens(answer.content)
+    reasoning = 3 * completion if answer.reasoning else 0
+    message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+    if answer.reasoning:
+        message["reasoning_content"] = answer.reasoning
+    return {
+        "id": f"chatcmpl-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion + reasoning,
+            "total_tokens": prompt + completion + reasoning,
+            "prompt_cache_hit_tokens": hit,
+            "prompt_cache_miss_tokens": prompt - hit,
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        },
+    }
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None  # the client closed the connection between requests
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length") or 0))
+    parts = request_line.split(" ")
+    return Request(parts[1] if len(parts) > 1 else "/", headers, body)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
