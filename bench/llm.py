@@ -3,8 +3,9 @@
 A 49-document batch shaped like the seed's (generated CAO text: 35 small documents of
 10-50 chunks, 11 medium of 100-300, 3 large of 500-700) goes through `lexi-maint run`
 with `[llm] provider = "deepseek"` pointed at the OpenAI-compatible test server
-(tests/llm_server), whose latency is drawn per request from a log-normal distribution per
-model and scaled down so the whole benchmark takes a few minutes:
+(tests/llm_server, in its own process), whose latency is drawn per request from a
+log-normal distribution per model (the same request always waits the same time) and is
+scaled down so the whole benchmark takes a few minutes:
 
     (a) the seed's shape: 4 worker processes, one call at a time each
         (workers = 4, max_concurrency = 4, document_concurrency = 1);
@@ -22,25 +23,27 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.treemem import TreeRun, run_measured
 from lexi_maint.llm.config import LlmConfig
-from tests.llm_server import API_KEY, FakeLlmServer, LatencyModel
-from tests.llm_server.latency import Distribution
+from tests.llm_server import API_KEY
 from tests.pdfgen import cao_page_text
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 10**6
 SHAPE = (("small", 35, 10, 50), ("medium", 11, 100, 300), ("large", 3, 500, 700))
-LATENCY = {
-    "deepseek-chat": Distribution("lognormal", 1.0, 0.4),  # median seconds, sigma
-    "deepseek-reasoner": Distribution("lognormal", 3.0, 0.5),
-}
+# median seconds and sigma of a log-normal latency per model, before scaling
+LATENCY = "deepseek-chat=lognormal:1.0,0.4;deepseek-reasoner=lognormal:3.0,0.5"
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,37 @@ def write_config(root: Path, url: str, llm_extra: str, job_extra: str) -> Path:
     return config
 
 
-def run_case(label: str, config: Path, server: FakeLlmServer) -> Case:
-    server.reset()
+class Server:
+    """The test server in a child process, reached over HTTP (/_admin/ for its counters)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def admin(self, action: str) -> dict[str, Any]:
+        method = "GET" if action == "stats" else "POST"
+        request = urllib.request.Request(f"{self.url}/_admin/{action}", method=method, data=b"")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+@contextmanager
+def test_server(scale: float) -> Iterator[Server]:
+    argv = [sys.executable, "-m", "tests.llm_server", "--latency", LATENCY, "--scale", str(scale)]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on (\S+)", proc.stdout.readline())
+        if match is None:
+            raise SystemExit("the test server did not start")
+        yield Server(match[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_case(label: str, config: Path, server: Server) -> Case:
+    server.admin("reset")
     argv = [sys.executable, "-m", "lexi_maint", "--config", str(config), "run", "bench",
             "--progress", "lines"]  # fmt: skip
     result = run_measured(argv, cwd=REPO)
@@ -95,7 +127,8 @@ def run_case(label: str, config: Path, server: FakeLlmServer) -> Case:
         capture_output=True, text=True, check=True, cwd=REPO,
     )  # fmt: skip
     usage = json.loads(status.stdout)["last_run"]["llm"]
-    case = Case(label, result, server.count(), server.total_latency(), usage)
+    stats = server.admin("stats")
+    case = Case(label, result, stats["calls"], stats["total_latency"], usage)
     print(describe(case), flush=True)
     return case
 
@@ -111,18 +144,17 @@ def describe(case: Case) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", type=float, default=0.05, help="latency scale (default 0.05)")
+    parser.add_argument("--scale", type=float, default=0.07, help="latency scale (default 0.07)")
     parser.add_argument("--seed", type=int, default=49)
     args = parser.parse_args()
     defaults = LlmConfig()
-    latency = LatencyModel(Distribution("fixed", 0.0), LATENCY, args.scale)
     with tempfile.TemporaryDirectory(prefix="lexi-bench-llm-") as tmp:
         base = Path(tmp)
         sizes = make_batch(base / "input", args.seed)
         print(f"{len(sizes)} documents, {sum(sizes)} articles; latency scale {args.scale}; "
               f"defaults: workers {defaults.workers}, max_concurrency {defaults.max_concurrency}",
               flush=True)  # fmt: skip
-        with FakeLlmServer(latency=latency) as server:
+        with test_server(args.scale) as server:
             roots = {name: base / name for name in ("a", "b")}
             for root in roots.values():
                 root.mkdir()

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -78,13 +79,17 @@ class ChatRequest:
 
     def body(self) -> bytes:
         """The exact bytes sent; the same request always gives the same bytes."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
         text = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return text.encode("utf-8")
 
-    @property
+    @cached_property
     def key(self) -> str:
         """sha256 of the body: model, messages and every parameter (the cache key)."""
-        return hashlib.sha256(self.body()).hexdigest()
+        return hashlib.sha256(self._encoded).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from lexi_maint.scheduler import Attempt, Scheduler
 log = logging.getLogger(__name__)
 
 HOLD_RECHECK_SECONDS = 0.5
-STOP_GRACE_SECONDS = 2.0  # how long workers may take to end by themselves on a stop
+STOP_GRACE_SECONDS = 10.0  # how long workers get to end after SIGTERM when a run stops
 _FORK = multiprocessing.get_context("fork")
 
 
@@ -273,28 +273,29 @@ class Runner:
         )
 
     def _kill_all(self) -> None:
-        """End every worker when the run stops early.
+        """End every worker when the run stops early, blaming only the right one.
 
-        When the kernel OOM-kills a worker, systemd (OOMPolicy=stop) sends SIGTERM to every
-        process of the unit while the victim may still be dying. Workers get a short moment
-        to end by themselves; one that ended by SIGKILL (the victim) or with a result keeps
-        that outcome, the others are killed and become interrupted (attempt given back).
+        When the kernel OOM-kills a worker, systemd (OOMPolicy=stop) stops the whole unit,
+        and the victim may still be dying. The runner sends its workers SIGTERM and only
+        SIGKILLs stragglers itself, so a worker that ended by a SIGKILL the runner did not
+        send was killed by someone else (the OOM killer): that document is 'killed' and its
+        attempt counts. The others end by SIGTERM and become 'interrupted' (attempt given
+        back). A worker that had already sent its result keeps it.
         """
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        pending = [r.process.sentinel for r in self._running.values()]
-        while pending and (left := deadline - time.monotonic()) > 0:
-            done = set(wait(pending, timeout=left))
-            pending = [s for s in pending if s not in done]
-        for r in self._running.values():
+        running = list(self._running.values())
+        for r in running:
+            _signal(r.process, signal.SIGTERM)
+        _wait_exit(running, STOP_GRACE_SECONDS)
+        ours = {r.path for r in running if r.process.is_alive()}
+        for r in running:
+            if r.path in ours:
+                _signal(r.process, signal.SIGKILL)
+            r.process.join()
             if r.outcome is None and r.conn.poll():
                 r.outcome = _receive(r.conn)
-            if not r.process.is_alive() and (
-                r.outcome is not None or r.process.exitcode == -signal.SIGKILL
-            ):
+            killed_by_others = r.process.exitcode == -signal.SIGKILL and r.path not in ours
+            if r.outcome is not None or killed_by_others:
                 self._ledger.record(self._s.job, r.path, _exit_outcome(r))
-                continue
-            _kill(r.process)
-            r.process.join()
         self._running.clear()
 
     def _summary(
@@ -365,9 +366,21 @@ def _exit_outcome(r: _Running) -> Outcome:
 
 
 def _kill(process: BaseProcess) -> None:
+    _signal(process, signal.SIGKILL)
+
+
+def _signal(process: BaseProcess, signum: int) -> None:
     if process.is_alive() and process.pid:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
+            os.kill(process.pid, signum)
+
+
+def _wait_exit(running: list[_Running], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = [r.process.sentinel for r in running]
+    while pending and (left := deadline - time.monotonic()) > 0:
+        done = set(wait(pending, timeout=left))
+        pending = [s for s in pending if s not in done]
 
 
 def _eta(tally: _Tally, queued: int) -> float | None:

@@ -24,6 +24,10 @@ Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the 
     "content"           200 with the given `content`
 Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache key), the
 model, the fault, the status sent and whether a complete answer went out.
+
+When the server runs in its own process (`python -m tests.llm_server`), the same is reached
+over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency"}), `POST /_admin/reset`
+and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
 """
 
 from __future__ import annotations
@@ -208,6 +212,8 @@ class FakeLlmServer:
 
     async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must not be used again."""
+        if request.path.startswith("/_admin/"):
+            return await self._admin(request, writer)
         started = time.monotonic()
         key = hashlib.sha256(request.body).hexdigest()
         try:
@@ -232,6 +238,19 @@ class FakeLlmServer:
         if fault is not None and kind == "stall":
             return await self._stall(writer, data, fault, call)
         return await self._respond(writer, data, fault, call)
+
+    async def _admin(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        action = request.path.removeprefix("/_admin/")
+        if action == "reset":
+            self.reset()
+        elif action == "inject":
+            self.inject(**json.loads(request.body))
+        calls = self.calls()
+        stats = {"calls": len(calls), "answered": sum(1 for c in calls if c.answered),
+                 "total_latency": sum(c.latency for c in calls)}  # fmt: skip
+        writer.write(_response_bytes(200, _json(stats)))
+        await writer.drain()
+        return True
 
     async def _respond(
         self, writer: asyncio.StreamWriter, data: dict[str, Any], fault: Fault | None, call: Call
@@ -296,10 +315,7 @@ class FakeLlmServer:
         answer: bool,
         headers: dict[str, str] | None = None,
     ) -> bool:
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
-                 "Content-Type: application/json", f"Content-Length: {len(body)}"]  # fmt: skip
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        writer.write(_response_bytes(status, body, headers))
         sent = True
         try:
             await writer.drain()
@@ -354,6 +370,13 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     body = await reader.readexactly(int(headers.get("content-length") or 0))
     parts = request_line.split(" ")
     return Request(parts[1] if len(parts) > 1 else "/", headers, body)
+
+
+def _response_bytes(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
+             "Content-Type: application/json", f"Content-Length: {len(body)}"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
