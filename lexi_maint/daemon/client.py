@@ -24,8 +24,9 @@ class DaemonRefused(LexiMaintError):
 
 
 class Client:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float | None = None) -> None:
         self.path = path
+        self.timeout = timeout  # for replies; None waits as long as a run takes
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         for reply in self.stream(message):
@@ -36,9 +37,12 @@ class Client:
         """The reply, then (for a waiting submit) every event line until 'finished'."""
         sock = self._connect()
         with sock, sock.makefile("rb") as lines:
-            sock.sendall(json.dumps(message).encode() + b"\n")
+            try:
+                sock.sendall(json.dumps(message).encode() + b"\n")
+            except OSError as exc:
+                raise DaemonUnavailable(f"lexi-maintd at {self.path}: {exc}") from None
             first = True
-            for raw in lines:
+            for raw in _lines(lines, self.path):
                 reply: dict[str, Any] = json.loads(raw)
                 if first and not reply.get("ok", False):
                     raise DaemonRefused(reply.get("error", "request refused"))
@@ -56,8 +60,15 @@ class Client:
                 f"cannot reach lexi-maintd at {self.path}: {exc.strerror or exc}"
                 " (is lexi-maintd.socket active? systemctl status lexi-maintd)"
             ) from None
-        sock.settimeout(None)
+        sock.settimeout(self.timeout)
         return sock
+
+
+def _lines(stream: Any, path: Path) -> Iterator[bytes]:
+    try:
+        yield from stream
+    except OSError as exc:  # reset by a dying daemon, or no reply within the timeout
+        raise DaemonUnavailable(f"lexi-maintd at {path} stopped answering: {exc}") from None
 
 
 def submit_and_wait(

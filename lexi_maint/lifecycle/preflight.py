@@ -87,9 +87,16 @@ def _reach_graph(config: Config) -> Check:
     return Check("graph store", True, f"{config.graph.backend} reachable, {documents} documents")
 
 
+_LOADABLE: set[Path] = set()
+
+
 def _library_problem(library: Path) -> str | None:
     """Load a shared library in a throwaway process: a missing dependency (libgomp.so.1
-    for the FalkorDB module) shows here instead of as a failed run after the service stopped."""
+    for the FalkorDB module) shows here instead of as a failed run after the service stopped.
+    A success is remembered per process (the daemon pays for the probe once, not per run);
+    a failure is not, so installing the missing library fixes the next run."""
+    if library in _LOADABLE:
+        return None
     probe = "import ctypes, sys; ctypes.CDLL(sys.argv[1])"
     try:
         proc = subprocess.run(
@@ -98,6 +105,7 @@ def _library_problem(library: Path) -> str | None:
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     if proc.returncode == 0:
+        _LOADABLE.add(library)
         return None
     lines = proc.stderr.strip().splitlines()
     reason = lines[-1] if lines else f"exit status {proc.returncode}"

@@ -7,7 +7,6 @@ in the ledger and in the daemon's list. Retried until the service is restored.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort
+from lexi_maint.systemd.properties import job_unit_pattern
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def recover(
     extra = {"lexi_job": hold.job, "lexi_run": hold.run_id, "lexi_phase": "recover"}
     log.warning("%s held by run %s when %s: restoring it", hold.service, hold.run_id, why,
                 extra=extra)  # fmt: skip
-    pattern = f"lexi-pipeline-{re.sub(r'[^A-Za-z0-9_-]', '_', hold.run_id)}-*.service"
-    for unit in systemd.list_units(pattern):
+    for unit in systemd.list_units(job_unit_pattern(hold.run_id)):
         log.warning("stopping job unit %s left by run %s", unit, hold.run_id, extra=extra)
         systemd.stop_unit(unit, config.service.stop_timeout)
         systemd.reset_failed(unit)

@@ -27,9 +27,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
-MIN_POLL = 0.001
+MIN_POLL = 0.002
 MAX_POLL = 0.05
-POLL_SHARE = 0.01  # of the recent call duration
+POLL_SHARE = 0.02  # of the recent call duration
 _EWMA = 0.2
 
 

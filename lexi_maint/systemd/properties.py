@@ -38,8 +38,16 @@ class PipelineRun:
 
 
 def unit_name(run: PipelineRun) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", run.run_id)
-    return f"lexi-pipeline-{safe}-{run.attempt}.service"
+    return f"lexi-pipeline-{_safe(run.run_id)}-{run.attempt}.service"
+
+
+def job_unit_pattern(run_id: str) -> str:
+    """A glob matching every job unit of a run (one per OOM restart)."""
+    return f"lexi-pipeline-{_safe(run_id)}-*.service"
+
+
+def _safe(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
 
 
 def pipeline_argv(program: Path, run: PipelineRun) -> list[str]:

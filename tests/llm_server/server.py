@@ -283,13 +283,15 @@ class FakeLlmServer:
                 await writer.drain()
                 await asyncio.sleep(fault.interval)
             body = _json(self._answer(data))
+            answered = True
+            self._record(replace(call, status=200, answered=True))
             writer.write(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
             await writer.drain()
-            answered = True
         except (ConnectionError, OSError):  # the client gave up: what a deadline is for
-            pass
-        self._record(replace(call, status=200, answered=answered))
-        return answered
+            if not answered:
+                self._record(replace(call, status=200, answered=False))
+            return False
+        return True
 
     async def _error(
         self,
@@ -315,14 +317,15 @@ class FakeLlmServer:
         answer: bool,
         headers: dict[str, str] | None = None,
     ) -> bool:
+        # recorded before the client can read the answer, so a test that got its answer
+        # always finds the call in calls(); answered means "handed to the connection"
+        self._record(replace(call, status=status, answered=answer and not writer.is_closing()))
         writer.write(_response_bytes(status, body, headers))
-        sent = True
         try:
             await writer.drain()
         except (ConnectionError, OSError):
-            sent = False
-        self._record(replace(call, status=status, answered=answer and sent))
-        return sent
+            return False
+        return True
 
 
 def chat_completion(

@@ -111,6 +111,17 @@ def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult)
     assert graph == {"docs": r["documents_in_ledger"], "chunks": r["chunks_in_ledger"]}
 
 
+def test_backstop_restores_the_service_when_the_daemon_stays_dead(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    r = scenario(results, "backstop", boot)
+    assert r["service_while_running"] == "inactive"
+    assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
+    assert "restore" in r["backstop_journal"] or "starting" in r["backstop_journal"], r
+    assert r["daemon_after"] == "active"
+    assert r["hold_after"] is False, "the restarted daemon did not close the interrupted run"
+
+
 def test_s4_cancel_stops_the_unit_and_restores(results: dict[str, Any], boot: VmResult) -> None:
     r = scenario(results, "cancel", boot)
     assert r["units_before_cancel"], "no job unit was running"

@@ -76,7 +76,14 @@ def one_run() -> dict[str, float]:
     )  # fmt: skip
     stop = (stop_end - stop_begin) / 1e6
     start = (service_active - restart_begin) / 1e6
+    quiesce = first(rows, LEXI_PHASE="quiesce")
+    stopped_logged = first(rows, MESSAGE_ID="6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c04")
+    run_phase = first(rows, LEXI_PHASE="run")
     return {
+        "A_part_preflight_s": (quiesce - took) / 1e6,
+        "A_part_quiesce_to_stop_job_s": (stop_begin - quiesce) / 1e6,
+        "A_part_leftovers_s": (stopped_logged - stop_end) / 1e6,
+        "A_part_job_unit_start_s": (job_started - run_phase) / 1e6,
         "A_submit_to_job_start_minus_stop_s": (job_started - took) / 1e6 - stop,
         "B_job_end_to_service_active_s": (service_active - job_ended) / 1e6,
         "B_minus_service_own_start_s": (service_active - job_ended) / 1e6 - start,

@@ -361,6 +361,29 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
                     "count(c) AS chunks").stdout.strip()  # fmt: skip
 
 
+def s8_backstop(r: dict[str, Any]) -> None:
+    """The daemon dies and cannot come back: lexi-batch@'s ExecStopPost restores the service."""
+    sh(LEXI, "submit", "big", "--reprocess")  # nothing left to do otherwise
+    sh("systemctl", "start", "--no-block", "lexi-batch@big.service")
+    wait_for("the job unit", lambda: any(show(u, "ActiveState") == "active"
+                                          for u in pipeline_units()), 120)  # fmt: skip
+    r["service_while_running"] = show("lexi.service", "ActiveState")
+    sh("systemctl", "mask", "--runtime", "lexi-maintd.service", check=True)
+    sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
+    r["restore_wait"] = round(wait_for("the backstop to start lexi.service",
+                                       lambda: show("lexi.service", "ActiveState") == "active",
+                                       120), 1)  # fmt: skip
+    r["batch_result"] = show("lexi-batch@big.service", "Result")
+    r["job_units_active"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
+    r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@big", "--no-pager",
+                               "-o", "cat").stdout[-2000:]  # fmt: skip
+    sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
+    sh("systemctl", "reset-failed", "lexi-maintd.service")
+    sh("systemctl", "start", "lexi-maintd.service")
+    r["daemon_after"] = show("lexi-maintd.service", "ActiveState")
+    r["hold_after"] = Path("/var/lib/lexi-maint/daemon/hold.json").exists()
+
+
 def s6_broken_config(r: dict[str, Any]) -> None:
     good = CONFIG.read_text()
     CONFIG.write_text(good.replace("workers = 2", 'workers = "two"', 1))
@@ -399,6 +422,7 @@ def main() -> int:
         ("oom", s2_oom),
         ("cancel", s4_cancel),
         ("daemon_killed", s3_daemon_killed),
+        ("backstop", s8_backstop),
         ("broken_config", s6_broken_config),
     ):
         if not only or name in only.split(","):
