@@ -16,13 +16,13 @@ travels in `GraphTarget`, argv or the environment. `Password` prints as
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.errors import UsageError
 from lexi_maint.graph.config import MemgraphConfig
+from lexi_maint.secretfile import read_secret_file
 
 CREDENTIAL_NAME = "memgraph-password"
 REDACTED = "[password redacted]"
@@ -90,20 +90,9 @@ def _password(config: MemgraphConfig, environ: Mapping[str, str]) -> Password | 
 
 
 def _from_file(path: Path, source: str, *, check_mode: bool) -> Password:
-    try:
-        info = path.stat()
-        if check_mode and stat.S_IMODE(info.st_mode) & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise UsageError(
-                f"{source} is accessible to group or others (mode {mode:04o}); "
-                f"run: chmod 600 {path}"
-            )
-        if info.st_size > _MAX_BYTES:
-            raise UsageError(f"{source} is {info.st_size} bytes: not a password file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise UsageError(f"cannot read {source}: {reason}") from None
+    text = read_secret_file(
+        path, source, check_mode=check_mode, max_bytes=_MAX_BYTES, what="a password file"
+    )
     return Password(_first_line(text, source), source)
 
 

@@ -16,12 +16,12 @@ text (API error messages may echo it).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from lexi_maint.errors import UsageError
 from lexi_maint.llm.config import LlmConfig
+from lexi_maint.secretfile import read_secret_file
 
 CREDENTIAL_NAME = "deepseek-api-key"
 ENV_NAME = "DEEPSEEK_API_KEY"
@@ -73,20 +73,9 @@ def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> 
 
 
 def _from_file(path: Path, source: str, *, check_mode: bool) -> ApiKey:
-    try:
-        info = path.stat()
-        if check_mode and stat.S_IMODE(info.st_mode) & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
-            raise UsageError(
-                f"{source} is accessible to group or others (mode {mode:04o}); "
-                f"run: chmod 600 {path}"
-            )
-        if info.st_size > _MAX_KEY_BYTES:
-            raise UsageError(f"{source} is {info.st_size} bytes: not an API key file")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise UsageError(f"cannot read {source}: {reason}") from None
+    text = read_secret_file(
+        path, source, check_mode=check_mode, max_bytes=_MAX_KEY_BYTES, what="an API key file"
+    )
     return ApiKey(_valid(text, source), source)
 
 
