@@ -114,6 +114,11 @@ def setup() -> dict[str, Any]:
     make_documents(work / "samples")
     sh("systemctl", "daemon-reload", check=True)
     sh("systemctl", "start", "lexi.service", check=True)
+    wait_for(
+        "gunicorn's 4 workers",
+        lambda: len(sh("pgrep", "-f", "gunicorn.*8000").stdout.split()) >= 5,
+        60,
+    )
     record["lexi_workers"] = len(sh("pgrep", "-f", "gunicorn.*8000").stdout.split())
     # processes that must survive (the decoy) and must not (a gunicorn outside the unit)
     DECOY = subprocess.Popen(["/usr/bin/python3.11", "-c", "import time; time.sleep(10**6)"],
@@ -374,6 +379,7 @@ def s8_backstop(r: dict[str, Any]) -> None:
                                        lambda: show("lexi.service", "ActiveState") == "active",
                                        120), 1)  # fmt: skip
     r["batch_result"] = show("lexi-batch@big.service", "Result")
+    r["stop_post"] = show("lexi-batch@big.service", "ExecStopPost")
     r["job_units_active"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
     r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@big", "--no-pager",
                                "-o", "cat").stdout[-2000:]  # fmt: skip
