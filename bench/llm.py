@@ -81,7 +81,7 @@ def write_config(root: Path, url: str, llm_extra: str, job_extra: str) -> Path:
         f'state_dir = "{root / "state"}"\n\n'
         f'[llm]\nprovider = "deepseek"\nbase_url = "{url}"\napi_key_file = "{key}"\n'
         f"{llm_extra}\n"
-        f'[jobs.bench]\ninput = "{root.parent / "input"}"\ndocument_timeout = 3600\n{job_extra}'
+        f'[jobs.bench]\ninput = "{root.parent / "input"}"\n{job_extra}'
     )
     return config
 
