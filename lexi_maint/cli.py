@@ -1,8 +1,8 @@
 """The `lexi-maint` command line: argument parsing and output only.
 
 Exit status: 0 all documents done or skipped; 1 some documents failed; 2 configuration or
-usage error; 3 the run could not proceed (ledger or graph store unavailable);
-130/143 interrupted by SIGINT/SIGTERM.
+usage error; 3 the run could not proceed (ledger or graph store unavailable, or the job was
+stopped: API key rejected, no balance); 130/143 interrupted by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def run_job(
         serve(config.graph, paths.root) as target,
     ):
         _ensure_schema(target)
+        stages = make_stages(job, target)  # reads the API key: a missing one records no run
         found = [fingerprint(p, job.input) for p in files]
         run_id = options.run_id or new_run_id(job.name)
         interrupted = ledger.start_run(job.name, run_id, os.getpid())
@@ -106,7 +107,7 @@ def run_job(
             _settings(job, options),
             ledger,
             run_id,
-            make_stages(job, target),
+            stages,
             probe,
             on_event,
         )
@@ -115,7 +116,8 @@ def run_job(
         except BaseException:
             ledger.finish_run(job.name, run_id, "cancelled", {})
             raise
-        ledger.finish_run(job.name, run_id, "finished", summary.to_json())
+        status = "stopped" if summary.stopped else "finished"
+        ledger.finish_run(job.name, run_id, status, summary.to_json())
         return summary
 
 

@@ -300,4 +300,10 @@ def _verdict(
         )
     if outcome.result == "exit-code" and outcome.exit_status == 2:
         return EXIT_PREFLIGHT, f"the pipeline refused its configuration (job units: {units})"
-    return EXIT_SYSTEM, f"job unit ended with result {outcome.result} (job units: {units})"
+    if outcome.result == "exit-code" and outcome.exit_status == 3:
+        return EXIT_SYSTEM, (
+            "the pipeline stopped: graph store or ledger unavailable, or the LLM API refused"
+            f" the key or the balance ran out (journalctl -u 'lexi-pipeline-*'; job units: {units})"
+        )
+    detail = f"status {outcome.exit_status}" if outcome.result == "exit-code" else outcome.result
+    return EXIT_SYSTEM, f"job unit ended with {detail} (job units: {units})"

@@ -249,3 +249,12 @@ def test_machine_refuses_skipping_restore() -> None:
         machine.advance(phase)
     with pytest.raises(TransitionError):
         machine.advance(Phase.DONE)
+
+
+def test_a_stopped_pipeline_is_explained(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.pipeline_results = [("exit-code", 3)]
+    executor, _, _ = make_executor(tmp_path, systemd)
+    result = run(executor)
+    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert "the LLM API refused the key" in result.message  # type: ignore[attr-defined]
