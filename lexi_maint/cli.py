@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import TextIO
 
 from lexi_maint import __version__
@@ -28,14 +26,11 @@ from lexi_maint.errors import (
 )
 from lexi_maint.events import Event
 from lexi_maint.progress import BarReporter, LineReporter
+from lexi_maint.stopsignal import Stopped, StopSignal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 log = logging.getLogger("lexi_maint")
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind like KeyboardInterrupt so cleanup runs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,9 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lexi-maint: interrupted", file=sys.stderr)
         return 130
-    except Terminated:
-        print("lexi-maint: terminated", file=sys.stderr)
-        return 143
+    except Stopped as exc:
+        print(f"lexi-maint: {exc}", file=sys.stderr)
+        return 128 + exc.signum
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -190,7 +185,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.reporters import EventFile, NotifyReporter, events_path, fan_out
     from lexi_maint.systemd.notify import Notifier
 
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    stop = StopSignal().install()
     options = RunOptions(reprocess=args.reprocess, workers=args.workers, run_id=args.run_id)
     reporters: list[Callable[[Event], None]] = [
         _reporter(args.progress, args.job, args.run_id, sys.stdout),
@@ -202,7 +197,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         event_file = EventFile(events_path(config.state_dir, args.run_id))
         reporters.append(event_file)
     try:
-        summary = run_job(config, args.job, options, fan_out(reporters))
+        summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)
     finally:
         if event_file is not None:
             event_file.close()
@@ -217,10 +212,6 @@ def _reporter(mode: str, job: str, run_id: str | None, out: TextIO) -> Callable[
     if mode == "bar" or (mode == "auto" and out.isatty()):
         return BarReporter(out, job)
     return LineReporter(out)
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
 
 
 def _status(config: Config, job_name: str, *, as_json: bool, out: TextIO) -> int:

@@ -23,6 +23,7 @@ from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
+from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def run_job(
     *,
     probe: MemoryProbe = read_memory,
     make_stages: Callable[[JobConfig, GraphTarget], StageFactory] = stage_factory,
+    stop: StopSignal | None = None,
 ) -> RunSummary:
     """Process one job's documents; return the summary (its exit_code says how it went)."""
     job = config.job(job_name)
@@ -110,6 +112,7 @@ def run_job(
             stages,
             probe,
             on_event,
+            stop,
         )
         try:
             summary = runner.run(found, decisions, len(interrupted))

@@ -342,12 +342,19 @@ def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:
             "SELECT path FROM documents WHERE job = ? AND status = 'running'", (job,)
         )
     ]
+    # An interrupted attempt was not the document's fault: it gets the attempt back. Except
+    # when its worker was killed before and this was the retry: under OOMPolicy=stop the
+    # retry is stopped together with the unit its own OOM kill ended, so it stays the suspect.
     db.execute(
-        "UPDATE documents SET status = 'failed', error_class = ?, error_message ="
-        " 'the run processing it ended before it finished (' || coalesce(run_id, '?')"
-        " || ')', attempts = max(attempts - 1, 0), updated_at = ?"
+        "UPDATE documents SET status = 'failed', updated_at = ?,"
+        " error_message = CASE WHEN error_class = ? THEN error_message ||"
+        "   ' (retried; that run was stopped too)'"
+        "   ELSE 'the run processing it ended before it finished (' || coalesce(run_id, '?')"
+        "   || ')' END,"
+        " attempts = CASE WHEN error_class = ? THEN attempts ELSE max(attempts - 1, 0) END,"
+        " error_class = CASE WHEN error_class = ? THEN error_class ELSE ? END"
         " WHERE job = ? AND status = 'running'",
-        (ErrorClass.INTERRUPTED.value, now, job),
+        (now, *(ErrorClass.KILLED.value,) * 3, ErrorClass.INTERRUPTED.value, job),
     )
     return stale
 

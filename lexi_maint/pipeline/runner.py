@@ -42,6 +42,7 @@ from lexi_maint.pipeline.contract import SourceFile
 from lexi_maint.pipeline.worker import StageFactory, worker_main
 from lexi_maint.plan import Action, Decision, Found, Status
 from lexi_maint.scheduler import Attempt, Scheduler
+from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class Runner:
         make_stages: StageFactory,
         probe: MemoryProbe,
         on_event: Callable[[Event], None] = lambda event: None,
+        stop: StopSignal | None = None,
     ) -> None:
+        self._stop = stop
         self._s = settings
         self._ledger = ledger
         self._run_id = run_id
@@ -116,17 +119,23 @@ class Runner:
             solo_last=[d.path for d in decisions if d.action is Action.PROCESS and d.solo],
         )
         try:
-            while not scheduler.finished and self._stopped is None:
+            while not scheduler.finished and self._stopped is None and not self._stopping:
                 self._start_what_fits(scheduler)
                 self._wait_and_collect(scheduler, queued=len(queue))
         finally:
             self._kill_all()
+        if self._stop is not None:
+            self._stop.check()  # raises Stopped: the caller records the run as cancelled
         return self._summary(found, decisions, queued=len(queue))
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     # -- starting --------------------------------------------------------------------------
 
     def _start_what_fits(self, scheduler: Scheduler) -> None:
-        while True:
+        while not self._stopping:
             reading = self._probe()
             memory_ok = reading.ratio < self._s.memory_watermark
             path = scheduler.next(memory_ok=memory_ok)
@@ -170,12 +179,14 @@ class Runner:
         timeout = min(r.deadline for r in self._running.values()) - now
         if scheduler.waiting and len(self._running) < self._s.workers:
             timeout = min(timeout, HOLD_RECHECK_SECONDS)  # holding on memory: look again soon
-        handles: list[object] = []
+        handles: list[object] = [self._stop.fd] if self._stop is not None else []
         for r in self._running.values():
             handles.append(r.process.sentinel)
             if r.outcome is None:  # read the result as soon as it is sent (pipes are small)
                 handles.append(r.conn)
         ready = set(wait(handles, timeout=max(timeout, 0.0)))  # type: ignore[arg-type]
+        if self._stop is not None and self._stop.fd in ready:
+            self._stop.drain()
         for r in list(self._running.values()):
             if r.path not in self._running:  # released when the job stopped
                 continue

@@ -64,6 +64,7 @@ def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory)
     """Entry point of a worker process (forked by the runner)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the runner's handler came with the fork
     try:
         outcome = process_document(source, make_stages())
     except Exception as exc:  # building the stages failed (e.g. graph store unreachable)

@@ -245,7 +245,7 @@ def test_sigterm_cancels_cleanly(ws: Workspace) -> None:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert "terminated" in err
+    assert "stopped by SIGTERM" in err
     rows = status(ws)
     assert not any(d["status"] == "running" for d in rows.values())
     time.sleep(0)  # the ledger is consistent right away: no running rows remain

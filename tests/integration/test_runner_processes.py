@@ -73,6 +73,7 @@ def run(
     timeout: float = 60.0,
     probe: Callable[[], MemoryReading] = lambda: LOW,
     on_event: Callable[[Event], None] | None = None,
+    stop: object = None,
 ) -> tuple[Ledger, list[Event]]:
     ledger, found = setup_job(tmp_path, names)
     events: list[Event] = []
@@ -88,7 +89,8 @@ def run(
     ledger.apply_plan("j", found, decisions)
     markers = tmp_path / "markers"
     markers.mkdir()
-    Runner(settings, ledger, "r1", make_factory(markers), probe, record).run(found, decisions, 0)
+    runner = Runner(settings, ledger, "r1", make_factory(markers), probe, record, stop)  # type: ignore[arg-type]
+    runner.run(found, decisions, 0)
     return ledger, events
 
 
@@ -176,10 +178,15 @@ def test_memory_above_watermark_holds_new_work(tmp_path: Path) -> None:
 
 
 def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Path) -> None:
-    """systemd's OOMPolicy=stop: the kernel kills one worker, then the whole run is stopped.
-    The victim is recorded as killed (its attempt counts); the others are interrupted (theirs
-    is given back) so an OOM costs one document."""
+    """systemd's OOMPolicy=stop: the kernel kills one worker, then SIGTERM reaches the whole
+    unit. The victim is recorded as killed (its attempt counts); the others are interrupted
+    (theirs is given back) so an OOM costs one document. The signal only sets a flag: the
+    runner stops between steps, never halfway through a ledger write."""
     import psutil
+
+    from lexi_maint.stopsignal import Stopped, StopSignal
+
+    stop = StopSignal()
 
     def oom_then_stop(event: Event) -> None:
         if isinstance(event, DocumentStarted) and event.path.endswith("victim.txt"):
@@ -187,10 +194,11 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
             proc = psutil.Process(event.pid)
             while proc.status() != psutil.STATUS_ZOMBIE:
                 time.sleep(0.01)
-            raise KeyboardInterrupt  # what SIGTERM from systemd does to the runner
+            stop.trigger(signal.SIGTERM)  # what the handler does when systemd stops the unit
 
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, ["slow.txt", "victim.txt", "z.txt"], workers=2, on_event=oom_then_stop)
+    with pytest.raises(Stopped):
+        run(tmp_path, ["slow.txt", "victim.txt", "z.txt"], workers=2, on_event=oom_then_stop,
+            stop=stop)  # fmt: skip
     ledger = Ledger.open(tmp_path / "ledger.sqlite3")
     ledger.finish_run("j", "r1", "cancelled", {})  # what run_job does on the way out
     result = statuses(ledger)

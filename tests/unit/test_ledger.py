@@ -105,3 +105,15 @@ def test_a_resumed_run_id_starts_again(ledger: Ledger) -> None:
     runs = sqlite3.connect(ledger.path).execute("SELECT run_id, status, pid FROM runs")
     assert runs.fetchall() == [("run1", "running", 2)]
     assert ledger.document("j", "/in/a.txt").error_class == "interrupted"
+
+
+def test_an_interrupted_retry_of_a_killed_document_stays_the_suspect(ledger: Ledger) -> None:
+    seed(ledger, [Found("/in/huge.txt", "hh", 1)])
+    ledger.start_run("j", "run1", 1)
+    ledger.mark_running("j", "/in/huge.txt", "run1")
+    ledger.record("j", "/in/huge.txt", Failure(ErrorClass.KILLED, "worker killed by SIGKILL", True))
+    ledger.mark_running("j", "/in/huge.txt", "run1")  # the runner's retry alone
+    ledger.finish_run("j", "run1", "cancelled", {})  # systemd stops the unit (OOMPolicy=stop)
+    row = ledger.document("j", "/in/huge.txt")
+    assert (row.status, row.error_class, row.attempts) == (Status.FAILED, "killed", 2)
+    assert "that run was stopped too" in (row.error_message or "")

@@ -130,8 +130,17 @@ def prepare_share(share: Path, entry_script: str, trees: Mapping[str, Path] | No
 
 
 def qemu_command(
-    image: vm_image.VmImage, share: Path, console_log: Path, memory_mb: int, cpus: int
+    image: vm_image.VmImage,
+    share: Path,
+    console_log: Path,
+    memory_mb: int,
+    cpus: int,
+    disk: Path | None = None,
 ) -> list[str]:
+    # snapshot=on keeps the cached image pristine; a `disk` (see writable_disk) persists
+    # across boots instead, for tests that reboot the guest
+    drive = f"file={disk},if=virtio,format=raw" if disk else (
+        f"file={image.rootfs},if=virtio,format=raw,snapshot=on")  # fmt: skip
     return [
         QEMU,
         "-nodefaults",
@@ -156,7 +165,7 @@ def qemu_command(
         "-append",
         KERNEL_APPEND,
         "-drive",
-        f"file={image.rootfs},if=virtio,format=raw,snapshot=on",
+        drive,
         "-virtfs",
         f"local,path={share},mount_tag=hostshare,security_model=none,id=hostshare",
         "-device",
@@ -201,6 +210,7 @@ def run_in_vm(
     cpus: int = 2,
     *,
     image: vm_image.VmImage | None = None,
+    disk: Path | None = None,
 ) -> VmResult:
     """Boot the image (default: the cached one, built if missing), run
     ``share/entry.sh`` inside, wait for power-off (or kill qemu after
@@ -209,7 +219,7 @@ def run_in_vm(
     out = _fresh_out_dir(share)
     img = image if image is not None else vm_image.ensure_image()
     console_log, qemu_log = out / "console.log", out / "qemu.log"
-    cmd = qemu_command(img, share, console_log, memory_mb, cpus)
+    cmd = qemu_command(img, share, console_log, memory_mb, cpus, disk)
     started = time.time()
     returncode, timed_out = _boot(cmd, qemu_log, timeout_s)
     total = time.time() - started
@@ -229,3 +239,9 @@ def run_in_vm(
         qemu_returncode=returncode,
         qemu_log=_read(qemu_log),
     )
+
+
+def writable_disk(image: vm_image.VmImage, dest: Path) -> Path:
+    """A sparse copy of the image's root filesystem that keeps what the guest writes."""
+    subprocess.run(["cp", "--sparse=always", str(image.rootfs), str(dest)], check=True)
+    return dest
