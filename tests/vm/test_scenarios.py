@@ -83,6 +83,8 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert r["ledger_counts"]["done"] == r["documents"] == 12
     assert r["service_pid_changed"] is True
     assert r["units_left"] == [], "job units stay loaded (reference not dropped)"
+    assert observed["credential_seen"] == [True], "the API key did not reach the job unit"
+    assert observed["secret_leaks"] == [], "the API key is visible in argv or the environment"
     assert r["rogue_alive"] is False, "the gunicorn started outside the unit survived"
     assert r["stubborn_before"] and r["stubborn_left"] == [], "a SIGTERM-ignoring worker survived"
     assert r["health"] == "ok"
@@ -142,6 +144,16 @@ def test_s6_broken_config_is_named_in_the_journal(results: dict[str, Any], boot:
     assert r["exit_status"] == "2"
     assert "jobs.cao_import.workers: must be an integer" in r["journal"], r["journal"]
     assert r["active_after_fix"] == "active"
+
+
+def test_make_uninstall_removes_program_and_units_keeps_data(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    r = scenario(results, "uninstall", boot)
+    assert r["rc"] == 0, r["output"]
+    assert r["venv_gone"] and r["units_gone"], r
+    assert r["daemon_state"] == "not-found", r
+    assert r["config_kept"] and r["ledger_kept"], r
 
 
 def test_s7_socket_refuses_outsiders(results: dict[str, Any], boot: VmResult) -> None:

@@ -7,6 +7,7 @@ host shows the real values. Run as: python3 scenarios.py REPO_DIR OUT_DIR
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ LEXI = "/opt/lexi-maint/venv/bin/lexi-maint"
 PY = "/opt/lexi-maint/venv/bin/python"
 CONFIG = Path("/etc/lexi-maint/lexi-maint.toml")
 DOCS = Path("/srv/lexi/documents")
+SECRET = "sk-lexi-vmtest-0123456789"  # a fake API key: must reach the job unit only as a credential
 RESULTS: dict[str, dict[str, Any]] = {}
 
 
@@ -111,6 +113,9 @@ def setup() -> dict[str, Any]:
         shutil.copy(HERE / name, app / name)
     shutil.copy(HERE / "lexi.service", "/etc/systemd/system/lexi.service")
     shutil.copy(HERE / "lexi-maint.toml", CONFIG)
+    key = Path("/etc/lexi-maint/deepseek-api-key")
+    key.write_text(SECRET + "\n")
+    key.chmod(0o600)
     make_documents(work / "samples")
     sh("systemctl", "daemon-reload", check=True)
     sh("systemctl", "start", "lexi.service", check=True)
@@ -180,8 +185,10 @@ class Sampler:
     """Watches the system while a run goes: service state, job unit cgroup, daemon STATUS."""
 
     def __init__(self) -> None:
-        self.samples: dict[str, Any] = {"service_states": set(), "memory_max": set(),
-                                        "statuses": [], "slice_paths": set()}  # fmt: skip
+        self.samples: dict[str, Any] = {
+            "service_states": set(), "memory_max": set(), "statuses": [], "slice_paths": set(),
+            "credential_seen": set(), "secret_leaks": set(),
+        }  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -203,10 +210,22 @@ class Sampler:
                     limit = Path(f"/sys/fs/cgroup{cgroup}/memory.max")
                     if limit.exists():
                         self.samples["memory_max"].add(limit.read_text().strip())
+                    self._credential(unit)
             status = show("lexi-maintd.service", "StatusText")
             if status and (not self.samples["statuses"] or self.samples["statuses"][-1] != status):
                 self.samples["statuses"].append(status)
             time.sleep(0.3)
+
+    def _credential(self, unit: str) -> None:
+        """The key is in the unit's credential directory, never in argv or environment."""
+        credential = Path(f"/run/credentials/{unit}/deepseek-api-key")
+        with contextlib.suppress(OSError):
+            self.samples["credential_seen"].add(credential.read_text().strip() == SECRET)
+        pid = show(unit, "MainPID")
+        for name in ("cmdline", "environ"):
+            with contextlib.suppress(OSError):
+                if SECRET.encode() in Path(f"/proc/{pid}/{name}").read_bytes():
+                    self.samples["secret_leaks"].add(f"{unit} {name}")
 
     def result(self) -> dict[str, Any]:
         return {k: sorted(v) if isinstance(v, set) else v for k, v in self.samples.items()}
@@ -408,6 +427,19 @@ def s6_broken_config(r: dict[str, Any]) -> None:
     r["active_after_fix"] = show("lexi-maintd.service", "ActiveState")
 
 
+def s9_uninstall(r: dict[str, Any]) -> None:
+    """Last: `make uninstall` removes the program and units, keeps config and ledger."""
+    proc = sh("make", "-C", "/root/lexi-maint", "uninstall")
+    r["rc"], r["output"] = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
+    r["venv_gone"] = not Path("/opt/lexi-maint").exists()
+    r["units_gone"] = not any(Path("/etc/systemd/system", u).exists() for u in (
+        "lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service",
+        "lexi-batch@.timer", "lexi-batch.slice"))  # fmt: skip
+    r["daemon_state"] = show("lexi-maintd.service", "LoadState")
+    r["config_kept"] = CONFIG.exists()
+    r["ledger_kept"] = Path("/var/lib/lexi-maint/ledger.sqlite3").exists()
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     try:
@@ -430,6 +462,7 @@ def main() -> int:
         ("daemon_killed", s3_daemon_killed),
         ("backstop", s8_backstop),
         ("broken_config", s6_broken_config),
+        ("uninstall", s9_uninstall),  # last: it removes lexi-maint
     ):
         if not only or name in only.split(","):
             scenario(name)(body)
