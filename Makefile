@@ -97,14 +97,14 @@ install:
 	systemctl enable lexi-maintd.socket lexi-maintd.service
 	@echo "installed; edit $(CONFDIR)/lexi-maint.toml, then: systemctl start lexi-maintd"
 
-# Reverses install; keeps $(CONFDIR) and /var/lib/lexi-maint (configuration and ledger).
+# Reverses install; keeps $(CONFDIR), /var/lib/lexi-maint and /var/lib/lexi-maintd (configuration, ledger, records).
 uninstall:
 	@[ "$$(id -u)" = 0 ] || { echo "make uninstall must run as root"; exit 2; }
 	-systemctl disable --now 'lexi-batch@*.timer' lexi-maintd.service lexi-maintd.socket
 	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
 	systemctl daemon-reload
 	rm -rf $(PREFIX)
-	@echo "removed; kept $(CONFDIR) and /var/lib/lexi-maint"
+	@echo "removed; kept $(CONFDIR), /var/lib/lexi-maint and /var/lib/lexi-maintd"
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache

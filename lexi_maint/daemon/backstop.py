@@ -27,7 +27,7 @@ def restore_orphaned(config: Config) -> int:
         return 0  # the daemon answers: it restores the service itself
     except LexiMaintError as exc:
         reason = str(exc)
-    hold = HoldStore(config.state_dir / "daemon").load()
+    hold = HoldStore(config.daemon.records_dir).load()
     if hold is None:
         return 0
     from lexi_maint.systemd.dbus import PystemdSystemd

@@ -170,7 +170,7 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
         log.critical("cannot drive systemd: %s", exc)
         return
     killer = LeftoverKiller(config.service.extra_matchers, config.service.kill_grace)
-    holds = HoldStore(config.state_dir / "daemon")
+    holds = HoldStore(config.daemon.records_dir)
     executor = Executor(
         config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
     )

@@ -39,6 +39,9 @@ class DaemonConfig:
     program: Path = Path("/opt/lexi-maint/venv/bin/lexi-maint")  # what the job unit runs
     api_key_file: Path | None = None  # handed to the job unit as credential deepseek-api-key
     poll_interval: float = 1.0
+    # the daemon's own records (which run holds the service); root's alone, apart from
+    # state_dir, which a job user may own
+    records_dir: Path = Path("/var/lib/lexi-maintd")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def parse_daemon(top: Table) -> DaemonConfig:
             program=t.path("program", default.program) or default.program,
             api_key_file=t.path("api_key_file", None) if t.has("api_key_file") else None,
             poll_interval=t.duration("poll_interval", default.poll_interval),
+            records_dir=t.path("records_dir", default.records_dir) or default.records_dir,
         )
     return config
 

@@ -17,6 +17,7 @@ from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError, SystemdError
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
+from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
 from lexi_maint.procs import KillReport
 from lexi_maint.systemd import journal
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 
 EXIT_DONE, EXIT_DOCUMENTS_FAILED, EXIT_PREFLIGHT, EXIT_SYSTEM, EXIT_CANCELLED = 0, 1, 2, 3, 4
 UNIT_START_TIMEOUT = 120.0
+
+
+def give_state_to_job_user(config: Config, job: JobConfig) -> str:
+    """The default state step: the job unit's user owns the ledger, graph and caches."""
+    owner = resolve_owner(job.limits.user)
+    changed = hand_over(config.state_dir, owner)
+    return f"state {config.state_dir} belongs to {owner.name} ({changed} entries changed owner)"
 
 
 class KillerPort(Protocol):
@@ -79,6 +87,7 @@ class Executor:
         *,
         health: Callable[[str, float, Callable[[], None]], str],
         checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = preflight_checks,
+        prepare_state: Callable[[Config, JobConfig], str] = give_state_to_job_user,
     ) -> None:
         self._config = config
         self._systemd = systemd
@@ -87,6 +96,7 @@ class Executor:
         self._listener = listener
         self._health = health
         self._checks = checks
+        self._prepare_state = prepare_state
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -99,6 +109,13 @@ class Executor:
         if failed:
             reasons = "; ".join(f"{c.name}: {c.detail}" for c in failed)
             message = f"preflight failed, {self._config.service.unit} left untouched: {reasons}"
+            self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
+            return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message, checks=tuple(checks))
+        try:
+            # last, after the checks: root may have touched the ledger or graph meanwhile
+            self._log_run(request.run_id, self._prepare_state(self._config, job))
+        except LexiMaintError as exc:
+            message = f"preflight failed, {self._config.service.unit} left untouched: {exc}"
             self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
             return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message, checks=tuple(checks))
         if cancel.is_set():

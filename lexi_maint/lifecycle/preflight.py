@@ -7,6 +7,7 @@ the operator sees every problem at once.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import psutil
 
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError
+from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
 from lexi_maint.memory import CGROUP_ROOT
 from lexi_maint.procs import cgroup_pids
 from lexi_maint.systemd.dbus import SystemdPort
@@ -33,6 +35,7 @@ class Check:
 def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None) -> list[Check]:
     checks = [
         check_input(job),
+        check_job_user(job),
         check_graph(config),
         check_llm(config),
     ]
@@ -54,6 +57,28 @@ def check_input(job: JobConfig) -> Check:
         return Check("input directory", False, f"{path} is not readable")
     count = sum(len(list(path.glob(p))) for p in job.patterns)
     return Check("input directory", True, f"{path}: {count} files match {', '.join(job.patterns)}")
+
+
+def check_job_user(job: JobConfig) -> Check:
+    """The account the job unit runs as exists and may read the input directory."""
+    try:
+        owner = resolve_owner(job.limits.user)
+    except OwnershipError as exc:
+        return Check("job user", False, str(exc))
+    if owner.uid == 0:
+        return Check("job user", True, "root (set [jobs.JOB.limits] user to run as another)")
+    try:
+        st = job.input.stat()
+    except OSError as exc:
+        return Check("job user", False, f"cannot inspect {job.input}: {exc}")
+    if not owner.can_enter_and_list(st):
+        return Check(
+            "job user",
+            False,
+            f"{owner.name} may not read {job.input} (owner uid {st.st_uid}, group gid"
+            f" {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o})",
+        )
+    return Check("job user", True, f"{owner.name} (uid {owner.uid}) can read {job.input}")
 
 
 def check_graph(config: Config) -> Check:

@@ -107,3 +107,12 @@ def test_config_path_precedence() -> None:
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(REPO / "config" / name)
     assert "cao_import" in config.jobs
+
+
+def test_the_example_config_shows_the_defaults_of_service_daemon_and_limits() -> None:
+    from lexi_maint.lifecycle.config import DaemonConfig, JobLimits, ServiceConfig
+
+    config = load_config(REPO / "config" / "lexi-maint.toml")
+    assert config.service == ServiceConfig()
+    assert config.daemon == DaemonConfig()
+    assert config.job("cao_import").limits == JobLimits()

@@ -82,12 +82,13 @@ def make_executor(
     health: Callable[[str, float, Callable[[], None]], str] = lambda u, t, b: "HTTP 200",
     checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = ok_checks,
     config: Config | None = None,
+    prepare_state: Callable[[Config, JobConfig], str] = lambda c, j: "state ready",
 ) -> tuple[Executor, Listener, HoldStore]:
     config = config or make_config(tmp_path)
     listener = Listener()
-    holds = HoldStore(tmp_path / "state" / "daemon")
+    holds = HoldStore(tmp_path / "records")
     executor = Executor(config, systemd, killer or Killer(), holds, listener,
-                        health=health, checks=checks)  # fmt: skip
+                        health=health, checks=checks, prepare_state=prepare_state)  # fmt: skip
     return executor, listener, holds
 
 
@@ -122,6 +123,45 @@ def test_success_stops_runs_and_restores_in_order(tmp_path: Path) -> None:
     assert listener.beats > 0
     assert holds.load() is None
     assert systemd.units[SERVICE].active_state == "active"
+
+
+def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stops(
+    tmp_path: Path,
+) -> None:
+    systemd = fake()
+    order: list[str] = []
+
+    def checks(config: Config, job: JobConfig, s: SystemdPort | None) -> list[Check]:
+        order.append("checks")
+        return [Check("memory", True, "plenty")]
+
+    def prepare(config: Config, job: JobConfig) -> str:
+        stops = [c for c in systemd.calls if c[0] == "stop"]
+        order.append(f"state for {job.name} after {len(stops)} stops")
+        return "state given"
+
+    executor, _, _ = make_executor(tmp_path, systemd, checks=checks, prepare_state=prepare)
+    assert run(executor).exit_code == EXIT_DONE  # type: ignore[attr-defined]
+    assert order == ["checks", "state for j after 0 stops"]
+    assert ("stop", SERVICE) in systemd.calls
+
+
+def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
+    tmp_path: Path,
+) -> None:
+    from lexi_maint.lifecycle.ownership import OwnershipError
+
+    systemd = fake()
+
+    def refuse(config: Config, job: JobConfig) -> str:
+        raise OwnershipError("state_dir /srv also holds etc: point state_dir at a dedicated one")
+
+    executor, _, holds = make_executor(tmp_path, systemd, prepare_state=refuse)
+    result = run(executor)
+    assert result.exit_code == EXIT_PREFLIGHT  # type: ignore[attr-defined]
+    assert "left untouched" in result.message and "also holds etc" in result.message  # type: ignore[attr-defined]
+    assert [c for c in systemd.calls if c[0] != "status"] == []
+    assert holds.load() is None
 
 
 def test_failed_preflight_leaves_the_service_untouched(tmp_path: Path) -> None:

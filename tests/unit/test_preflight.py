@@ -2,8 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lexi_maint.config import parse_config
-from lexi_maint.lifecycle.preflight import _library_problem, check_graph, check_input, check_memory
+from lexi_maint.config import JobConfig, parse_config
+from lexi_maint.lifecycle.preflight import (
+    _library_problem,
+    check_graph,
+    check_input,
+    check_job_user,
+    check_memory,
+)
 
 
 def test_a_library_that_cannot_load_is_named(tmp_path: Path) -> None:
@@ -30,3 +36,23 @@ def test_input_and_memory_checks(tmp_path: Path) -> None:
     assert not memory.ok and "MemoryMax=1T" in memory.detail
     missing = parse_config({"jobs": {"j": {"input": str(tmp_path / "no")}}}, tmp_path / "c.toml")
     assert not check_input(missing.job("j")).ok
+
+
+def test_job_user_must_exist_and_be_able_to_read_the_input(tmp_path: Path) -> None:
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+
+    def job(user: str) -> JobConfig:
+        raw = {"jobs": {"j": {"input": str(docs), "limits": {"user": user}}}}
+        return parse_config(raw, tmp_path / "c.toml").job("j")
+
+    assert check_job_user(job("")).ok and "root" in check_job_user(job("")).detail
+    unknown = check_job_user(job("no-such-lexi-user"))
+    assert not unknown.ok and "does not exist" in unknown.detail
+    os.chmod(docs, 0o700)
+    closed = check_job_user(job("nobody"))
+    assert not closed.ok and "nobody may not read" in closed.detail and "0700" in closed.detail
+    os.chmod(docs, 0o755)
+    assert check_job_user(job("nobody")).ok, check_job_user(job("nobody")).detail

@@ -1,0 +1,158 @@
+"""Hand the pipeline's state directory to the user its job unit runs as.
+
+A job with `[jobs.X.limits] user = "lexi-batch"` runs its unit as that user, so the ledger,
+the embedded FalkorDB's files, the LLM cache and the run event files must belong to it.
+Root touches them between runs (the daemon marks interrupted runs in the ledger, an operator
+runs `lexi-maint status` or `graph stats`), so before every run the daemon gives the tree to
+the run's owner: the job's user, or root for a job without one.
+
+Safety, because this runs as root over a directory another user owned a moment ago:
+- only lexi-maint's own entries are touched (`PIPELINE_ENTRIES`); a state_dir that holds
+  anything else is refused rather than handed to a user who could then rename it;
+- the walk goes by directory descriptors and never follows a symbolic link (`os.fwalk`,
+  `follow_symlinks=False`), so a link planted in the tree cannot redirect a chown to
+  /etc or anywhere else;
+- the daemon's own records (hold record) live in `[daemon] records_dir`, outside this tree.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lexi_maint.errors import LexiMaintError
+
+# Everything lexi-maint creates directly under state_dir: the ledger and its SQLite side
+# files (jobrun.StatePaths), the run lock, the embedded FalkorDB (graph.falkordb), the LLM
+# cache and slots (llm.config) and the run event files (reporters.events_path).
+PIPELINE_ENTRIES = frozenset(
+    {
+        "ledger.sqlite3",
+        "ledger.sqlite3-wal",
+        "ledger.sqlite3-shm",
+        "ledger.sqlite3-journal",
+        "run.lock",
+        "falkordb",
+        "llm",
+        "runs",
+    }
+)
+STATE_DIR_MODE = 0o750  # the owner writes, its group reads, nobody else enters
+
+
+class OwnershipError(LexiMaintError):
+    """The state directory cannot be given to the job's user."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    uid: int
+    gid: int
+    groups: frozenset[int]  # every group the user is in, for permission checks
+
+    def can_enter_and_list(self, st: os.stat_result) -> bool:
+        """Whether permission bits let this user list a directory (ACLs not considered)."""
+        if self.uid == 0:
+            return True
+        if st.st_uid == self.uid:
+            bits = stat.S_IRUSR | stat.S_IXUSR
+        elif st.st_gid in self.groups:
+            bits = stat.S_IRGRP | stat.S_IXGRP
+        else:
+            bits = stat.S_IROTH | stat.S_IXOTH
+        return st.st_mode & bits == bits
+
+
+ROOT = Owner("root", 0, 0, frozenset({0}))
+
+
+def resolve_owner(user: str | None) -> Owner:
+    """The account a job unit runs as: `user`, or root when the job names none."""
+    if not user:
+        return ROOT
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise OwnershipError(
+            f"job user {user!r} does not exist (create it: useradd --system {user})"
+        ) from None
+    groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    return Owner(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+
+
+def foreign_entries(names: Iterable[str]) -> list[str]:
+    """Entries of a state directory that lexi-maint did not create (pure)."""
+    return sorted(n for n in names if n not in PIPELINE_ENTRIES)
+
+
+def hand_over(state_dir: Path, owner: Owner) -> int:
+    """Give state_dir and lexi-maint's entries in it to `owner`; return how many changed."""
+    try:
+        state_dir.mkdir(mode=STATE_DIR_MODE, parents=True, exist_ok=True)
+        top = os.lstat(state_dir)
+    except OSError as exc:
+        raise OwnershipError(f"cannot create state_dir {state_dir}: {exc}") from None
+    if stat.S_ISLNK(top.st_mode):
+        raise OwnershipError(
+            f"state_dir {state_dir} is a symbolic link: set state_dir to the directory itself"
+        )
+    if not stat.S_ISDIR(top.st_mode):
+        raise OwnershipError(f"state_dir {state_dir} is not a directory")
+    if (top.st_uid, top.st_gid) != (owner.uid, owner.gid):
+        foreign = foreign_entries(os.listdir(state_dir))
+        if foreign:
+            raise OwnershipError(
+                f"state_dir {state_dir} also holds {', '.join(foreign[:5])}"
+                f"{' …' if len(foreign) > 5 else ''}: lexi-maint gives a job user only a"
+                " directory of its own; point state_dir at a dedicated directory"
+            )
+    changed = 0
+    try:
+        dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise OwnershipError(f"cannot open state_dir {state_dir}: {exc}") from None
+    try:
+        changed += _chown(".", dir_fd, owner)
+        mode = stat.S_IMODE(top.st_mode)
+        if mode & 0o007 or mode & 0o700 != 0o700:
+            os.chmod(dir_fd, (mode | 0o700) & ~0o007)
+        for name in sorted(PIPELINE_ENTRIES):
+            changed += _hand_over_entry(name, dir_fd, owner)
+    except OSError as exc:
+        raise OwnershipError(f"cannot give {state_dir} to {owner.name}: {exc}") from None
+    finally:
+        os.close(dir_fd)
+    return changed
+
+
+def _hand_over_entry(name: str, dir_fd: int, owner: Owner) -> int:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0
+    changed = _chown(name, dir_fd, owner, st)
+    if not stat.S_ISDIR(st.st_mode):
+        return changed
+    # fwalk opens each directory relative to its parent's descriptor and does not follow
+    # links, so the tree it walks is the tree that exists, whatever names are swapped meanwhile
+    for _, dirnames, filenames, fd in os.fwalk(name, dir_fd=dir_fd, follow_symlinks=False):
+        for entry in (*dirnames, *filenames):
+            changed += _chown(entry, fd, owner)
+    return changed
+
+
+def _chown(name: str, dir_fd: int, owner: Owner, st: os.stat_result | None = None) -> int:
+    if st is None:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:  # removed while we walked: nothing to give
+            return 0
+    if (st.st_uid, st.st_gid) == (owner.uid, owner.gid):
+        return 0
+    os.chown(name, owner.uid, owner.gid, dir_fd=dir_fd, follow_symlinks=False)
+    return 1
