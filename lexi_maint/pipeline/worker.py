@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 StageFactory = Callable[[], Sequence[Stage]]
 
 _PR_SET_PDEATHSIG = 1
+OOM_SCORE_ADJ_MAX = 1000  # the kernel's maximum: always the first choice
 
 
 def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
@@ -63,6 +64,7 @@ def _usage(stages: Sequence[Stage]) -> Usage:
 def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory) -> None:
     """Entry point of a worker process (forked by the runner)."""
     _die_with_parent()
+    _prefer_as_oom_victim()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the runner's handler came with the fork
     try:
@@ -75,6 +77,22 @@ def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory)
 
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _prefer_as_oom_victim() -> None:
+    """Make this worker, not the runner or the graph server, the kernel's OOM victim.
+
+    Under a memory cap the kernel kills the process with the most points: resident memory
+    plus oom_score_adj. A freshly forked worker shares the runner's pages, so without this
+    the runner itself (or FalkorDB) could be chosen, the unit would end with no document to
+    blame, and the next attempt would meet the same document again. Raising one's own
+    score needs no privilege.
+    """
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write(str(OOM_SCORE_ADJ_MAX))
+    except OSError:
+        log.debug("cannot raise oom_score_adj")
 
 
 def _die_with_parent() -> None:

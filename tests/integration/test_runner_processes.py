@@ -38,6 +38,8 @@ class ByName:
             raise DocumentError(ErrorClass.EMPTY, f"{name} is bad")
         if name.startswith("crash"):
             raise ValueError("bug in a stage")
+        if name.startswith("score"):  # what the kernel would weigh this worker with
+            (self.marker_dir / name).write_text(Path("/proc/self/oom_score_adj").read_text())
         if name.startswith("hang"):
             time.sleep(30)
         if name.startswith("slow"):
@@ -205,3 +207,12 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
     assert result["victim.txt"] == (Status.FAILED, 1, "killed")
     assert result["slow.txt"] == (Status.FAILED, 0, "interrupted")
     assert result["z.txt"] == (Status.PENDING, 0, None)
+
+
+def test_workers_not_the_runner_are_the_preferred_oom_victims(tmp_path: Path) -> None:
+    runner_score = Path("/proc/self/oom_score_adj").read_text().strip()
+    ledger, _ = run(tmp_path, ["score-a.txt", "score-b.txt"])
+    assert {s for s, _, _ in statuses(ledger).values()} == {Status.DONE}
+    scores = {p.read_text().strip() for p in (tmp_path / "markers").iterdir()}
+    assert scores == {"1000"}
+    assert Path("/proc/self/oom_score_adj").read_text().strip() == runner_score != "1000"
