@@ -149,6 +149,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lexi_maint.daemon.commands import daemon_command
 
         return daemon_command(config, args)
+    if args.command in ("run", "status", "graph"):  # they open the ledger or graph directly
+        from lexi_maint.lifecycle.ownership import become_state_owner
+
+        become_state_owner(config.state_dir)
     handlers: dict[str, Callable[[Config, argparse.Namespace], int]] = {
         "config": lambda c, a: _config_check(c),
         "run": _run,

@@ -156,3 +156,32 @@ def _chown(name: str, dir_fd: int, owner: Owner, st: os.stat_result | None = Non
         return 0
     os.chown(name, owner.uid, owner.gid, dir_fd=dir_fd, follow_symlinks=False)
     return 1
+
+
+def become_state_owner(state_dir: Path) -> str | None:
+    """Drop root for good and act as the owner of state_dir; return that user's name.
+
+    Root's commands that read or write the state directly (`run`, `status JOB`, `graph`)
+    would otherwise leave root-owned files in a tree a job user owns (a ledger created by
+    `status` before the job's first run, SQLite side files, FalkorDB's dump), and that job
+    would then fail with "attempt to write a readonly database". Nothing happens when not
+    root, when state_dir does not exist yet, or when root owns it.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(state_dir)
+    except OSError:
+        return None
+    if st.st_uid == 0:
+        return None
+    try:
+        name = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        raise OwnershipError(
+            f"state_dir {state_dir} belongs to uid {st.st_uid}, which has no account"
+        ) from None
+    os.setgroups(os.getgrouplist(name, st.st_gid))
+    os.setresgid(st.st_gid, st.st_gid, st.st_gid)
+    os.setresuid(st.st_uid, st.st_uid, st.st_uid)
+    return name

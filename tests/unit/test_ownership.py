@@ -136,3 +136,49 @@ def test_a_state_dir_that_is_a_link_is_refused(tmp_path: Path) -> None:
     (tmp_path / "state").symlink_to(tmp_path / "real", target_is_directory=True)
     with pytest.raises(OwnershipError, match="symbolic link: set state_dir to the directory"):
         hand_over(tmp_path / "state", me)
+
+
+def _credentials_after_becoming_owner(state: Path, out: Path) -> None:
+    from lexi_maint.lifecycle.ownership import become_state_owner
+
+    name = become_state_owner(state)
+    (state / "made-by-child").write_text("x")  # as whom does the command create files?
+    out.write_text(f"{name} {os.getresuid()} {os.getresgid()}")
+
+
+@as_root
+def test_root_commands_act_as_the_state_owner_and_cannot_go_back(tmp_path: Path) -> None:
+    import multiprocessing
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="lexi-owner-"))  # tmp_path's parents are root's 0700
+    try:
+        base.chmod(0o755)
+        state = base / "state"
+        state.mkdir()
+        os.chown(state, NOBODY, NOBODY)
+        out = base / "out"
+        out.touch()
+        os.chown(out, NOBODY, NOBODY)
+        child = multiprocessing.get_context("fork").Process(
+            target=_credentials_after_becoming_owner, args=(state, out)
+        )
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+        n = NOBODY
+        assert out.read_text() == f"nobody ({n}, {n}, {n}) ({n}, {n}, {n})"
+        assert (state / "made-by-child").stat().st_uid == NOBODY
+    finally:
+        shutil.rmtree(base)
+
+
+def test_nothing_changes_when_root_owns_the_state_or_it_is_missing(tmp_path: Path) -> None:
+    from lexi_maint.lifecycle.ownership import become_state_owner
+
+    before = os.getresuid()
+    assert become_state_owner(tmp_path / "missing") is None
+    if os.geteuid() == 0:
+        assert become_state_owner(tmp_path) is None  # tmp_path is root's
+    assert os.getresuid() == before
