@@ -105,17 +105,15 @@ class Executor:
         job = self._config.job(request.job)
         self._enter(machine, request, Phase.PREFLIGHT, "checking before the service is touched")
         checks = self._checks(self._config, job, self._systemd)
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            reasons = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
+        if not reasons:
+            try:
+                # last, after the checks: root may have touched the ledger or graph meanwhile
+                self._log_run(request.run_id, self._prepare_state(self._config, job))
+            except LexiMaintError as exc:
+                reasons = str(exc)
+        if reasons:
             message = f"preflight failed, {self._config.service.unit} left untouched: {reasons}"
-            self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
-            return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message, checks=tuple(checks))
-        try:
-            # last, after the checks: root may have touched the ledger or graph meanwhile
-            self._log_run(request.run_id, self._prepare_state(self._config, job))
-        except LexiMaintError as exc:
-            message = f"preflight failed, {self._config.service.unit} left untouched: {exc}"
             self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
             return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message, checks=tuple(checks))
         if cancel.is_set():
