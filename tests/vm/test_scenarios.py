@@ -85,6 +85,15 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert r["units_left"] == [], "job units stay loaded (reference not dropped)"
     assert observed["credential_seen"] == [True], "the API key did not reach the job unit"
     assert observed["secret_leaks"] == [], "the API key is visible in argv or the environment"
+    assert observed["job_users"] == ["lexi-batch"], observed["job_users"]
+    assert observed["credential_readable_by_job_user"] == [True]
+    assert "✓ job user: lexi-batch (uid" in r["doctor"], r["doctor"]
+    assert r["ownership"] == {
+        "/var/lib/lexi-maint": "lexi-batch 0750",
+        "/var/lib/lexi-maint/ledger.sqlite3": "lexi-batch 0644",
+        "/var/lib/lexi-maint/falkordb": "lexi-batch 0700",
+        "/var/lib/lexi-maintd": "root 0750",
+    }, r["ownership"]
     assert r["rogue_alive"] is False, "the gunicorn started outside the unit survived"
     assert r["stubborn_before"] and r["stubborn_left"] == [], "a SIGTERM-ignoring worker survived"
     assert r["health"] == "ok"
@@ -95,11 +104,16 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
 
 def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult) -> None:
     r = scenario(results, "oom", boot)
+    print("job unit results:", r["unit_results"], "kernel:", *r["kernel_oom"], sep="\n")
     assert r["oom_restart_logged"], r["batch_journal"] + r["pipeline_journal"]
     statuses = {name: status for name, (status, _) in r["documents"].items()}
     assert statuses.pop("a-huge.txt") == "failed", r["documents"]
     assert set(statuses.values()) == {"done"}, r["documents"]
-    assert r["batch_exit"] == "1", r["batch_journal"]  # some documents failed
+    assert r["batch_exit"] == "1", (r["unit_results"], r["kernel_oom"], r["batch_journal"])
+    # the kernel chose a document worker each time (oom_score_adj 1000), never the runner
+    # or the graph server (500), so every OOM kill has a document to blame
+    victims = [line for line in r["kernel_oom"] if "Killed process" in line]
+    assert victims and all("oom_score_adj:1000" in v for v in victims), victims
 
 
 def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult) -> None:
@@ -111,6 +125,8 @@ def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult)
     assert r["statuses"] == ["done"]
     graph = json.loads(r["graph"])
     assert graph == {"docs": r["documents_in_ledger"], "chunks": r["chunks_in_ledger"]}
+    # the job ran as lexi-batch; the daemon, restarted meanwhile, did not take the state back
+    assert r["ownership"]["/var/lib/lexi-maint/ledger.sqlite3"].startswith("lexi-batch ")
 
 
 def test_backstop_restores_the_service_when_the_daemon_stays_dead(

@@ -30,7 +30,7 @@ def boot1(out: Path) -> int:
     record["run_id"] = run_id
     scenarios.wait_for("documents to progress", lambda: scenarios.done_count("big") >= 2, 240)
     record["service_before"] = scenarios.show("lexi.service", "ActiveState")
-    record["hold_before"] = Path("/var/lib/lexi-maint/daemon/hold.json").exists()
+    record["hold_before"] = Path("/var/lib/lexi-maintd/hold.json").exists()
     with PHASE.open("w") as marker:  # the test's own marker must survive the crash
         marker.write("2")
         marker.flush()
@@ -51,7 +51,7 @@ def boot2(out: Path) -> int:
     record["service_at_boot"] = scenarios.show("lexi.service", "ActiveState")
     record["restored_wait"] = round(scenarios.wait_for(
         "the daemon to close the interrupted run",
-        lambda: not Path("/var/lib/lexi-maint/daemon/hold.json").exists(), 120), 1)  # fmt: skip
+        lambda: not Path("/var/lib/lexi-maintd/hold.json").exists(), 120), 1)  # fmt: skip
     record["list"] = scenarios.sh(scenarios.LEXI, "list").stdout
     record["last_run"] = scenarios.ledger("big").get("last_run")
     done = scenarios.sh(scenarios.LEXI, "submit", "big", "--wait", timeout=900)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +29,8 @@ LEXI = "/opt/lexi-maint/venv/bin/lexi-maint"
 PY = "/opt/lexi-maint/venv/bin/python"
 CONFIG = Path("/etc/lexi-maint/lexi-maint.toml")
 DOCS = Path("/srv/lexi/documents")
+STATE = Path("/var/lib/lexi-maint")  # the pipeline's: handed to the job's user before a run
+RECORDS = Path("/var/lib/lexi-maintd")  # the daemon's: root's alone
 SECRET = "sk-lexi-vmtest-0123456789"  # a fake API key: must reach the job unit only as a credential
 RESULTS: dict[str, dict[str, Any]] = {}
 
@@ -132,6 +136,8 @@ def setup() -> dict[str, Any]:
         ["/opt/lexi-maint/venv/bin/gunicorn", "--workers", "1", "--bind", "127.0.0.1:8001",
          "app:application"], cwd="/srv/lexi-app", start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    # the account the cao_import and big jobs run as ([jobs.X.limits] user)
+    sh("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "lexi-batch")
     sh("useradd", "--no-create-home", "outsider")
     sh("useradd", "--no-create-home", "-G", "lexi-maint", "insider")
     sh("systemctl", "start", "lexi-maintd.service", check=True)
@@ -187,7 +193,8 @@ class Sampler:
     def __init__(self) -> None:
         self.samples: dict[str, Any] = {
             "service_states": set(), "memory_max": set(), "statuses": [], "slice_paths": set(),
-            "credential_seen": set(), "secret_leaks": set(),
+            "credential_seen": set(), "secret_leaks": set(), "job_users": set(),
+            "credential_readable_by_job_user": set(),
         }  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -222,6 +229,14 @@ class Sampler:
         with contextlib.suppress(OSError):
             self.samples["credential_seen"].add(credential.read_text().strip() == SECRET)
         pid = show(unit, "MainPID")
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
+            user = pwd.getpwuid(uid).pw_name
+            if user not in self.samples["job_users"] and user != "root":
+                readable = sh("runuser", "-u", user, "--", "cat", str(credential)).stdout
+                self.samples["credential_readable_by_job_user"].add(readable.strip() == SECRET)
+            self.samples["job_users"].add(user)
         for name in ("cmdline", "environ"):
             with contextlib.suppress(OSError):
                 if SECRET.encode() in Path(f"/proc/{pid}/{name}").read_bytes():
@@ -308,6 +323,18 @@ def s1_batch(r: dict[str, Any]) -> None:
     r["message_ids"] = sorted({e["MESSAGE_ID"] for e in entries if "MESSAGE_ID" in e})
     health = "import httpx; print(httpx.get('http://127.0.0.1:8000/health').text.strip())"
     r["health"] = sh(PY, "-c", health).stdout.strip()
+    r["ownership"] = ownership()
+    r["doctor"] = sh(LEXI, "doctor", "cao_import").stdout
+
+
+def ownership() -> dict[str, str]:
+    """Who owns the pipeline's state and the daemon's records, with the directory modes."""
+    found = {}
+    for path in (STATE, STATE / "ledger.sqlite3", STATE / "falkordb", RECORDS):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            found[str(path)] = f"{pwd.getpwuid(st.st_uid).pw_name} {stat.S_IMODE(st.st_mode):04o}"
+    return found
 
 
 def s5_timer(r: dict[str, Any]) -> None:
@@ -345,6 +372,12 @@ def s2_oom(r: dict[str, Any]) -> None:
     daemon_log = sh("journalctl", "-b", "-u", "lexi-maintd", "--no-pager", "-o", "cat").stdout
     r["oom_restart_logged"] = "was OOM-killed" in daemon_log
     r["unit_results"] = [line for line in daemon_log.splitlines() if "job units:" in line][-1:]
+    # which process the kernel chose each time, and what its cgroup held then
+    kernel = sh("journalctl", "-k", "-b", "--no-pager", "-o", "cat").stdout.splitlines()
+    r["kernel_oom"] = [
+        line for line in kernel
+        if "Killed process" in line or "oom-kill:" in line or line.startswith(("anon ", "file "))
+    ][-24:]  # fmt: skip
 
 
 def s4_cancel(r: dict[str, Any]) -> None:
@@ -379,6 +412,7 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
     r["statuses"] = sorted({d["status"] for d in data["documents"]})
     r["chunks_in_ledger"] = sum(d["chunks"] or 0 for d in data["documents"])
     r["documents_in_ledger"] = len(data["documents"])
+    r["ownership"] = ownership()
     r["graph"] = sh(LEXI, "graph", "query",
                     "MATCH (d:Document) WHERE d.path STARTS WITH '/srv/lexi/documents/big/' "
                     "OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c) RETURN count(DISTINCT d) AS docs, "
@@ -406,7 +440,7 @@ def s8_backstop(r: dict[str, Any]) -> None:
     sh("systemctl", "reset-failed", "lexi-maintd.service")
     sh("systemctl", "start", "lexi-maintd.service")
     r["daemon_after"] = show("lexi-maintd.service", "ActiveState")
-    r["hold_after"] = Path("/var/lib/lexi-maint/daemon/hold.json").exists()
+    r["hold_after"] = Path("/var/lib/lexi-maintd/hold.json").exists()
 
 
 def s6_broken_config(r: dict[str, Any]) -> None:
