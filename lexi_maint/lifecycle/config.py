@@ -38,7 +38,7 @@ class DaemonConfig:
     group: str | None = "lexi-maint"  # members may use the socket; root always may
     program: Path = Path("/opt/lexi-maint/venv/bin/lexi-maint")  # what the job unit runs
     api_key_file: Path | None = None  # handed to the job unit as credential deepseek-api-key
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5  # how soon a finished job unit is noticed (B in bench)
     # the daemon's own records (which run holds the service); root's alone, apart from
     # state_dir, which a job user may own
     records_dir: Path = Path("/var/lib/lexi-maintd")
