@@ -57,14 +57,22 @@ class Owner:
 
     def can_enter_and_list(self, st: os.stat_result) -> bool:
         """Whether permission bits let this user list a directory (ACLs not considered)."""
+        return self._allowed(st, read=True)
+
+    def can_pass_through(self, st: os.stat_result) -> bool:
+        """Whether permission bits let this user reach entries below a directory."""
+        return self._allowed(st, read=False)
+
+    def _allowed(self, st: os.stat_result, *, read: bool) -> bool:
         if self.uid == 0:
             return True
         if st.st_uid == self.uid:
-            bits = stat.S_IRUSR | stat.S_IXUSR
+            r, x = stat.S_IRUSR, stat.S_IXUSR
         elif st.st_gid in self.groups:
-            bits = stat.S_IRGRP | stat.S_IXGRP
+            r, x = stat.S_IRGRP, stat.S_IXGRP
         else:
-            bits = stat.S_IROTH | stat.S_IXOTH
+            r, x = stat.S_IROTH, stat.S_IXOTH
+        bits = (r | x) if read else x
         return st.st_mode & bits == bits
 
 

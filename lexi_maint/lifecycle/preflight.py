@@ -35,7 +35,7 @@ class Check:
 def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None) -> list[Check]:
     checks = [
         check_input(job),
-        check_job_user(job),
+        check_job_user(config, job),
         check_graph(config),
         check_llm(config),
     ]
@@ -59,8 +59,9 @@ def check_input(job: JobConfig) -> Check:
     return Check("input directory", True, f"{path}: {count} files match {', '.join(job.patterns)}")
 
 
-def check_job_user(job: JobConfig) -> Check:
-    """The account the job unit runs as exists and may read the input directory."""
+def check_job_user(config: Config, job: JobConfig) -> Check:
+    """The account the job unit runs as exists, may read the input directory and may reach
+    state_dir (which the daemon gives it before the run)."""
     try:
         owner = resolve_owner(job.limits.user)
     except OwnershipError as exc:
@@ -78,6 +79,17 @@ def check_job_user(job: JobConfig) -> Check:
             f"{owner.name} may not read {job.input} (owner uid {st.st_uid}, group gid"
             f" {st.st_gid}, mode {stat.S_IMODE(st.st_mode):04o})",
         )
+    for parent in config.state_dir.absolute().parents:
+        try:
+            closed = not owner.can_pass_through(parent.stat())
+        except OSError:
+            continue  # not there yet: created with the state directory
+        if closed:
+            return Check(
+                "job user",
+                False,
+                f"{owner.name} cannot reach state_dir {config.state_dir}: {parent} is closed to it",
+            )
     return Check("job user", True, f"{owner.name} (uid {owner.uid}) can read {job.input}")
 
 

@@ -63,6 +63,9 @@ def test_permission_bits_decide_who_may_list_a_directory() -> None:
     assert not user.can_enter_and_list(fake_stat(0, 50, 0o740))  # r without x: no entry
     assert user.can_enter_and_list(fake_stat(0, 0, 0o755))
     assert ROOT.can_enter_and_list(fake_stat(1000, 1000, 0o700))
+    assert user.can_pass_through(fake_stat(0, 0, 0o711))  # x without r: reach, not list
+    assert not user.can_enter_and_list(fake_stat(0, 0, 0o711))
+    assert not user.can_pass_through(fake_stat(0, 0, 0o750))
 
 
 def test_no_user_means_root_and_an_unknown_user_is_named() -> None:

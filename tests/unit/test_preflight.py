@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lexi_maint.config import JobConfig, parse_config
+from lexi_maint.config import parse_config
 from lexi_maint.lifecycle.preflight import (
+    Check,
     _library_problem,
     check_graph,
     check_input,
@@ -44,15 +45,21 @@ def test_job_user_must_exist_and_be_able_to_read_the_input(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     docs.mkdir()
 
-    def job(user: str) -> JobConfig:
-        raw = {"jobs": {"j": {"input": str(docs), "limits": {"user": user}}}}
-        return parse_config(raw, tmp_path / "c.toml").job("j")
+    def check(user: str, state_dir: Path = Path("/var/lib/lexi-maint-test")) -> Check:
+        raw = {"state_dir": str(state_dir), "jobs": {"j": {"input": str(docs),
+               "limits": {"user": user}}}}  # fmt: skip
+        config = parse_config(raw, tmp_path / "c.toml")
+        return check_job_user(config, config.job("j"))
 
-    assert check_job_user(job("")).ok and "root" in check_job_user(job("")).detail
-    unknown = check_job_user(job("no-such-lexi-user"))
+    assert check("").ok and "root" in check("").detail
+    unknown = check("no-such-lexi-user")
     assert not unknown.ok and "does not exist" in unknown.detail
     os.chmod(docs, 0o700)
-    closed = check_job_user(job("nobody"))
+    closed = check("nobody")
     assert not closed.ok and "nobody may not read" in closed.detail and "0700" in closed.detail
     os.chmod(docs, 0o755)
-    assert check_job_user(job("nobody")).ok, check_job_user(job("nobody")).detail
+    assert check("nobody").ok, check("nobody").detail
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    unreachable = check("nobody", hidden / "state")
+    assert not unreachable.ok and f"{hidden} is closed to it" in unreachable.detail
