@@ -297,7 +297,11 @@ class Runner:
         for r in running:
             _signal(r.process, signal.SIGTERM)
         _wait_exit(running, STOP_GRACE_SECONDS)
-        ours = {r.path for r in running if r.process.is_alive()}
+        # a victim of the OOM killer may still be exiting (freeing a large heap under
+        # emulation, or slowed by memory.high): it is not a straggler of ours
+        ours = {
+            r.path for r in running if r.process.is_alive() and not already_dying(r.process.pid)
+        }
         for r in running:
             if r.path in ours:
                 _signal(r.process, signal.SIGKILL)
@@ -307,6 +311,11 @@ class Runner:
             killed_by_others = r.process.exitcode == -signal.SIGKILL and r.path not in ours
             if r.outcome is not None or killed_by_others:
                 self._ledger.record(self._s.job, r.path, _exit_outcome(r))
+            verdict = "result kept" if r.outcome is not None else (
+                "killed by someone else: attempt counts" if killed_by_others
+                else "interrupted: attempt given back")  # fmt: skip
+            log.warning("run stopping: worker %s for %s ended with exit code %s (%s)",
+                        r.process.pid, Path(r.path).name, r.process.exitcode, verdict)  # fmt: skip
         self._running.clear()
 
     def _summary(
@@ -374,6 +383,36 @@ def _exit_outcome(r: _Running) -> Outcome:
         hint = " (the kernel OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
         return Failure(ErrorClass.KILLED, f"worker killed by {name}{hint}", True)
     return Failure(ErrorClass.INTERNAL, f"worker exited with status {code} and no result", True)
+
+
+def already_dying(pid: int | None) -> bool:
+    """Whether a process is exiting or has a SIGKILL waiting (sent by someone else)."""
+    if not pid:
+        return False
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+        status_text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone: it is not dying, it is dead
+        return False
+    return dying_from_proc(stat_text, status_text)
+
+
+_PF_EXITING = 0x4  # include/linux/sched.h
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+def dying_from_proc(stat_text: str, status_text: str) -> bool:
+    """Pure: /proc/PID/stat and /proc/PID/status say the task is exiting or will be killed."""
+    fields = stat_text.rsplit(")", 1)[-1].split()  # the name may hold spaces and parentheses
+    if fields and fields[0] in ("Z", "X", "x"):
+        return True
+    if len(fields) > 6 and int(fields[6]) & _PF_EXITING:
+        return True
+    for line in status_text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip() or "0", 16) & _SIGKILL_BIT:
+            return True
+    return False
 
 
 def _kill(process: BaseProcess) -> None:

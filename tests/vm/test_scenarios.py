@@ -114,6 +114,9 @@ def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult)
     # or the graph server (500), so every OOM kill has a document to blame
     victims = [line for line in r["kernel_oom"] if "Killed process" in line]
     assert victims and all("oom_score_adj:1000" in v for v in victims), victims
+    # every kill counted against the document: it met the OOM killer max_attempts (2) times,
+    # not once more because a victim still exiting was taken for a straggler
+    assert len(victims) == 2, (victims, r["unit_results"], r["pipeline_journal"][-3000:])
 
 
 def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult) -> None:
