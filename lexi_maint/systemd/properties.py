@@ -15,7 +15,6 @@ from pathlib import Path
 from lexi_maint.lifecycle.config import DaemonConfig, JobLimits
 
 SLICE = "lexi-batch.slice"
-CREDENTIAL = "deepseek-api-key"
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,12 @@ def pipeline_argv(program: Path, run: PipelineRun) -> list[str]:
 
 
 def pipeline_properties(
-    run: PipelineRun, limits: JobLimits, daemon: DaemonConfig
+    run: PipelineRun,
+    limits: JobLimits,
+    daemon: DaemonConfig,
+    credentials: Sequence[tuple[str, Path]] = (),
 ) -> list[UnitProperty]:
+    """`credentials`: (name, file) pairs systemd hands to the unit (LoadCredential=)."""
     argv = pipeline_argv(daemon.program, run)
     props = [
         UnitProperty("Description", "s", f"lexi-maint pipeline: job {run.job}, run {run.run_id}"),
@@ -96,10 +99,9 @@ def pipeline_properties(
     ]
     if limits.user:
         props.append(UnitProperty("User", "s", limits.user))
-    if daemon.api_key_file is not None:
-        props.append(
-            UnitProperty("LoadCredential", "a(ss)", [(CREDENTIAL, str(daemon.api_key_file))])
-        )
+    if credentials:
+        pairs = [(name, str(path)) for name, path in credentials]
+        props.append(UnitProperty("LoadCredential", "a(ss)", pairs))
     return props
 
 

@@ -77,8 +77,9 @@ def test_journal_handler_sends_datagrams(tmp_path: Path) -> None:
 def test_pipeline_properties_with_user_and_credential() -> None:
     run = PipelineRun("cao_import", "cao_import-20261128T0101-abc", Path("/etc/l.toml"), 2, True)
     limits = JobLimits(memory_high=2**30, memory_max=2 * 2**30, user="lexi-batch")
-    daemon = DaemonConfig(api_key_file=Path("/etc/lexi-maint/deepseek-api-key"))
-    props = {p.name: p for p in pipeline_properties(run, limits, daemon)}
+    daemon = DaemonConfig()
+    credentials = [("deepseek-api-key", Path("/etc/lexi-maint/deepseek-api-key"))]
+    props = {p.name: p for p in pipeline_properties(run, limits, daemon, credentials)}
     assert unit_name(run) == "lexi-pipeline-cao_import-20261128T0101-abc-1.service"
     assert props["User"].value == "lexi-batch"
     assert props["LoadCredential"].signature == "a(ss)"
