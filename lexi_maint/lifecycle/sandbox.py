@@ -1,4 +1,5 @@
-"""What the job unit is given from the configuration: its secrets, as systemd credentials.
+"""What the job unit is given from the configuration: its paths, and its secrets as
+systemd credentials (the hardening itself is `systemd.properties.sandbox_properties`).
 
 The daemon runs as root and reads root's 0600 files; the job unit runs as the job's user,
 which may not. So each secret file the job needs is handed over by systemd
@@ -10,9 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lexi_maint.config import Config
+from lexi_maint.config import Config, JobConfig
 from lexi_maint.graph.credentials import CREDENTIAL_NAME as PASSWORD_CREDENTIAL
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
+from lexi_maint.systemd.properties import Sandbox
+
+
+def job_sandbox(config: Config, job: JobConfig) -> Sandbox:
+    """The job unit writes state_dir, reads the job's input and gets its credentials."""
+    return Sandbox(
+        state_dir=config.state_dir.absolute(),
+        inputs=(job.input.absolute(),),
+        credentials=job_credentials(config),
+    )
 
 
 def handed_api_key_file(config: Config) -> Path | None:
