@@ -147,6 +147,7 @@ def test_the_job_unit_sandbox_holds(results: dict[str, Any], boot: VmResult) -> 
     assert password.get("source", "").startswith("systemd credential /run/credentials/"), password
     assert password["sha256"] == hashlib.sha256(b"memgraph-vmtest-pw-9876").hexdigest()
     assert not [n for n in probe["environment_names"] if "KEY" in n or "PASS" in n], probe
+    assert probe["secrets_in_environ_or_cmdline"] == [], probe
     assert r["secret_files"] == {"journal": []}, r["secret_files"]
     assert set(r["foreign_in_state"]) <= PIPELINE_ENTRIES, r["foreign_in_state"]
 

@@ -60,6 +60,20 @@ def memgraph_password() -> dict[str, str]:
     return {"source": found.password.source, "sha256": digest}
 
 
+def secrets_shown(credentials: str) -> list[str]:
+    """Which credential's content also shows in this process's environment or command line."""
+    if not credentials:
+        return []
+    shown = []
+    cmdline = Path("/proc/self/cmdline").read_bytes()
+    environ = Path("/proc/self/environ").read_bytes()
+    for name in sorted(os.listdir(credentials)):
+        secret = (Path(credentials) / name).read_text().strip().encode()
+        if secret and (secret in cmdline or secret in environ):
+            shown.append(name)
+    return shown
+
+
 def main() -> None:
     status = Path("/proc/self/status").read_text().splitlines()
     fields = dict(line.split(":\t", 1) for line in status if ":\t" in line)
@@ -90,6 +104,7 @@ def main() -> None:
         "families": {name: family(name) for name in ("AF_NETLINK", "AF_PACKET", "AF_INET")},
         "credentials": sorted(os.listdir(credentials)) if credentials else [],
         "environment_names": sorted(os.environ),
+        "secrets_in_environ_or_cmdline": secrets_shown(credentials),
     }
     print("SANDBOX-PROBE " + json.dumps(found), flush=True)
 
