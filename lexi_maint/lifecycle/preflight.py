@@ -39,6 +39,7 @@ def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None
     checks = [
         check_input(job),
         check_job_user(config, job),
+        check_private_tmp(config, job),
         check_graph(config),
         check_llm(config),
     ]
@@ -94,6 +95,28 @@ def check_job_user(config: Config, job: JobConfig) -> Check:
                 f"{owner.name} cannot reach state_dir {config.state_dir}: {parent} is closed to it",
             )
     return Check("job user", True, f"{owner.name} (uid {owner.uid}) can read {job.input}")
+
+
+PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
+
+
+def check_private_tmp(config: Config, job: JobConfig) -> Check:
+    """The job unit has its own /tmp and /var/tmp (PrivateTmp=): a job path below the
+    host's would be missing or empty inside it."""
+    paths = {"input": job.input.absolute(), "state_dir": config.state_dir.absolute()}
+    hidden = [
+        f"{key} {path}"
+        for key, path in paths.items()
+        if any(path == tmp or tmp in path.parents for tmp in PRIVATE_TMP)
+    ]
+    if hidden:
+        return Check(
+            "job paths",
+            False,
+            f"{' and '.join(hidden)} lie below /tmp or /var/tmp, which the job unit gets"
+            " private and empty (PrivateTmp=): move them",
+        )
+    return Check("job paths", True, "input and state_dir are visible inside the job unit")
 
 
 def check_graph(config: Config) -> Check:
