@@ -244,6 +244,10 @@ class Sampler:
             self.samples["credential_seen"].add(credential.read_text().strip() == SECRET)
         pid = show(unit, "MainPID")
         with contextlib.suppress(OSError, ValueError, KeyError):
+            # until it execs lexi-maint, the main process is systemd's child, still root while
+            # it sets up the sandbox's namespaces: not the job yet
+            if b"--run-id" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
             status = Path(f"/proc/{pid}/status").read_text()
             uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
             user = pwd.getpwuid(uid).pw_name
