@@ -37,13 +37,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from lexi_maint.pipeline.chunk import Level, find_headings
+from lexi_maint.pipeline.articles import (
+    BARE_NUMBER,
+    REFERENCE_NUMBER,
+    article_of_heading,
+    find_headings,
+)
 from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.schema import parse_analysis
 
@@ -166,15 +171,74 @@ _PERCENT = _starting_with(
 )
 
 
-def find_amounts(text: str) -> list[dict[str, Any]]:
-    """Money amounts in euro: {"value", "currency", "text"}, in order of appearance."""
+# A bare amount in a table cell: Dutch notation with cents ("1.877,61", "12,45") or grouped
+# thousands ("2.450"); not followed by a unit that says it is something else.
+_BARE_AMOUNT = re.compile(
+    r"(?<![\w.,/-])(\d{1,3}(?:\.\d{3})*,\d{2}|\d{1,3}(?:\.\d{3})+)"
+    r"(?![\w.,/%-]|[ \t]?(?:procent|pct|uur|uren|dag|dagen|jaar|punt|km))"
+)
+_ROW_WORD = re.compile(r"[^\W\d_]{2,}")
+_MAX_ROW_WORDS = 4
+_CAPTION_LINES = 3
+_MONEY_MARK = re.compile(r"€|\bEUR\b|\beuro", re.IGNORECASE)
+_MONEY_WORD = re.compile(r"salaris|loon|lonen|bedrag|vergoeding|toeslag", re.IGNORECASE)
+_NOT_MONEY = re.compile(r"\buren\b|arbeidsduur|werktijd|\bpunten\b|percentage", re.IGNORECASE)
+
+
+def _money_signal(context: str) -> bool | None:
+    """Whether a table caption says its numbers are euros (None: it does not say)."""
+    if _MONEY_MARK.search(context):
+        return True
+    if _NOT_MONEY.search(context):
+        return False
+    return True if _MONEY_WORD.search(context) else None
+
+
+def _table_amounts(text: str, heading: str) -> Iterator[tuple[int, str, float]]:
+    """Bare amounts in table rows whose caption (or else the heading) says they are money.
+
+    A row is a line with a bare amount and at most four other words ("0 fj   1.877,61");
+    its caption is up to three non-blank lines before the rows (a column header included).
+    """
+    caption: list[str] = []
+    money: bool | None = None
+    in_rows = False
+    position = 0
+    for line in text.splitlines(keepends=True):
+        cells = list(_BARE_AMOUNT.finditer(line))
+        rest = _BARE_AMOUNT.sub(" ", line)
+        if cells and len(_ROW_WORD.findall(rest)) <= _MAX_ROW_WORDS:
+            if not in_rows:
+                said = _money_signal(" ".join(caption))
+                money = said if said is not None else (money or _money_signal(heading))
+                in_rows, caption = True, []
+            if money:
+                for cell in cells:
+                    yield position + cell.start(1), cell[1], dutch_number(cell[1])
+        elif line.strip():
+            caption = [*caption, line][-_CAPTION_LINES:]
+            in_rows = False
+        position += len(line)
+
+
+def find_amounts(text: str, heading: str = "") -> list[dict[str, Any]]:
+    """Money amounts in euro: {"value", "currency", "text"}, in order of appearance.
+
+    Besides amounts written with a currency, bare amounts in a table whose caption or heading
+    says they are euros or wages (see `_table_amounts`).
+    """
     found = []
+    covered: list[tuple[int, int]] = []
     for m in _AMOUNT.finditer(text):
         number, factor_word = (m[1], m[2]) if m[1] else (m[3], m[4])
         factor = _FACTORS[factor_word.rstrip(".").lower()] if factor_word else 1
         value = dutch_number(number) * factor
         written = m.group().strip()
+        covered.append(m.span())
         found.append((m.start(), written, {"value": value, "currency": "EUR", "text": written}))
+    for start, written, value in _table_amounts(text, heading):
+        if not any(low <= start < high for low, high in covered):
+            found.append((start, written, {"value": value, "currency": "EUR", "text": written}))
     return _unique(found)
 
 
@@ -188,7 +252,6 @@ def find_percentages(text: str) -> list[dict[str, Any]]:
 
 # --- references ------------------------------------------------------------------------------
 
-_ARTICLE_NUMBER = r"\d{1,3}[a-z]?(?:\.\d{1,3}[a-z]?)*(?![\d:])(?!,\d)"
 _PART = (
     r"(?:\s*,?\s*(?:lid|leden)\s+\d{1,2}(?:\s*(?:,|en|of|t/m|tot\s+en\s+met)\s*\d{1,2}(?!\d))*)?"
     r"(?:\s*,?\s*(?:sub|onder)\s+[a-z0-9]{1,3}\b)?"
@@ -196,17 +259,27 @@ _PART = (
 _LIST_SEPARATOR = r"\s*(?:,|en|of|t/m|tot\s+en\s+met|-|–)\s*"
 _REFERENCE = _starting_with(
     "aA",
-    rf"\b(?:artikelen|artikel|art\.?)\s*({_ARTICLE_NUMBER}{_PART}"
-    rf"(?:{_LIST_SEPARATOR}{_ARTICLE_NUMBER}{_PART})*)",
+    rf"\b(?:artikelen|artikel|art\.?)\s*({REFERENCE_NUMBER}{_PART}"
+    rf"(?:{_LIST_SEPARATOR}{REFERENCE_NUMBER}{_PART})*)",
     re.IGNORECASE,
 )
-_LISTED = re.compile(rf"(?:^|{_LIST_SEPARATOR})({_ARTICLE_NUMBER}){_PART}", re.IGNORECASE)
+_LISTED = re.compile(rf"(?:^|{_LIST_SEPARATOR})({REFERENCE_NUMBER}){_PART}", re.IGNORECASE)
+# A dotted number without "artikel" after a phrase that points at a provision:
+# "als bedoeld in 4.1", "genoemd in 6.2 lid 1", "zie 4.3".
+_BARE_REFERENCE = _starting_with(
+    "bgvoazBGVOAZ",
+    r"\b(?:(?:bedoeld|genoemd|vermeld|bepaald|omschreven|opgenomen|geregeld|beschreven)\s+in"
+    rf"|zie(?:\s+ook)?)\s+({BARE_NUMBER}){_PART}(?![\d,])",
+    re.IGNORECASE,
+)
+_ANNEX_REFERENCE = _starting_with(
+    "bB", r"\bbijlage\s+(\d{1,2}[a-z]?|[IVX]{1,4}|[A-Z])(?![\w.,]\w)", re.IGNORECASE
+)
 _STATUTE_AFTER = re.compile(
     r"[ \t]*,?\s*(?:(?:van|uit)\s+(?:de|het)\s+)?"
     r"(?:BW\b|Burgerlijk\s+Wetboek|\w*[Ww]et(?:boek)?\b|Besluit\b|AOW\b|WW\b|ZW\b|WIA\b|WAO\b)"
 )
 _MAX_RANGE = 50
-_OWN_ARTICLE = re.compile(rf"(?:Artikel|Art\.)\s*({_ARTICLE_NUMBER})", re.IGNORECASE)
 
 
 def _listed_articles(numbers: str) -> list[str]:
@@ -224,24 +297,32 @@ def _listed_articles(numbers: str) -> list[str]:
 
 
 def own_article(heading: str) -> str:
-    """The article number of a heading ("Hoofdstuk 2 > Artikel 5a Loon" -> "5a"), or ""."""
-    numbers = _OWN_ARTICLE.findall(heading)
-    return str(numbers[-1]) if numbers else ""
+    """The article key of a heading ("Hoofdstuk 2 > Artikel 5a Loon" -> "5a"), or ""."""
+    return article_of_heading(heading) or ""
 
 
 def find_references(text: str, own: str = "") -> list[dict[str, str]]:
-    """References to articles of this document: {"article", "text"}, in order of appearance."""
-    heading_starts = {h.start for h in find_headings(text) if h.level is Level.ARTICLE}
-    found = []
+    """References to articles and annexes of this document: {"article", "text"}, in order.
+
+    "article" is the article number as written ("5a", "4.1") or "bijlage 1" for an annex.
+    """
+    heading_starts = {h.start for h in find_headings(text)}
+    found: list[tuple[int, str, dict[str, str]]] = []
+
+    def add(start: int, article: str, phrase: str) -> None:
+        line_start = max(text.rfind(c, 0, start) for c in "\n\r\f") + 1
+        is_heading = line_start in heading_starts and not text[line_start:start].strip()
+        if not is_heading and article.casefold() != own.casefold():
+            found.append((start, article.casefold(), {"article": article, "text": phrase}))
+
     for m in _REFERENCE.finditer(text):
-        line_start = max(text.rfind(c, 0, m.start()) for c in "\n\r\f") + 1
-        is_heading = line_start in heading_starts and not text[line_start : m.start()].strip()
-        if is_heading or _STATUTE_AFTER.match(text, m.end()):
-            continue
-        phrase = " ".join(m.group().split())
-        for article in _listed_articles(m[1]):
-            if article.casefold() != own.casefold():
-                found.append((m.start(), article.casefold(), {"article": article, "text": phrase}))
+        if not _STATUTE_AFTER.match(text, m.end()):
+            for article in _listed_articles(m[1]):
+                add(m.start(), article, " ".join(m.group().split()))
+    for m in _BARE_REFERENCE.finditer(text):
+        add(m.start(1), m[1], " ".join(text[m.start(1) : m.end()].split()))
+    for m in _ANNEX_REFERENCE.finditer(text):
+        add(m.start(), f"bijlage {m[1].lower()}", " ".join(m.group().split()))
     return _unique(found)
 
 
@@ -409,7 +490,7 @@ def analyze_chunk(chunk: Chunk) -> dict[str, Any]:
         "section_title": title,
         "defined_terms": find_defined_terms(chunk.text, title),
         "dates": find_dates(chunk.text),
-        "amounts": find_amounts(chunk.text),
+        "amounts": find_amounts(chunk.text, title),
         "percentages": find_percentages(chunk.text),
         "references": find_references(chunk.text, own_article(title)),
         "parties": find_parties(chunk.text),

@@ -15,10 +15,10 @@ from lexi_maint.errors import DocumentError, ErrorClass, GraphError
 from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.model import (
     GraphStats,
-    article_of_heading,
     build_graph_document,
     entity_name,
 )
+from lexi_maint.pipeline.articles import article_of_heading
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
 from lexi_maint.pipeline.schema import Amount, ChunkAnalysis, Percentage, Reference
 from lexi_maint.pipeline.store import StoreStage
@@ -99,6 +99,7 @@ def test_document_and_chunk_rows() -> None:
         "heading": "Artikel 1 Definities",
         "start": 10,
         "end": 24,
+        "articles": ["1"],
     }
 
 
@@ -276,8 +277,6 @@ def test_graph_stats_defaults_to_zero() -> None:
 
 
 def test_article_of_a_nested_heading_is_its_last_part() -> None:
-    from lexi_maint.graph.model import article_of_heading
-
     assert article_of_heading("Hoofdstuk 3 Beloning > Artikel 5a Loon") == "5a"
     assert article_of_heading("Hoofdstuk 3 Beloning") is None
 
