@@ -339,6 +339,10 @@ _LIST_TERM = re.compile(
     rf"({_TERM})[ \t]*:"
 )
 _BULLET_TERM = re.compile(rf"(?m)^[ \t]*[-–•][ \t]+({_TERM})[ \t]*:")
+# Two or more consecutive lines "Werkgever: ...", "Pedagogisch medewerker: ..." (no marker).
+_TERM_LINE = r"[ \t]*[A-ZÀ-Ý][\w\-’']*(?:[ \t]+[\w\-’']+){0,3}[ \t]*:[ \t]+\S[^\n]*"
+_LINE_TERMS = re.compile(rf"(?m)^(?:{_TERM_LINE}\n)+{_TERM_LINE}$")
+_LINE_TERM = re.compile(r"(?m)^[ \t]*([^:\n]+?)[ \t]*:")
 _QUOTE_OPEN = "\"“„'‘«"
 _QUOTE_CLOSE = "\"”'’»"
 _ONDER_VERSTAAN = _starting_with(
@@ -376,6 +380,12 @@ def find_defined_terms(text: str, heading: str = "") -> list[str]:
         for m in pattern.finditer(text):
             raw = next(group for group in m.groups() if group)
             found.append((m.start(), _clean_term(raw)))
+    if len(patterns) > 3:
+        for block in _LINE_TERMS.finditer(text):
+            found += [
+                (block.start() + m.start(), _clean_term(m[1]))
+                for m in _LINE_TERM.finditer(block.group())
+            ]
     return _unique(
         (pos, term.casefold(), term)
         for pos, term in found
