@@ -157,7 +157,9 @@ _AMOUNT_NUMBER = (
 _MULTIPLIER = r"(?:\s?(miljoen|mln\.?|miljard|mrd\.?)(?![\w]))?"
 _AMOUNT = _starting_with(
     r"€Ee\d",
-    rf"(?:€|(?<![A-Za-z])(?:EUR|EURO|[Ee]uro)(?![A-Za-z]))\s{{0,2}}({_AMOUNT_NUMBER}){_MULTIPLIER}"
+    # a currency word does not reach over a line break: "Salaris in euro" above a table row
+    rf"(?:€\s{{0,2}}|(?<![A-Za-z])(?:EUR|EURO|[Ee]uro)(?![A-Za-z])[^\S\n\r\f]{{0,2}})"
+    rf"({_AMOUNT_NUMBER}){_MULTIPLIER}"
     # "2.450 euro", but not "2025 € 2.450" (a year before an amount in a table row)
     rf"|({_AMOUNT_NUMBER}){_MULTIPLIER}\s?(?:€|(?<![A-Za-z])(?:EUR|[Ee]uro)(?![A-Za-z]))"
     r"(?!\s{0,2}\d)",
