@@ -8,6 +8,8 @@ What is recognised (and what is deliberately not)
     section_title  the chunk's heading, else its first heading line, else "".
     defined_terms  list items in a definitions context (the chunk or its heading mentions
                    "verstaan onder", "definities", "begrippen"): "a. werkgever: ...";
+                   "1. Werkgever: ...", and two or more consecutive "Werkgever: ..." lines
+                   without a marker (as under "Lid 1");
                    "onder werknemer wordt (in deze cao) verstaan", "wordt onder X verstaan";
                    quoted terms of at most five words ("werknemer", „cao", 'loon'). A leading
                    "de"/"het"/"een" is dropped.
@@ -19,10 +21,20 @@ What is recognised (and what is deliberately not)
                    "€ 1,5 miljoen" -> value in euro, currency "EUR", text as written. Dutch
                    notation: "," is the decimal mark and "." groups thousands ("2.450" is
                    2450); "12.50" (one dot, two decimals) and "2,450.00" (both marks) are read
-                   as written in English. Numbers without a currency are not amounts.
+                   as written in English. A currency word does not reach over a line break.
+                   Numbers without a currency are amounts only in a table whose caption (up
+                   to three lines above its rows, column headers included) or else the
+                   chunk's heading says they are euros or wages: "1.877,61" and "2.450" in
+                   "0 fj   1.877,61   1.943,93" under "Bedragen in euro's per maand". A row
+                   has at most four words besides its amounts; a caption about hours
+                   ("uren", "arbeidsduur") or percentages wins over a wage heading; a number
+                   followed by "%", "uur", "jaar", "dagen" ... and years, hours and article
+                   numbers (no cents, no thousands group) are never bare amounts.
     percentages    "3,5%", "3.5 %", "3,5 procent", "0,5 procentpunt", "2 pct" -> 3.5 ...
-    references     "artikel 12", "art. 5 lid 2", "artikelen 3 en 4", "artikelen 3 t/m 6"
-                   (ranges of up to 50 expanded). Not references: heading lines, the chunk's
+    references     "artikel 12", "art. 5 lid 2", "artikel 5a", "artikelen 3 en 4", "artikelen
+                   3 t/m 6" (ranges of up to 50 expanded); a dotted number after "bedoeld in",
+                   "genoemd in", "zie" ... ("als bedoeld in 4.1"); annexes ("bijlage 1" ->
+                   article "bijlage 1"). Not references: heading lines, the chunk's
                    own article, and articles of statutes ("artikel 7:610 BW", "artikel 3 van
                    de Arbeidstijdenwet").
     parties        known unions and employer associations (FNV, CNV Vakmensen, De Unie, AWVN,
@@ -202,6 +214,8 @@ def _table_amounts(text: str, heading: str) -> Iterator[tuple[int, str, float]]:
     A row is a line with a bare amount and at most four other words ("0 fj   1.877,61");
     its caption is up to three non-blank lines before the rows (a column header included).
     """
+    if not _BARE_AMOUNT.search(text):
+        return
     caption: list[str] = []
     money: bool | None = None
     in_rows = False
