@@ -16,8 +16,10 @@ number), that is one of
     article  a dotted number without the word, "4.1 Normale arbeidsduur", only inside a
              chapter numbered 4 ("HOOFDSTUK 4 ARBEIDSDUUR", "§4 ...") that has had no
              "Artikel" heading yet, and only when the rest reads as a title: it starts with a
-             capital, has at most 8 words and no colon, and does not end in ".", ",", ";" or
-             ":". So "4.1 De werknemer werkt 38 uur." and "1. Werknemer: ..." stay clauses.
+             capital, has at most 8 words and no colon, does not end in ".", ",", ";", ":"
+             or a function word ("de", "van", "wordt", ...), and the next line does not go
+             on in lower case. So "4.1 De werknemer werkt 38 uur.", a wrapped "4.1 Het loon
+             wordt betaald op de" and "1. Werknemer: ..." stay clauses.
 
 A number is "5", "5a", "3.2", "12.3b", a Roman numeral or one capital letter. After the number
 comes nothing, a separator (".", ":", "|", a dash) and any title, or a title that starts with a
@@ -64,6 +66,13 @@ _BARE_RE = re.compile(
     r"(?P<number>(?P<chapter>\d{1,2})\.\d{1,2}[a-z]?)\.?[ \t]+"
     r"(?P<title>[A-ZÀ-Ý][^:\n\r\f]*[^.,;:\s])"
 )
+# A title does not end in one of these: "4.1 Het loon wordt betaald op de" is a wrapped clause.
+_FUNCTION_WORDS = frozenset({
+    "de", "het", "een", "van", "in", "op", "te", "en", "of", "voor", "met", "aan", "bij", "die",
+    "dat", "door", "om", "tot", "over", "naar", "als", "is", "wordt", "zijn", "worden", "heeft",
+    "hebben", "kan", "dan", "niet",
+})  # fmt: skip
+_CONTINUATION = re.compile(r"[ \t]*[a-zà-ÿ]{2}")  # "op de laatste ..."; not "a. Overwerk"
 _TOC_RE = re.compile(r"(?:\.[ \t]?){4,}|…{2,}|\t[ \t]*\d{1,4}[ \t]*$")
 # A line that may be a heading, after a line break ("\r\n" is one break) or at the start.
 _CANDIDATE = rf"[ \t]*(?P<line>(?:{_CHAPTER_WORD}|{_ARTICLE_WORD}|§|\d{{1,2}}\.\d)[^\n\r\f]*)"
@@ -136,15 +145,28 @@ def parse_heading(line: str) -> Heading | None:
     return None
 
 
-def parse_bare_heading(line: str, chapter: str) -> Heading | None:
-    """A "4.1 Normale arbeidsduur" line as an article heading inside chapter `chapter` ("4")."""
+def parse_bare_heading(line: str, chapter: str, next_line: str = "") -> Heading | None:
+    """A "4.1 Normale arbeidsduur" line as an article heading inside chapter `chapter` ("4").
+
+    `next_line` is the text after the line: a wrapped clause ("4.1 Het loon wordt betaald op
+    de" / "laatste werkdag") goes on in lower case or stops at a function word.
+    """
     stripped = line.strip()
     match = _BARE_RE.fullmatch(stripped)
     if match is None or match["chapter"] != chapter or _TOC_RE.search(stripped):
         return None
-    if len(match["title"].split()) > MAX_BARE_TITLE_WORDS or len(stripped) > 80:
+    words = match["title"].split()
+    if len(words) > MAX_BARE_TITLE_WORDS or len(stripped) > 80:
+        return None
+    if words[-1].lower() in _FUNCTION_WORDS or _CONTINUATION.match(next_line):
         return None
     return Heading(Kind.ARTICLE, _collapsed(stripped), match["number"].lower(), match["number"])
+
+
+def _next_line(text: str, end: int) -> str:
+    """The first non-blank line after position `end` (the end of a line)."""
+    following = text[end : end + 200].lstrip()
+    return following.split("\n", 1)[0]
 
 
 def _candidates(text: str) -> Iterator[re.Match[str]]:
@@ -162,7 +184,7 @@ def find_headings(text: str) -> list[HeadingLine]:
         line = match["line"]
         heading = parse_heading(line)
         if heading is None and chapter:
-            heading = parse_bare_heading(line, chapter)
+            heading = parse_bare_heading(line, chapter, _next_line(text, match.end("line")))
         if heading is None:
             continue
         if heading.kind is Kind.CHAPTER:

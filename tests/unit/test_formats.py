@@ -84,6 +84,16 @@ NOT_HEADINGS = [
         "HOOFDSTUK 4 TIJD\n4.1 De werknemer die op verzoek van de werkgever langer werkt dan\n",
         [],
     ),
+    (
+        "wrapped clause ending in a function word",
+        "HOOFDSTUK 2 LOON\n2.1 Het loon wordt betaald op de\nlaatste werkdag.\n",
+        [],
+    ),
+    (
+        "wrapped clause going on in lower case",
+        "HOOFDSTUK 2 LOON\n2.1 Het loon wordt maandelijks betaald\nop de laatste werkdag.\n",
+        [],
+    ),
     ("other chapter's number", "HOOFDSTUK 4 TIJD\n5.1 Salarisschalen\n", []),
     ("sub-clause 4.1.1", "HOOFDSTUK 4 TIJD\n4.1 Arbeidsduur\n4.1.1 Nachtdienst\n", ["4.1"]),
     ("clause inside an Artikel", "Hoofdstuk 3 Tijd\nArtikel 3 Arbeidsduur\n3.3 Rooster\n", ["3"]),
