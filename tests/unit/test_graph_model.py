@@ -15,6 +15,7 @@ from lexi_maint.errors import DocumentError, ErrorClass, GraphError
 from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.model import (
     GraphStats,
+    articles_held,
     build_graph_document,
     entity_name,
 )
@@ -286,3 +287,29 @@ def test_fake_store_reports_schema_creation_once() -> None:
     assert store.ensure_schema() == ("index (in memory)",)
     assert store.ensure_schema() == ()
     assert store.schema_ensured is True
+
+
+def test_articles_held_lists_every_heading_and_the_article_a_chunk_continues() -> None:
+    texts = [
+        "Inleiding\nArtikel 1 Begrippen\nKort.\nArtikel 2 Loon\nHet loon is",
+        " hoog.\nArtikel 3 Verlof\n",
+        "nog meer verlof.\n",
+        "Hoofdstuk 2 Slot\nTekst zonder artikel.\n",
+        "Bijlage 1 Loontabel\nA  2.000,00\n",
+        "B  2.100,00\n",
+    ]
+    chunks = []
+    offset = 0
+    for index, text in enumerate(texts):
+        chunks.append(Chunk(f"c{index}", index, offset, offset + len(text), "", text))
+        offset += len(text)
+    assert articles_held(chunks) == [
+        ["1", "2"],
+        ["2", "3"],
+        ["3"],
+        [],
+        ["bijlage 1"],
+        ["bijlage 1"],
+    ]
+    titled = [Chunk("t", 0, 0, 5, "Artikel 9 Slot", "Tekst")]  # a model's title alone
+    assert articles_held(titled) == [["9"]]
