@@ -56,6 +56,7 @@ from decimal import Decimal
 from typing import Any
 
 from lexi_maint.pipeline.articles import (
+    ANNEX_NUMBER,
     BARE_NUMBER,
     REFERENCE_NUMBER,
     article_of_heading,
@@ -288,9 +289,7 @@ _BARE_REFERENCE = _starting_with(
     rf"|zie(?:\s+ook)?)\s+({BARE_NUMBER}){_PART}(?![\d,])",
     re.IGNORECASE,
 )
-_ANNEX_REFERENCE = _starting_with(
-    "bB", r"\bbijlage\s+(\d{1,2}[a-z]?|[IVX]{1,4}|[A-Z])(?![\w.,]\w)", re.IGNORECASE
-)
+_ANNEX_REFERENCE = _starting_with("bB", rf"\b(?i:bijlage)\s+({ANNEX_NUMBER})")
 _STATUTE_AFTER = re.compile(
     r"[ \t]*,?\s*(?:(?:van|uit)\s+(?:de|het)\s+)?"
     r"(?:BW\b|Burgerlijk\s+Wetboek|\w*[Ww]et(?:boek)?\b|Besluit\b|AOW\b|WW\b|ZW\b|WIA\b|WAO\b)"

@@ -49,6 +49,9 @@ HEADING_NUMBER = r"(?:\d{1,3}[a-zA-Z]?(?:\.\d{1,3}[a-zA-Z]?)*|[IVXLC]{1,6}|[A-Z]
 # A number in a reference: "5", "5a", "12.3b"; not "7:610" (a book of a code, "artikel 7:610
 # BW") nor "5,2".
 REFERENCE_NUMBER = r"\d{1,3}[a-z]?(?:\.\d{1,3}[a-z]?)*(?!\d|:\d|,\d)"
+# An annex number in running text: "bijlage 1", "bijlage 2a", "bijlage IV", "bijlage B" (Roman
+# numerals and letters in upper case only: "de bijlage en" is no reference).
+ANNEX_NUMBER = r"(?:\d{1,2}[a-z]?|[IVXLC]{1,6}|[A-Z])(?!\w)"
 # A dotted number that may head an article without the word "Artikel": "4.1", "4.12a".
 BARE_NUMBER = r"\d{1,2}\.\d{1,2}[a-z]?(?![\d.]\d)"
 

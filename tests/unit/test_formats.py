@@ -262,6 +262,8 @@ def test_reference_format(fmt: str, text: str, article: str) -> None:
         "als bedoeld in lid 2",
         "per 1.7.2025 bedoeld in 2025",
         "bedoeld in 4,5 procent",
+        "volgens de bijlage en de tabel",
+        "de bijlage is bijgevoegd",
     ],
 )
 def test_not_a_reference(text: str) -> None:
