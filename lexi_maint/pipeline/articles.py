@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Iterator
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 MAX_HEADING_CHARS = 200
 HEADING_SEPARATOR = " > "  # the chunker's "Hoofdstuk 3 Arbeidsduur > Artikel 7 Werktijden"
@@ -98,9 +98,11 @@ class Kind(Enum):
     ARTICLE = "article"
 
 
-@dataclass(frozen=True)
-class Heading:
-    """What one heading line is: its kind, its text and the key it is addressed by."""
+class Heading(NamedTuple):
+    """What one heading line is: its kind, its text and the key it is addressed by.
+
+    (Named tuples, not dataclasses: a document may have a quarter of a million headings.)
+    """
 
     kind: Kind
     title: str  # whitespace collapsed: "Artikel 5 Loon"
@@ -108,25 +110,14 @@ class Heading:
     number: str  # as written: "5", "4", "IV" ("" when none)
 
 
-@dataclass(frozen=True)
-class HeadingLine:
+class HeadingLine(NamedTuple):
     """A heading line found in a text: text[start:end] is the line."""
 
     start: int
     end: int
-    heading: Heading
-
-    @property
-    def kind(self) -> Kind:
-        return self.heading.kind
-
-    @property
-    def title(self) -> str:
-        return self.heading.title
-
-    @property
-    def key(self) -> str:
-        return self.heading.key
+    kind: Kind
+    title: str
+    key: str
 
 
 def _collapsed(line: str) -> str:
@@ -185,9 +176,12 @@ def find_headings(text: str) -> list[HeadingLine]:
     chapter = ""  # the current chapter's number while bare-numbered articles may follow
     for match in _candidates(text):
         line = match["line"]
-        heading = parse_heading(line)
-        if heading is None and chapter:
+        if not line[0].isdigit():
+            heading = parse_heading(line)
+        elif chapter:
             heading = parse_bare_heading(line, chapter, _next_line(text, match.end("line")))
+        else:
+            continue
         if heading is None:
             continue
         if heading.kind is Kind.CHAPTER:
@@ -195,7 +189,9 @@ def find_headings(text: str) -> list[HeadingLine]:
         elif heading.title[0].isalpha():  # an "Artikel" heading: its clauses are not articles
             chapter = ""
         start = match.start("line")
-        found.append(HeadingLine(start, start + len(line.rstrip()), heading))
+        found.append(
+            HeadingLine(start, start + len(line.rstrip()), heading.kind, heading.title, heading.key)
+        )
     return found
 
 
