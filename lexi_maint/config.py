@@ -46,6 +46,7 @@ class JobConfig:
     max_attempts: int = 3
     document_timeout: float = 1800.0
     memory_watermark: float = 0.70
+    outage_budget: float = 900.0  # seconds a dependency may be down before the run stops
     parse: ParseSettings = field(default_factory=ParseSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     limits: JobLimits = field(default_factory=JobLimits)
@@ -142,6 +143,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         attempts = t.integer("max_attempts", 3, low=1, high=100)
         timeout = t.number("document_timeout", 1800.0, low=1.0, high=7 * 86400.0)
         watermark = t.number("memory_watermark", 0.70, low=0.05, high=1.0)
+        outage_budget = t.number("outage_budget", 900.0, low=0.0, high=7 * 86400.0)
         parse = _parse_settings(t)
         chunk = _chunk_settings(t)
         limits = parse_limits(t)
@@ -155,6 +157,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         max_attempts=attempts,
         document_timeout=timeout,
         memory_watermark=watermark,
+        outage_budget=outage_budget,
         parse=parse,
         chunk=chunk,
         limits=limits,

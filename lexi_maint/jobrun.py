@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import UsageError
+from lexi_maint.errors import Dependency, UsageError
 from lexi_maint.events import Event, RunSummary
-from lexi_maint.graph.backend import GraphTarget, connect, serve
+from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
 from lexi_maint.inventory import discover, fingerprint
 from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
+from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy
 from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
+from lexi_maint.probe import Probe
 from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,9 @@ def run_job(
     with (
         state_lock(paths),
         Ledger.open(paths.ledger) as ledger,
-        serve(config.graph, paths.root) as target,
+        serve_probed(config.graph, paths.root) as served,
     ):
+        target = served.target
         _ensure_schema(target)
         stages = make_stages(job, target)  # reads the API key: a missing one records no run
         found = [fingerprint(p, job.input) for p in files]
@@ -113,6 +116,7 @@ def run_job(
             probe,
             on_event,
             stop,
+            _outage_guard(job, served),
         )
         try:
             summary = runner.run(found, decisions, len(interrupted))
@@ -122,6 +126,17 @@ def run_job(
         status = "stopped" if summary.stopped else "finished"
         ledger.finish_run(job.name, run_id, status, summary.to_json())
         return summary
+
+
+def _outage_guard(job: JobConfig, served: ServedGraph) -> OutageGuard:
+    """What the runner probes when a document fails because a dependency is down."""
+    probes: dict[Dependency, Probe] = {Dependency.GRAPH: served.health}
+    if job.llm.enabled:
+        from lexi_maint.llm.keys import load_api_key
+        from lexi_maint.llm.reachable import api_probe
+
+        probes[Dependency.LLM] = api_probe(job.llm, load_api_key(job.llm))
+    return OutageGuard(OutagePolicy(budget=job.outage_budget), probes)
 
 
 def _ensure_schema(target: GraphTarget) -> None:

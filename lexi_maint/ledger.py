@@ -136,6 +136,7 @@ class Failure:
     warnings: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
     stop_job: bool = False  # every document would fail like this: the runner stops the job
+    outage: str = ""  # a Dependency's value when a dependency, not the document, failed
 
 
 Outcome = Success | Failure

@@ -119,9 +119,9 @@ def format_summary(s: RunSummary) -> str:
 
 
 def format_stopped(e: JobStopped) -> str:
+    by = f" by {Path(e.path).name}" if e.path else ""  # no path: a dependency stayed down
     return (
-        f"{FAIL} job stopped by {Path(e.path).name}: {e.reason}"
-        f" ({e.released} running documents put back to pending)"
+        f"{FAIL} job stopped{by}: {e.reason} ({e.released} running documents put back to pending)"
     )
 
 

@@ -8,8 +8,8 @@ token count. What each outcome means (`classify` and `ChatClient.complete`):
     429, 408, 409, 5xx          retried with exponential backoff and jitter, honouring
     connection errors           Retry-After (seconds or an HTTP date); a malformed 200 body
     malformed 200 body          and a request over `request_deadline` count the same way.
-    request_deadline passed     After `max_retries` retries: DocumentError llm_unavailable
-                                (retryable: the runner may try the document again later)
+    request_deadline passed     After `max_retries` retries: OutageError llm_unavailable
+                                (the API's fault: the runner pauses, probes, tries again)
     400, 422, other 4xx         DocumentError llm_bad_request with the API's message
     401, 403                    JobStopError llm_auth: every document would fail
     402                         JobStopError llm_balance: the job stops, documents stay pending
@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
+from lexi_maint.errors import Dependency, DocumentError, ErrorClass, JobStopError, OutageError
 from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.keys import ApiKey
 from lexi_maint.llm.slots import Slots
@@ -290,10 +290,10 @@ class ChatClient:
             delay = backoff_delay(retry, attempt, retry_after, self._rand)
             log.info("%s: %s; retry %d in %.2f s", request.model, reason, attempt + 1, delay)
             await self._sleep(delay)
-        raise DocumentError(
+        raise OutageError(  # not the document's fault: the runner pauses and probes the API
+            Dependency.LLM,
             ErrorClass.LLM_UNAVAILABLE,
             f"{request.model}: no answer after {retry.max_retries + 1} attempts; last: {reason}",
-            retryable=True,
         )
 
     async def _attempt(self, model: str, body: bytes) -> Completion:
