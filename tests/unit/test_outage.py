@@ -83,7 +83,7 @@ def test_down_past_the_budget_gives_up_and_names_the_dependency() -> None:
     clock, probe = Clock(), Scripted(DOWN)
     g = guard(probe, clock, budget=10.0)
     g.failed(GRAPH, attempt_started=99.0)
-    verdicts = []
+    verdicts: list[Verdict] = []
     while (wait := g.next_probe_in()) is not None and len(verdicts) < 20:
         clock.now += wait
         verdicts.append(g.probe_due())
