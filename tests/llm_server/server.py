@@ -109,6 +109,7 @@ class FakeLlmServer:
         latency: LatencyModel | None = None,
         api_key: str = API_KEY,
         echo_auth: bool = False,
+        port: int = 0,  # 0: any free port
     ) -> None:
         self.responder = responder or LexiResponder()
         self.latency = latency or LatencyModel()
@@ -123,7 +124,7 @@ class FakeLlmServer:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._port = 0
+        self._port = port
 
     @property
     def url(self) -> str:
@@ -142,7 +143,9 @@ class FakeLlmServer:
         self._loop.close()
 
     async def _start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, backlog=1024
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _stop(self) -> None:
