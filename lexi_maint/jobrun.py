@@ -16,7 +16,7 @@ from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import Dependency, UsageError
 from lexi_maint.events import Event, RunSummary
 from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
-from lexi_maint.inventory import discover, fingerprint
+from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
 from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
 from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy
@@ -50,6 +50,10 @@ class StatePaths:
     @property
     def lock(self) -> Path:
         return self.root / "run.lock"
+
+    def inventory(self, job: str) -> Path:
+        """The job's fingerprint cache (see lexi_maint.inventory)."""
+        return cache_path(self.root, job)
 
 
 def new_run_id(job: str) -> str:
@@ -98,7 +102,8 @@ def run_job(
         target = served.target
         _ensure_schema(target)
         stages = make_stages(job, target)  # reads the API key: a missing one records no run
-        found = [fingerprint(p, job.input) for p in files]
+        cache = FingerprintCache(paths.inventory(job.name))
+        found = take_inventory(files, job.input, job.parse.max_bytes, cache)
         run_id = options.run_id or new_run_id(job.name)
         interrupted = ledger.start_run(job.name, run_id, os.getpid())
         decisions = plan(

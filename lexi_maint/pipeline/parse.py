@@ -141,8 +141,17 @@ def outside_input_problem(path: Path, resolved: Path, root: Path) -> DocumentErr
     return DocumentError(ErrorClass.OUTSIDE_INPUT, message)
 
 
-def file_problem(mode: int, size: int, max_bytes: int) -> DocumentError | None:
-    """The error for a file that is not a regular, non-empty file of a readable size."""
+# A file with less than 1/16 of its length on disk is sparse (holes), not a document;
+# compressing filesystems stay well above that for text. Small files may be inline (0 blocks).
+_SPARSE_RATIO = 16
+_SPARSE_MIN = _MIB
+
+
+def file_problem(
+    mode: int, size: int, max_bytes: int, blocks: int | None = None
+) -> DocumentError | None:
+    """The error for a file that is not a regular, non-empty, non-sparse file of a readable
+    size (`blocks`: st_blocks, 512-byte units on disk)."""
     if not stat.S_ISREG(mode):
         return DocumentError(ErrorClass.NOT_A_FILE, f"not a regular file ({_file_type(mode)})")
     if size == 0:
@@ -152,6 +161,11 @@ def file_problem(mode: int, size: int, max_bytes: int) -> DocumentError | None:
             ErrorClass.UNSUPPORTED,
             f"file is {size / _MIB:.1f} MiB, larger than the parse limit of "
             f"{max_bytes / _MIB:.1f} MiB (parse.max_bytes)",
+        )
+    if blocks is not None and size > _SPARSE_MIN and blocks * 512 * _SPARSE_RATIO < size:
+        return DocumentError(
+            ErrorClass.UNSUPPORTED,
+            f"sparse file: {size / _MIB:.1f} MiB long but {blocks * 512 / 1024:.0f} KiB on disk",
         )
     return None
 
@@ -169,7 +183,7 @@ def open_regular(path: Path, max_bytes: int) -> Iterator[BinaryIO]:
         raise DocumentError(ErrorClass.UNREADABLE, f"cannot open {path}: {_reason(exc)}") from exc
     with os.fdopen(fd, "rb") as handle:
         status = os.fstat(handle.fileno())
-        _raise_if(file_problem(status.st_mode, status.st_size, max_bytes))
+        _raise_if(file_problem(status.st_mode, status.st_size, max_bytes, status.st_blocks))
         yield handle
 
 
