@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_commands.add_parser("check", help="validate the configuration and list every problem")
 
+    verify = commands.add_parser(
+        "verify", help="compare a job's ledger with the graph (exit 1 when they differ)"
+    )
+    verify.add_argument("job")
+
     graph = commands.add_parser("graph", help="set up or look into the graph store")
     graph_commands = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
     graph_commands.add_parser(
@@ -149,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lexi_maint.daemon.commands import daemon_command
 
         return daemon_command(config, args)
-    if args.command in ("run", "status", "graph"):  # they open the ledger or graph directly
+    if args.command in ("run", "status", "graph", "verify"):  # they open the ledger or graph
         from lexi_maint.lifecycle.ownership import become_state_owner
 
         become_state_owner(config.state_dir)
@@ -158,6 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "run": _run,
         "status": lambda c, a: _status(c, a.job, as_json=a.json, out=sys.stdout),
         "graph": _graph,
+        "verify": _verify,
         "doctor": _doctor,
         "restore-orphaned": _restore_orphaned,
     }
@@ -233,6 +239,14 @@ def _status(config: Config, job_name: str, *, as_json: bool, out: TextIO) -> int
     else:
         out.write(render_status(job.name, records, last_run))
     return EXIT_OK
+
+
+def _verify(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.graphcli import verify_job
+
+    result = verify_job(config, args.job)
+    print(result.render())
+    return EXIT_OK if result.consistent else EXIT_FAILED
 
 
 def _graph(config: Config, args: argparse.Namespace) -> int:

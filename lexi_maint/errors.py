@@ -54,6 +54,7 @@ class ErrorClass(StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     MISSING = "missing"
+    GRAPH_MISSING = "graph_missing"  # done in the ledger, not in the graph: processed again
     INTERNAL = "internal"
     LLM_AUTH = "llm_auth"  # the model API rejected the key (HTTP 401/403)
     LLM_BALANCE = "llm_balance"  # the account has run out of balance (HTTP 402)

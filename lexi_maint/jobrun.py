@@ -25,9 +25,12 @@ from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
 from lexi_maint.probe import Probe
+from lexi_maint.reconcile import graph_documents, missing_from_graph
 from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
+
+_SHOWN_MISSING = 5
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def run_job(
         found = take_inventory(files, job.input, job.parse.max_bytes, cache)
         run_id = options.run_id or new_run_id(job.name)
         interrupted = ledger.start_run(job.name, run_id, os.getpid())
+        _reconcile(ledger, job.name, target)
         decisions = plan(
             found,
             ledger.known(job.name),
@@ -142,6 +146,28 @@ def _outage_guard(job: JobConfig, served: ServedGraph) -> OutageGuard:
 
         probes[Dependency.LLM] = api_probe(job.llm, load_api_key(job.llm))
     return OutageGuard(OutagePolicy(budget=job.outage_budget), probes)
+
+
+def _reconcile(ledger: Ledger, job: str, target: GraphTarget) -> None:
+    """Documents done in the ledger but absent from the graph go back to pending."""
+    store = connect(target)
+    try:
+        graph = graph_documents(store)
+    finally:
+        store.close()
+    missing = missing_from_graph(ledger.documents(job), graph)
+    if not missing:
+        return
+    shown = ", ".join(Path(p).name for p in missing[:_SHOWN_MISSING])
+    more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
+    log.warning(
+        "%d documents done in the ledger are missing from the graph (its data was lost or"
+        " wiped?); they are processed again: %s%s",
+        len(missing),
+        shown,
+        more,
+    )
+    ledger.requeue(job, missing, "done earlier, but missing from the graph at run start")
 
 
 def _ensure_schema(target: GraphTarget) -> None:

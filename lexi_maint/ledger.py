@@ -324,6 +324,16 @@ class Ledger:
                     (*usage, job, path),
                 )
 
+    def requeue(self, job: str, paths: Sequence[str], reason: str) -> None:
+        """Documents done whose graph data is gone: pending again, attempts from zero."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE documents SET status = 'pending', attempts = 0, error_class = ?,"
+                " error_message = ?, updated_at = ? WHERE job = ? AND path = ? AND status = 'done'",
+                [(ErrorClass.GRAPH_MISSING.value, reason, now, job, path) for path in paths],
+            )
+
     def release(self, job: str, path: str, *, keep_error: bool = False) -> None:
         """Put a document back to pending without counting the attempt (the job stopped)."""
         with self._tx() as db:
