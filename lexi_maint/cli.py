@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -19,8 +20,8 @@ from lexi_maint.config import Config, load_config, resolve_config_path
 from lexi_maint.errors import (
     ConfigError,
     GraphError,
-    LedgerError,
     ProcessError,
+    StateError,
     SystemdError,
     UsageError,
 )
@@ -117,6 +118,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # the ledger, graph data and cached answers are nobody else's to read
     from lexi_maint.systemd.journal import configure_logging
 
     configure_logging(args.verbose)
@@ -130,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"lexi-maint: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (LedgerError, GraphError, SystemdError, ProcessError) as exc:
+    except (StateError, GraphError, SystemdError, ProcessError) as exc:
+        print(f"lexi-maint: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:  # the environment, not lexi-maint's own state: one line, no traceback
         print(f"lexi-maint: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
@@ -183,6 +188,11 @@ def _restore_orphaned(config: Config, args: argparse.Namespace) -> int:
 
 
 def _config_check(config: Config) -> int:
+    from lexi_maint.config import environment_problems
+
+    problems = environment_problems(config)
+    if problems:
+        raise ConfigError(problems)
     print(f"{config.source}: valid · state_dir {config.state_dir} · {len(config.jobs)} jobs")
     for job in config.jobs.values():
         patterns = ", ".join(job.patterns)

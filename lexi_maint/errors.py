@@ -6,7 +6,8 @@ pypdf, httpx, pystemd) are translated where they are caught::
     LexiMaintError
     ├── ConfigError            configuration invalid; carries every problem (file, dotted key)
     ├── UsageError             a command was called wrongly (unknown job, bad argument)
-    ├── LedgerError            the ledger database cannot be opened or written
+    ├── StateError             the state directory cannot be used (unwritable, full, ...)
+    │   └── LedgerError        the ledger database cannot be opened or written, or is damaged
     ├── GraphError             the graph store is unreachable or rejected a write
     │                          (`unavailable`: it is down, full or unreachable - an outage)
     ├── SystemdError           a D-Bus call to systemd failed or a unit job did not finish
@@ -92,8 +93,12 @@ class UsageError(LexiMaintError):
     """A command was called with arguments that cannot work (unknown job, ...)."""
 
 
-class LedgerError(LexiMaintError):
-    """The ledger database could not be opened, migrated or written."""
+class StateError(LexiMaintError):
+    """The state directory (ledger, graph data, caches, lock) cannot be used."""
+
+
+class LedgerError(StateError):
+    """The ledger database could not be opened, migrated or written, or is damaged."""
 
 
 class GraphError(LexiMaintError):

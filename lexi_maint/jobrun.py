@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import Dependency, UsageError
+from lexi_maint.errors import Dependency, StateError, UsageError
 from lexi_maint.events import Event, RunSummary
 from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
 from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
@@ -66,8 +66,15 @@ def new_run_id(job: str) -> str:
 @contextmanager
 def state_lock(paths: StatePaths) -> Iterator[None]:
     """One run per state directory at a time (they share the ledger and graph server)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with paths.lock.open("a+") as handle:
+    try:
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = paths.lock.open("a+")
+    except OSError as exc:
+        raise StateError(
+            f"state directory {paths.root} cannot be used: {exc.strerror or exc}"
+            " (it must be a directory the user running lexi-maint can write)"
+        ) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

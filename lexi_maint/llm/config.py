@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from lexi_maint.tomltable import Table
 
@@ -98,12 +99,24 @@ class LlmConfig:
         return self.state_dir / "slots"
 
 
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    return parts.username is not None or parts.password is not None
+
+
 def parse_llm(top: Table) -> LlmConfig:
     d = LlmConfig()
     with top.sub("llm") as t:
         provider = t.choice("provider", PROVIDERS, d.provider)
         base_url = t.string("base_url", d.base_url)
-        if not _URL.fullmatch(base_url):
+        if _has_credentials(base_url):  # never repeat them in the message
+            t.problem("base_url", "must not contain credentials (user:password@): put the API"
+                      " key in api_key_file or the deepseek-api-key credential")  # fmt: skip
+            base_url = d.base_url
+        elif not _URL.fullmatch(base_url):
             t.problem("base_url", f"{base_url!r} is not an http(s) URL (try {d.base_url!r})")
             base_url = d.base_url
         chunk_model = _model(t, "chunk_model", d.chunk_model)
