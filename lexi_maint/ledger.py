@@ -164,7 +164,7 @@ class Ledger:
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else '?'}")
             _migrate(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             conn.close()
             if _damaged(exc):
                 raise LedgerError(damaged_message(path, exc)) from exc
@@ -190,7 +190,7 @@ class Ledger:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             if _damaged(exc):
                 raise LedgerError(damaged_message(self.path, exc)) from exc
             raise LedgerError(f"ledger {self.path}: {exc}") from exc
@@ -202,7 +202,7 @@ class Ledger:
         """Reads that meet a damaged page or a garbled value end in one LedgerError."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             if _damaged(exc):
                 raise LedgerError(damaged_message(self.path, exc)) from exc
             raise LedgerError(f"ledger {self.path}: {exc}") from exc
@@ -471,8 +471,10 @@ def damaged_message(path: Path, exc: object) -> str:
     )
 
 
-def _damaged(exc: sqlite3.Error) -> bool:
+def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
     """Whether an error speaks of damaged content rather than access, locks or space."""
+    if isinstance(exc, UnicodeDecodeError):  # a garbled name in the schema or a PRAGMA's text
+        return True
     if not isinstance(exc, sqlite3.DatabaseError):
         return False
     if not isinstance(exc, sqlite3.OperationalError):

@@ -49,7 +49,7 @@ PIPELINE_ENTRIES = frozenset(
         "inventory",
     }
 )
-STATE_DIR_MODE = 0o750  # the owner writes, its group reads, nobody else enters
+STATE_DIR_MODE = 0o700  # the owner alone: ledger, graph data and cached answers are private
 
 
 class OwnershipError(LexiMaintError):
@@ -135,8 +135,8 @@ def hand_over(state_dir: Path, owner: Owner) -> int:
     try:
         changed += _chown(".", dir_fd, owner)
         mode = stat.S_IMODE(top.st_mode)
-        if mode & 0o007 or mode & 0o700 != 0o700:
-            os.chmod(dir_fd, (mode | 0o700) & ~0o007)
+        if mode != STATE_DIR_MODE:
+            os.chmod(dir_fd, STATE_DIR_MODE)
         for name in sorted(PIPELINE_ENTRIES):
             changed += _hand_over_entry(name, dir_fd, owner)
     except OSError as exc:
