@@ -106,10 +106,12 @@ class GraphError(LexiMaintError):
 
     `unavailable` is True when the store itself is the problem (down, unreachable, out of
     disk or memory, still loading): an outage, which no document can be blamed for.
+    `rejected` is True when it refused the statement or its data: the same write fails again.
     """
 
-    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+    def __init__(self, message: str, *, unavailable: bool = False, rejected: bool = False) -> None:
         self.unavailable = unavailable
+        self.rejected = rejected  # the statement or its data was refused: retrying cannot help
         super().__init__(message)
 
 

@@ -488,8 +488,9 @@ class FalkorGraphStore:
             ) from exc
         except redis.RedisError as exc:
             where = f"FalkorDB on {self.socket_path}, graph {self.graph_name!r}"
+            trouble = server_trouble(str(exc))
             raise GraphError(
-                f"{where}, rejected {what}: {exc}", unavailable=server_trouble(str(exc))
+                f"{where}, rejected {what}: {exc}", unavailable=trouble, rejected=not trouble
             ) from exc
 
 

@@ -236,6 +236,7 @@ class MemgraphGraphStore:
                     raise GraphError(
                         self._message(exc, what, attempt),
                         unavailable=exc.kind is FailureKind.UNAVAILABLE,
+                        rejected=exc.kind is FailureKind.REJECTED,
                     ) from None
                 delay = policy.delay(attempt, self._draw())
                 log.info(  # routine under concurrent writers: not a warning

@@ -28,7 +28,8 @@ class StoreStage:
         except GraphError as exc:
             if exc.unavailable:  # the store is down or full: not this document's fault
                 raise OutageError(Dependency.GRAPH, ErrorClass.GRAPH, str(exc)) from exc
-            raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=True) from exc
+            # refused for its content: the same write fails again, so it is not retried
+            raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=not exc.rejected) from exc
         log.debug(
             "stored %s: %d chunks, %d mentions, %d references",
             doc.path,
