@@ -17,9 +17,7 @@ HOSTILE = "evil\x1b[2J\x1b]0;pwned\x07\nINFO forged line\u202egnp.txt"
 
 
 def test_printable_escapes_every_control_character() -> None:
-    assert printable(HOSTILE) == (
-        "evil\\x1b[2J\\x1b]0;pwned\\x07\\nINFO forged line\\u202egnp.txt"
-    )
+    assert printable(HOSTILE) == ("evil\\x1b[2J\\x1b]0;pwned\\x07\\nINFO forged line\\u202egnp.txt")
     assert printable("Artikel 5 · loon € 2.000,00") == "Artikel 5 · loon € 2.000,00"
 
 
