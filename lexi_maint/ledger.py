@@ -320,12 +320,12 @@ class Ledger:
         return int(row[0])
 
     def record(self, job: str, path: str, outcome: Outcome) -> None:
-        """Store a finished attempt's outcome."""
+        """Store a finished attempt's outcome (messages and warnings cut to bounded sizes)."""
         now = time.time()
         if isinstance(outcome, Success):
             values: tuple[Any, ...] = ("done", None, None, outcome.chunks)
         else:
-            values = ("failed", outcome.error_class.value, outcome.message, None)
+            values = ("failed", outcome.error_class.value, bounded(outcome.message), None)
         usage = _usage_values(outcome.usage)
         with self._tx() as db:
             db.execute(
@@ -334,7 +334,7 @@ class Ledger:
                 f" {_ADD_USAGE}, {_CURRENCY} WHERE job = ? AND path = ?",
                 (
                     *values,
-                    json.dumps(list(outcome.warnings)),
+                    json.dumps(bounded_warnings(outcome.warnings)),
                     json.dumps(dict(outcome.timings)),
                     outcome.peak_rss,
                     now,
@@ -371,6 +371,24 @@ class Ledger:
                 " started_at = NULL, updated_at = ? WHERE job = ? AND path = ?",
                 (keep_error, keep_error, time.time(), job, path),
             )
+
+
+MAX_MESSAGE = 2048  # characters of an error message or a warning kept in the ledger
+MAX_WARNINGS = 20  # warnings kept per document
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` cut to `limit` characters, saying how much was cut."""
+    if len(message) <= limit:
+        return message
+    return message[:limit] + f" … ({len(message) - limit} more characters)"
+
+
+def bounded_warnings(warnings: Sequence[str]) -> list[str]:
+    kept = [bounded(w) for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        kept.append(f"… and {len(warnings) - MAX_WARNINGS} more warnings")
+    return kept
 
 
 def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:

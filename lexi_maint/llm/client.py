@@ -107,6 +107,7 @@ class ClientSettings:
     request_deadline: float
     retry: RetrySettings
     max_connections: int
+    max_response_bytes: int = 8 * 2**20
 
     @classmethod
     def of(cls, config: LlmConfig) -> ClientSettings:
@@ -117,6 +118,7 @@ class ClientSettings:
             request_deadline=config.request_deadline,
             retry=config.retry,
             max_connections=config.document_concurrency,
+            max_response_bytes=config.max_response_bytes,
         )
 
 
@@ -298,8 +300,12 @@ class ChatClient:
 
     async def _attempt(self, model: str, body: bytes) -> Completion:
         try:
-            async with self._slots.slot(), asyncio.timeout(self._s.request_deadline):
-                response = await self._http.post(self._s.endpoint, content=body)
+            async with (
+                self._slots.slot(),
+                asyncio.timeout(self._s.request_deadline),
+                self._http.stream("POST", self._s.endpoint, content=body) as response,
+            ):
+                content = await _read_capped(response, self._s.max_response_bytes, model)
         except TimeoutError:
             raise Transient(
                 f"no complete answer within request_deadline ({self._s.request_deadline:g} s)"
@@ -307,9 +313,29 @@ class ChatClient:
         except httpx.HTTPError as exc:
             detail = str(exc) or "the connection failed or was closed"
             raise Transient(f"{type(exc).__name__}: {detail}") from None
-        return classify(
-            response.status_code, response.headers, response.content, model, self._key.redact
-        )
+        return classify(response.status_code, response.headers, content, model, self._key.redact)
+
+
+async def _read_capped(response: httpx.Response, cap: int, model: str) -> bytes:
+    """The body, read chunk by chunk; more than `cap` bytes is the answer's fault, refused."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        raise _too_large(model, f"announced {int(length)} bytes", cap)
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            raise _too_large(model, f"more than {cap} bytes", cap)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _too_large(model: str, what: str, cap: int) -> DocumentError:
+    return DocumentError(
+        ErrorClass.LLM_INVALID_OUTPUT,
+        f"{model}: the answer's body is too large ({what}; max_response_bytes = {cap})",
+    )
 
 
 class LaneTransport(httpx.AsyncBaseTransport):

@@ -72,6 +72,7 @@ class LlmConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 300.0  # silence between two bytes of an answer
     request_deadline: float = 900.0  # one request from sending to the last byte
+    max_response_bytes: int = 8 * 2**20  # an answer's body beyond this is refused unread
     retry: RetrySettings = field(default_factory=RetrySettings)
     chunk_max_tokens: int = 4096
     analysis_max_tokens: int = 32768
@@ -128,6 +129,7 @@ def parse_llm(top: Table) -> LlmConfig:
         connect = t.number("connect_timeout", d.connect_timeout, low=0.01, high=600.0)
         read = t.number("read_timeout", d.read_timeout, low=0.01, high=86400.0)
         deadline = t.number("request_deadline", d.request_deadline, low=0.01, high=86400.0)
+        body_cap = t.integer("max_response_bytes", d.max_response_bytes, low=4096, high=2**30)
         retry = _retry(t)
         chunk_tokens = t.integer("chunk_max_tokens", d.chunk_max_tokens, low=16, high=2**20)
         analysis_tokens = t.integer(
@@ -153,6 +155,7 @@ def parse_llm(top: Table) -> LlmConfig:
         connect_timeout=connect,
         read_timeout=read,
         request_deadline=deadline,
+        max_response_bytes=body_cap,
         retry=retry,
         chunk_max_tokens=chunk_tokens,
         analysis_max_tokens=analysis_tokens,

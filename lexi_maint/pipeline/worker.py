@@ -25,7 +25,7 @@ from lexi_maint.errors import (
     JobStopError,
     OutageError,
 )
-from lexi_maint.ledger import Failure, Outcome, Success
+from lexi_maint.ledger import Failure, Outcome, Success, bounded, bounded_warnings
 from lexi_maint.llm.usage import MetersUsage, Usage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
 
@@ -51,7 +51,8 @@ def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
                 log.exception("stage %s crashed on %s", stage.name, source.path)
             return _failure(stage.name, exc, timings, work.warnings, _usage(stages))
         timings[stage.name] = round(time.monotonic() - started, 4)
-    return Success(len(work.chunks), timings, _peak_rss(), work.warnings, _usage(stages))
+    warnings = tuple(bounded_warnings(work.warnings))
+    return Success(len(work.chunks), timings, _peak_rss(), warnings, _usage(stages))
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -66,15 +67,16 @@ def _failure(
 ) -> Failure:
     """The outcome for an exception a stage raised: whose fault it is, and whether to retry."""
     rss = _peak_rss()
+    warnings = tuple(bounded_warnings(warnings))  # an answer may carry megabytes of problems
     if isinstance(exc, DocumentError):
         outage = exc.dependency.value if isinstance(exc, OutageError) else ""
-        return Failure(exc.error_class, exc.message, exc.retryable, timings, rss, warnings,
+        return Failure(exc.error_class, bounded(exc.message), exc.retryable, timings, rss, warnings,
                        usage, isinstance(exc, JobStopError), outage)  # fmt: skip
     if disk_full(exc):
         message = f"{stage} stage: the disk is full: {exc}"
         return Failure(ErrorClass.INTERNAL, message, True, timings, rss, warnings, usage,
                        outage=Dependency.DISK.value)  # fmt: skip
-    message = f"{stage} stage crashed: {type(exc).__name__}: {exc}"
+    message = bounded(f"{stage} stage crashed: {type(exc).__name__}: {exc}")
     return Failure(ErrorClass.INTERNAL, message, False, timings, rss, warnings, usage)
 
 

@@ -7,6 +7,7 @@ model API down when the run starts.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -246,3 +247,37 @@ def test_an_llm_endpoint_that_comes_up_during_the_budget_is_waited_for(ws: Works
     assert run.returncode == 0, out + err
     assert "answers again" in err
     assert {(s, a) for s, a, _ in ledger_rows(ws).values()} == {("done", 1)}
+
+
+# -- hostile answers ------------------------------------------------------------------------
+
+
+def test_an_oversized_answer_is_refused_unread_and_fails_only_that_document(
+    ws: Workspace,
+) -> None:
+    (ws.input / "cao.txt").write_text("Artikel 1 Loon\nHet loon is € 2.000,00.\n")
+    with FakeLlmServer() as server:
+        configure_llm(ws, server.url, budget=60)
+        server.inject("content", times=10, content="x" * (9 * 2**20))  # over the 8 MiB default
+        result = ws.cli("run", "cao_import", "--progress", "lines")
+    assert result.returncode == 1, result.stdout + result.stderr
+    [(status, _, error)] = ledger_rows(ws).values()
+    assert (status, error) == ("failed", "llm_invalid_output")
+    assert "too large" in result.stdout and "max_response_bytes" in result.stdout
+
+
+def test_a_prompt_injected_flood_of_terms_is_trimmed_with_a_warning(ws: Workspace) -> None:
+    (ws.input / "cao.txt").write_text("Artikel 1 Loon\nHet loon is € 2.000,00.\n")
+    flood = json.dumps({"section_title": "Artikel 1", "defined_terms": [f"t{i}" for i in
+                        range(20_000)], "dates": [], "amounts": [], "percentages": [],
+                        "references": [], "parties": []})  # fmt: skip
+    with FakeLlmServer() as server:
+        configure_llm(ws, server.url, budget=60)
+        server.inject("content", times=50, model="deepseek-reasoner", content=flood)
+        result = ws.cli("run", "cao_import", "--progress", "lines")
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = json.loads(ws.cli("status", "cao_import", "--json").stdout)
+    [doc] = status["documents"]
+    assert any("trimmed" in w and "20000 items" in w for w in doc["warnings"])
+    chunks = int(doc["chunks"])
+    assert ws.graph_stats().node_count("Term") <= 200 * chunks
