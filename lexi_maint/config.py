@@ -238,7 +238,8 @@ def _parse_settings(job: Table) -> ParseSettings:
             t.problem("fallback_encoding", f"unknown encoding {encoding!r} (try 'cp1252')")
             encoding = default.fallback_encoding
         max_bytes = t.integer("max_bytes", default.max_bytes, low=1, high=2**40)
-    return ParseSettings(fallback_encoding=encoding, max_bytes=max_bytes)
+        page_seconds = t.number("page_seconds", default.page_seconds, low=0.0, high=3600.0)
+    return ParseSettings(fallback_encoding=encoding, max_bytes=max_bytes, page_seconds=page_seconds)
 
 
 def _chunk_settings(job: Table) -> ChunkSettings:
