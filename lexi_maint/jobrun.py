@@ -24,7 +24,7 @@ from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
-from lexi_maint.probe import Probe
+from lexi_maint.probe import Health, Probe
 from lexi_maint.reconcile import graph_documents, missing_from_graph
 from lexi_maint.stopsignal import StopSignal
 
@@ -132,7 +132,7 @@ def run_job(
             probe,
             on_event,
             stop,
-            _outage_guard(job, served),
+            _outage_guard(job, served, paths.root),
         )
         try:
             summary = runner.run(found, decisions, len(interrupted))
@@ -144,9 +144,12 @@ def run_job(
         return summary
 
 
-def _outage_guard(job: JobConfig, served: ServedGraph) -> OutageGuard:
+def _outage_guard(job: JobConfig, served: ServedGraph, state_dir: Path) -> OutageGuard:
     """What the runner probes when a document fails because a dependency is down."""
-    probes: dict[Dependency, Probe] = {Dependency.GRAPH: served.health}
+    probes: dict[Dependency, Probe] = {
+        Dependency.GRAPH: served.health,
+        Dependency.DISK: lambda: disk_space(state_dir),
+    }
     if job.llm.enabled:
         from lexi_maint.llm.keys import load_api_key
         from lexi_maint.llm.reachable import api_probe
@@ -175,6 +178,21 @@ def _reconcile(ledger: Ledger, job: str, target: GraphTarget) -> None:
         more,
     )
     ledger.requeue(job, missing, "done earlier, but missing from the graph at run start")
+
+
+MIN_FREE_STATE = 16 << 20  # bytes free on state_dir's disk below which it counts as full
+
+
+def disk_space(path: Path) -> Health:
+    """The disk probe: enough free space where the ledger and the caches are written."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        return Health(False, f"cannot look at {path}: {exc}")
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE_STATE:
+        return Health(False, f"{path} has {free} bytes free")
+    return Health(True)
 
 
 def _ensure_schema(target: GraphTarget) -> None:

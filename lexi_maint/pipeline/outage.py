@@ -84,8 +84,8 @@ class OutageGuard:
         """A document's attempt (started at `attempt_started`, monotonic) failed because
         `dependency` looked down. True: an outage, give the attempt back."""
         state = self._states.get(dependency)
-        if state is None:  # nothing to probe it with (the disk): trust the worker
-            return True
+        if state is None:  # nothing to check the claim with: the document's own failure
+            return False
         if state.paused or attempt_started <= state.recovered_at:
             return True
         return self._probe_now(dependency)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -281,3 +282,34 @@ def test_a_prompt_injected_flood_of_terms_is_trimmed_with_a_warning(ws: Workspac
     assert any("trimmed" in w and "20000 items" in w for w in doc["warnings"])
     chunks = int(doc["chunks"])
     assert ws.graph_stats().node_count("Term") <= 200 * chunks
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_state_disk_is_one_line_and_status_3_and_loses_nothing(ws: Workspace) -> None:
+    names = [p.name for p in copy_samples(ws.input)]
+    ws.write_config(extra="outage_budget = 2\n")
+    first = ws.cli("run", "cao_import")
+    assert first.returncode == 0, first.stdout + first.stderr
+    (ws.input / "new.txt").write_text("Artikel 1 Loon\nHet loon is € 2.000,00.\n")
+    full = ws.root / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(full)], check=True)
+    try:
+        shutil.copytree(ws.state, full / "state")  # the state, moved onto a disk that fills
+        filler = full / "filler"
+        st = os.statvfs(full)
+        filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize))
+        ws.config.write_text(ws.config.read_text().replace(str(ws.state), str(full / "state")))
+        result = ws.cli("run", "cao_import")
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("lexi-maint:")]
+        assert len(errors) == 1
+        filler.unlink()
+        again = ws.cli("run", "cao_import")
+        assert again.returncode == 0, again.stdout + again.stderr
+        rows = json.loads(ws.cli("status", "cao_import", "--json").stdout)["documents"]
+        assert sorted(Path(d["path"]).name for d in rows) == sorted([*names, "new.txt"])
+        assert {d["status"] for d in rows} == {"done"}
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=False)

@@ -125,3 +125,8 @@ def test_check_all_pauses_on_a_dependency_down_at_the_start() -> None:
     g = guard(Scripted(DOWN), clock)
     g.check_all()
     assert g.paused
+
+
+def test_a_claim_about_a_dependency_without_a_probe_is_not_believed() -> None:
+    g = guard(Scripted(UP), Clock())
+    assert g.failed(Dependency.DISK, attempt_started=99.0) is False
