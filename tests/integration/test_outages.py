@@ -242,7 +242,9 @@ def test_an_llm_endpoint_that_comes_up_during_the_budget_is_waited_for(ws: Works
     port = free_port()
     configure_llm(ws, f"http://127.0.0.1:{port}", budget=60)
     run = start_run(ws)
-    time.sleep(2.0)
+    assert run.stderr is not None
+    seen = run.stderr.readline()  # the run says it waits, before the server comes up
+    assert "model API is unavailable" in seen, seen
     with FakeLlmServer(port=port):
         out, err = run.communicate(timeout=120)
     assert run.returncode == 0, out + err
@@ -293,7 +295,7 @@ def test_a_full_state_disk_is_one_line_and_status_3_and_loses_nothing(ws: Worksp
     (ws.input / "new.txt").write_text("Artikel 1 Loon\nHet loon is € 2.000,00.\n")
     full = ws.root / "full"
     full.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(full)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(full)], check=True)
     try:
         shutil.copytree(ws.state, full / "state")  # the state, moved onto a disk that fills
         filler = full / "filler"
