@@ -402,7 +402,8 @@ def cpu_limit(seconds: float) -> Iterator[None]:
         raise _CpuLimit()
 
     previous = signal.signal(signal.SIGPROF, expired)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    # it fires again every 0.1 s: one raised where a library swallows it is not the last
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.1)
     try:
         yield
     finally:
