@@ -189,7 +189,7 @@ def test_an_llm_500_storm_shorter_than_the_budget_costs_no_attempt(ws: Workspace
     names = [p.name for p in copy_samples(ws.input, copies=3)]
     with FakeLlmServer() as server:
         configure_llm(ws, server.url, budget=60)
-        server.outage(3.0)
+        server.outage(3.0, from_first_request=True)
         result = ws.cli("run", "cao_import", "--progress", "lines")
         probes = server.probes
     assert result.returncode == 0, result.stdout + result.stderr

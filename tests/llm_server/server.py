@@ -118,6 +118,7 @@ class FakeLlmServer:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._outage: tuple[float, int] = (0.0, 500)  # (until, on the monotonic clock; status)
+        self._armed: float | None = None  # an outage's length, waiting for its first request
         self.probes = 0  # GET /models requests seen
         self._calls: list[Call] = []
         self._seen_prefixes: set[str] = set()
@@ -161,13 +162,20 @@ class FakeLlmServer:
         with self._lock:
             self._faults.append(Fault(kind, times, model, **options))
 
-    def outage(self, seconds: float, status: int = 500) -> None:
-        """Answer every request with `status` for the next `seconds`."""
+    def outage(
+        self, seconds: float, status: int = 500, *, from_first_request: bool = False
+    ) -> None:
+        """Answer every request with `status` for the next `seconds` (counted from the next
+        request that arrives, with `from_first_request`: a client slow to start meets it)."""
         with self._lock:
             self._outage = (time.monotonic() + seconds, status)
+            self._armed = seconds if from_first_request else None
 
     def _outage_status(self) -> int | None:
         with self._lock:
+            if self._armed is not None:
+                self._outage = (time.monotonic() + self._armed, self._outage[1])
+                self._armed = None
             until, status = self._outage
         return status if time.monotonic() < until else None
 
