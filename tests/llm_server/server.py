@@ -28,12 +28,15 @@ Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the 
     "bad_json"          200 with content that is not JSON
     "bad_body"          200 whose body is not JSON at all
     "content"           200 with the given `content`
+`outage(seconds, status=500)` makes every request (the `GET <base>/models` probe included)
+answer `status` until `seconds` have passed: a dependency outage rather than a counted fault.
 Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache key), the
 model, the fault, the status sent and whether a complete answer went out.
 
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", "listings"}),
-`POST /_admin/reset` and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
+`POST /_admin/reset`, `POST /_admin/inject` with a JSON object of `inject`'s arguments and
+`POST /_admin/outage` with `outage`'s.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class FakeLlmServer:
         api_key: str = API_KEY,
         echo_auth: bool = False,
         models: tuple[str, ...] = MODELS,
+        port: int = 0,  # 0: any free port
     ) -> None:
         self.responder = responder or LexiResponder()
         self.latency = latency or LatencyModel()
@@ -125,12 +129,15 @@ class FakeLlmServer:
         self._listings: list[int] = []  # status of each GET /models
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._outage: tuple[float, int] = (0.0, 500)  # (until, on the monotonic clock; status)
+        self._armed: float | None = None  # an outage's length, waiting for its first request
+        self.probes = 0  # GET /models requests seen
         self._calls: list[Call] = []
         self._seen_prefixes: set[str] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._port = 0
+        self._port = port
 
     @property
     def url(self) -> str:
@@ -149,7 +156,9 @@ class FakeLlmServer:
         self._loop.close()
 
     async def _start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, backlog=1024
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _stop(self) -> None:
@@ -164,6 +173,23 @@ class FakeLlmServer:
     def inject(self, kind: str, times: int = 1, model: str | None = None, **options: Any) -> None:
         with self._lock:
             self._faults.append(Fault(kind, times, model, **options))
+
+    def outage(
+        self, seconds: float, status: int = 500, *, from_first_request: bool = False
+    ) -> None:
+        """Answer every request with `status` for the next `seconds` (counted from the next
+        request that arrives, with `from_first_request`: a client slow to start meets it)."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status)
+            self._armed = seconds if from_first_request else None
+
+    def _outage_status(self) -> int | None:
+        with self._lock:
+            if self._armed is not None:
+                self._outage = (time.monotonic() + self._armed, self._outage[1])
+                self._armed = None
+            until, status = self._outage
+        return status if time.monotonic() < until else None
 
     def calls(self) -> list[Call]:
         with self._lock:
@@ -246,6 +272,9 @@ class FakeLlmServer:
             return await self._error(writer, 404, call)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._error(writer, 401, call, request)
+        down = self._outage_status()
+        if down is not None:
+            return await self._error(writer, down, replace(call, fault="outage"), request)
         fault = self._take_fault(model)
         kind = fault.kind if fault else ""
         call = replace(call, fault=kind)
@@ -265,6 +294,8 @@ class FakeLlmServer:
             self.reset()
         elif action == "inject":
             self.inject(**json.loads(request.body))
+        elif action == "outage":
+            self.outage(**json.loads(request.body))
         calls = self.calls()
         stats = {"calls": len(calls), "answered": sum(1 for c in calls if c.answered),
                  "total_latency": sum(c.latency for c in calls),
@@ -277,12 +308,15 @@ class FakeLlmServer:
         status = 200
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             status = 401
+        elif (down := self._outage_status()) is not None:
+            status = down
         else:
             fault = self._take_fault(LISTING)
             if fault is not None and fault.kind.isdigit():
                 status = int(fault.kind)
         with self._lock:
             self._listings.append(status)
+            self.probes += 1
         if status != 200:
             message = ERROR_MESSAGES.get(status, f"HTTP {status}")
             body = _json({"error": {"message": message, "type": "invalid_request_error"}})
