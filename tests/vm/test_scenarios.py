@@ -93,7 +93,7 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert observed["credential_readable_by_job_user"] == [True]
     assert "✓ job user: lexi-batch (uid" in r["doctor"], r["doctor"]
     assert r["ownership"] == {
-        "/var/lib/lexi-maint": "lexi-batch 0750",
+        "/var/lib/lexi-maint": "lexi-batch 0700",  # ownership.STATE_DIR_MODE
         "/var/lib/lexi-maint/ledger.sqlite3": "lexi-batch 0600",  # the job unit's UMask=0077
         "/var/lib/lexi-maint/falkordb": "lexi-batch 0700",
         "/var/lib/lexi-maintd": "root 0750",
