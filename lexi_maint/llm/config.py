@@ -97,6 +97,10 @@ class LlmConfig:
     def slots_dir(self) -> Path:
         return self.state_dir / "slots"
 
+    @property
+    def inflight_dir(self) -> Path:
+        return self.state_dir / "inflight"
+
 
 def parse_llm(top: Table) -> LlmConfig:
     d = LlmConfig()

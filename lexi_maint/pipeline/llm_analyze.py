@@ -40,12 +40,14 @@ class LlmAnalyzeStage:
         if not work.chunks:
             return replace(work, analyses=())
         title = work.require_parsed().title
-        analyses = asyncio.run(self._analyze(title, work.chunks))
+        analyses = asyncio.run(self._analyze(str(work.source.path), title, work.chunks))
         log.debug("analyzed %s with the model: %d chunks", work.source.path, len(analyses))
         return replace(work, analyses=tuple(analyses))
 
-    async def _analyze(self, title: str, chunks: tuple[Chunk, ...]) -> list[ChunkAnalysis]:
-        async with self.runtime.session(self._meter) as session:
+    async def _analyze(
+        self, document: str, title: str, chunks: tuple[Chunk, ...]
+    ) -> list[ChunkAnalysis]:
+        async with self.runtime.session(self._meter, document) as session:
             jobs = [partial(self._one, session, title, chunk) for chunk in chunks]
             return await gather_all(jobs, self.runtime.config.document_concurrency)
 

@@ -36,7 +36,6 @@ from lexi_maint.events import (
     RunSummary,
 )
 from lexi_maint.ledger import Failure, Ledger, Outcome, Success
-from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryProbe, MemoryReading
 from lexi_maint.pipeline.contract import SourceFile
 from lexi_maint.pipeline.worker import StageFactory, worker_main
@@ -78,7 +77,6 @@ class _Tally:
     failed: int = 0
     finished: int = 0
     started_at: float = field(default_factory=time.monotonic)
-    usage: Usage = field(default_factory=Usage)
 
 
 class Runner:
@@ -206,7 +204,6 @@ class Runner:
         r.conn.close()
         del self._running[r.path]
         self._ledger.record(self._s.job, r.path, outcome)
-        self._tally.usage = self._tally.usage + outcome.usage
         if isinstance(outcome, Failure) and outcome.stop_job:
             self._stop_job(scheduler, r, outcome, queued=queued)
             return
@@ -259,7 +256,6 @@ class Runner:
                 released += 1
                 continue
             self._ledger.record(self._s.job, r.path, result)  # it finished just in time
-            self._tally.usage = self._tally.usage + result.usage
             self._tally.finished += 1
             if isinstance(result, Failure):
                 self._tally.failed += 1
@@ -337,7 +333,7 @@ class Runner:
             vanished=counts[Action.VANISHED],
             failed_in_ledger=failed_rows,
             seconds=time.monotonic() - self._tally.started_at,
-            usage=self._tally.usage,
+            usage=self._ledger.run_usage(self._run_id),  # killed attempts' spend included
             stopped=self._stopped.reason if self._stopped else "",
             left_pending=self._left_pending,
         )
