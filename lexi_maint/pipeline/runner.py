@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -111,11 +111,12 @@ class Runner:
         queue = [d.path for d in decisions if d.action is Action.PROCESS]
         self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
         scheduler = Scheduler(
-            [d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+            largest_first([d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+                          self._found),
             workers=self._s.workers,
             max_attempts=self._s.max_attempts,
             solo_last=[d.path for d in decisions if d.action is Action.PROCESS and d.solo],
-        )
+        )  # fmt: skip
         try:
             while not scheduler.finished and self._stopped is None and not self._stopping:
                 self._start_what_fits(scheduler)
@@ -357,6 +358,13 @@ def _started_event(
         vanished=count(Action.VANISHED),
         interrupted=interrupted,
     )
+
+
+def largest_first(paths: Sequence[str], found: Mapping[str, Found]) -> list[str]:
+    """The longest documents start first (by file size; ties keep the plan's order): a
+    large document that started last would run alone at the end, its model calls
+    trickling through a pool the others have left empty."""
+    return sorted(paths, key=lambda path: -found[path].size)
 
 
 def _receive(conn: Connection) -> Outcome | None:

@@ -36,7 +36,8 @@ model, the fault, the status sent and whether a complete answer went out.
 
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", and the answered
-calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"}), `POST /_admin/reset`
+calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"; the same per model under
+"by_model"}), `POST /_admin/reset`
 and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
 """
 
@@ -318,12 +319,11 @@ class FakeLlmServer:
         elif action == "inject":
             self.inject(**json.loads(request.body))
         calls = self.calls()
-        answered = [c for c in calls if c.answered]
-        stats = {"calls": len(calls), "answered": len(answered),
-                 "total_latency": sum(c.latency for c in calls),
-                 "prompt_tokens": sum(c.prompt_tokens for c in answered),
-                 "completion_tokens": sum(c.completion_tokens for c in answered),
-                 "cache_hit_tokens": sum(c.cache_hit_tokens for c in answered)}  # fmt: skip
+        stats: dict[str, Any] = call_stats(calls)
+        stats["by_model"] = {
+            model: call_stats([c for c in calls if c.model == model])
+            for model in sorted({c.model for c in calls})
+        }
         writer.write(_response_bytes(200, _json(stats)))
         await writer.drain()
         return True
@@ -432,6 +432,16 @@ class FakeLlmServer:
         except (ConnectionError, OSError):
             return False
         return True
+
+
+def call_stats(calls: Sequence[Call]) -> dict[str, Any]:
+    """Counts over `calls`; the token sums cover the answered (billed) calls."""
+    answered = [c for c in calls if c.answered]
+    return {"calls": len(calls), "answered": len(answered),
+            "total_latency": sum(c.latency for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in answered),
+            "completion_tokens": sum(c.completion_tokens for c in answered),
+            "cache_hit_tokens": sum(c.cache_hit_tokens for c in answered)}  # fmt: skip
 
 
 def chat_completion(
