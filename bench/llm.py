@@ -62,6 +62,7 @@ class Case:
     cpu_seconds: float  # user + system of the whole `lexi-maint run` tree
     stats: dict[str, Any]  # the server's counters (all models, and "by_model")
     documents: int
+    chunks: int
 
     @property
     def calls(self) -> int:
@@ -83,6 +84,11 @@ class Case:
     @property
     def cpu_per_call_ms(self) -> float:
         return 1000 * self.cpu_seconds / max(self.calls, 1)
+
+    @property
+    def in_flight(self) -> float:
+        """Calls in flight on average: simulated latency / wall time."""
+        return self.latency / self.run.seconds
 
 
 def make_batch(target: Path, seed: int) -> list[int]:
@@ -160,7 +166,12 @@ def run_case(label: str, config: Path, server: Server, documents: int) -> Case:
     if result.exit_code != 0:
         print(result.stdout[-3000:])
         raise SystemExit(f"{label}: lexi-maint exited with {result.exit_code}")
-    case = Case(label, result, cpu, server.admin("stats"), documents)
+    status = subprocess.run(
+        [sys.executable, "-m", "lexi_maint", "--config", str(config), "status", "bench", "--json"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    )  # fmt: skip
+    chunks = sum(int(d["chunks"] or 0) for d in json.loads(status.stdout)["documents"])
+    case = Case(label, result, cpu, server.admin("stats"), documents, chunks)
     print(describe(case), flush=True)
     return case
 
@@ -177,6 +188,8 @@ def describe(case: Case) -> str:
         f"  prompt {s['prompt_tokens'] / 1e6:5.2f}M (hit {hit_share(s):4.0%})"
         f"  out {s['completion_tokens'] / 1e6:5.2f}M"
         f"  CPU {case.cpu_seconds:5.1f} s = {case.cpu_per_call_ms:4.2f} ms/call"
+        f" = {1000 * case.cpu_seconds / max(case.chunks, 1):4.2f} ms/chunk"
+        f"  in flight {case.in_flight:4.1f}"
     )
 
 
