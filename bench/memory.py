@@ -112,6 +112,10 @@ def run_llm_cases(base: Path, counts: tuple[int, int], workers: int) -> bool:
         print(f"LLM, {count} documents: graph server {run.last_graph_rss / MB:.1f} MB at the end"
               f" for {chunks} chunks = {per_thousand / MB:.2f} MB per 1,000 chunks"
               " (its resident memory includes its start-up size)")  # fmt: skip
+    (run_s, chunks_s), (run_l, chunks_l) = (results[c] for c in counts)
+    growth = (run_l.last_graph_rss - run_s.last_graph_rss) / max(chunks_l - chunks_s, 1) * 1000
+    print(f"LLM: the graph server grows by {growth / MB:.2f} MB per 1,000 chunks"
+          f" (from {counts[0]} to {counts[1]} documents)")  # fmt: skip
     return ratio <= 1.10
 
 
