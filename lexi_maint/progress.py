@@ -63,7 +63,8 @@ def format_usage(u: Usage) -> str:
     )
     reused = f"reused from cache: {u.cached_answers} answers"
     if u.cached_answers:
-        reused += f" (bought for {u.reused_cost:.4f} {u.currency})".replace(" )", ")")
+        bought = f"bought for {u.reused_cost:.4f} {u.currency}".rstrip()
+        reused += f" ({bought})"
     return f"{spent} · {reused}"
 
 
