@@ -210,21 +210,39 @@ def answered(server: FakeLlmServer) -> list[Call]:
     return [c for c in server.calls() if c.answered]
 
 
+def journalled_calls(cache_path: Path) -> int:
+    with sqlite3.connect(cache_path) as db:
+        return int(db.execute("SELECT total(calls) FROM spend").fetchone()[0])
+
+
 def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
     ws: Workspace, server: FakeLlmServer
 ) -> None:
-    copy_samples(ws.input, copies=2)
-    server.latency = LatencyModel.parse("fixed:0.05")
-    configure(ws, server, llm="analysis_batch_chunks = 2\n")
+    texts = sorted(p for p in SAMPLES.iterdir() if p.suffix == ".txt")
+    for i in range(3):  # distinct documents: each pays for its own calls
+        for source in texts:
+            (ws.input / f"c{i}-{source.name}").write_text(f"Kopie {i}\n\n{source.read_text()}")
+    server.latency = LatencyModel.parse("fixed:0.2")
+    configure(ws, server, llm="analysis_batch_chunks = 1\n")
     proc = subprocess.Popen(lexi_argv(ws.config, "run", "cao_import"), stdout=subprocess.DEVNULL)
     tree = psutil.Process(proc.pid)
-    wait_until(lambda: len(answered(server)) >= 20)
-    # Hold the answers back, let every answer already sent arrive, then kill the whole run
-    # while requests are waiting: no answer is on its way at the moment of the kill.
+    # analyses in flight: their document was answered its chunking, so it has spent
+    wait_until(lambda: len(answered(server)) >= 10 and server.waiting(REASONER) > 0)
+    # Hold the answers back and wait until every answer already sent has been received and
+    # journalled, then kill the whole run while requests are waiting: the kill catches
+    # attempts in the middle, and no answer is on its way at that moment (an answer killed
+    # on the wire cannot be counted by anyone but the provider).
     server.hold()
+    cache_path = ws.state / "llm" / "responses.sqlite3"
+
+    def all_received() -> bool:
+        before = len(answered(server))
+        time.sleep(0.3)  # an answer that passed the gate before hold() is sent by now
+        now = len(answered(server))
+        return now == before == journalled_calls(cache_path) and server.waiting(REASONER) > 0
+
+    wait_until(all_received)
     settled = len(answered(server))
-    time.sleep(0.5)
-    assert len(answered(server)) == settled and server.waiting() > 0
     children = tree.children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -232,7 +250,6 @@ def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
     assert not alive
     server.release()
     answered_first = server.answered_keys()
-    cache_path = ws.state / "llm" / "responses.sqlite3"
     with sqlite3.connect(cache_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         cached = {row[0] for row in db.execute("SELECT key FROM answers")}
@@ -241,6 +258,7 @@ def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
     calls_before = len(server.calls())
     rerun = ws.cli("run", "cao_import")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "interrupted by an earlier run" in rerun.stdout  # attempts were killed mid-way
     asked_again = {c.key for c in server.calls()[calls_before:]}
     assert not asked_again & cached  # nothing already answered was paid for again
     assert all(d["status"] == "done" for d in documents(ws).values())
@@ -257,7 +275,7 @@ def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
     with sqlite3.connect(ws.state / "ledger.sqlite3") as db:
         runs = db.execute("SELECT status, llm_calls FROM runs ORDER BY started_at").fetchall()
     assert [status for status, _ in runs] == ["interrupted", "finished"]
-    assert runs[0][1] >= settled and runs[0][1] + runs[1][1] == len(billed)
+    assert runs[0][1] == settled and runs[0][1] + runs[1][1] == len(billed)
     last = status(ws)["last_run"]["llm"]  # type: ignore[index]
     assert last["cached_answers"] > 0 and last["reused_cost"] > 0
     assert "reused from cache:" in rerun.stdout

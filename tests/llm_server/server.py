@@ -167,7 +167,7 @@ class FakeLlmServer:
         self._prefixes = PrefixCache()
         self._readers: dict[asyncio.StreamWriter, asyncio.StreamReader] = {}
         self._open: asyncio.Event | None = None  # set: answers go out; cleared by hold()
-        self._waiting = 0  # requests waiting for their answer to go out
+        self._waiting: dict[str, int] = {}  # by model: requests whose answer has not gone out
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -227,10 +227,10 @@ class FakeLlmServer:
             self._calls.clear()
             self._prefixes.clear()
 
-    def waiting(self) -> int:
+    def waiting(self, model: str | None = None) -> int:
         """Requests received and not yet answered (they are not in calls() yet)."""
         with self._lock:
-            return self._waiting
+            return sum(n for m, n in self._waiting.items() if model is None or m == model)
 
     def hold(self) -> None:
         """Keep every answer back (requests still arrive and wait) until release()."""
@@ -337,7 +337,7 @@ class FakeLlmServer:
         call = replace(call, latency=delay, prompt_tokens=int(usage["prompt_tokens"]),
                        completion_tokens=int(usage["completion_tokens"]),
                        cache_hit_tokens=int(usage["prompt_cache_hit_tokens"]))  # fmt: skip
-        if not await self._wait(writer, delay):
+        if not await self._wait(writer, delay, call.model):
             self._record(replace(call, status=200, answered=False))  # nobody to answer
             return False
         if call.fault == "bad_body":
@@ -351,7 +351,7 @@ class FakeLlmServer:
             message["content"] = fault.content
         return await self._send(writer, 200, _json(answer), call, True)
 
-    async def _wait(self, writer: asyncio.StreamWriter, seconds: float) -> bool:
+    async def _wait(self, writer: asyncio.StreamWriter, seconds: float, model: str) -> bool:
         """Sleep `seconds`, then while answers are held; False if the client went away."""
         reader = self._readers.get(writer)
 
@@ -365,12 +365,12 @@ class FakeLlmServer:
         if gone is not None:
             watched.add(gone)  # a client waiting for its answer sends nothing: EOF = gone
         with self._lock:
-            self._waiting += 1
+            self._waiting[model] = self._waiting.get(model, 0) + 1
         try:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         finally:
             with self._lock:
-                self._waiting -= 1
+                self._waiting[model] -= 1
             for task in watched:
                 task.cancel()
             await asyncio.gather(*watched, return_exceptions=True)  # the reader is free again
