@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -19,8 +20,8 @@ from lexi_maint.config import Config, load_config, resolve_config_path
 from lexi_maint.errors import (
     ConfigError,
     GraphError,
-    LedgerError,
     ProcessError,
+    StateError,
     SystemdError,
     UsageError,
 )
@@ -90,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     config_commands.add_parser("check", help="validate the configuration and list every problem")
 
+    verify = commands.add_parser(
+        "verify", help="compare a job's ledger with the graph (exit 1 when they differ)"
+    )
+    verify.add_argument("job")
+
     graph = commands.add_parser("graph", help="set up or look into the graph store")
     graph_commands = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
     graph_commands.add_parser(
@@ -112,6 +118,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # the ledger, graph data and cached answers are nobody else's to read
     from lexi_maint.systemd.journal import configure_logging
 
     configure_logging(args.verbose)
@@ -125,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"lexi-maint: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (LedgerError, GraphError, SystemdError, ProcessError) as exc:
+    except (StateError, GraphError, SystemdError, ProcessError) as exc:
+        print(f"lexi-maint: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:  # the environment, not lexi-maint's own state: one line, no traceback
         print(f"lexi-maint: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
@@ -149,7 +159,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lexi_maint.daemon.commands import daemon_command
 
         return daemon_command(config, args)
-    if args.command in ("run", "status", "graph"):  # they open the ledger or graph directly
+    if args.command in ("run", "status", "graph", "verify"):  # they open the ledger or graph
         from lexi_maint.lifecycle.ownership import become_state_owner
 
         become_state_owner(config.state_dir)
@@ -158,6 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "run": _run,
         "status": lambda c, a: _status(c, a.job, as_json=a.json, out=sys.stdout),
         "graph": _graph,
+        "verify": _verify,
         "doctor": _doctor,
         "restore-orphaned": _restore_orphaned,
     }
@@ -177,6 +188,11 @@ def _restore_orphaned(config: Config, args: argparse.Namespace) -> int:
 
 
 def _config_check(config: Config) -> int:
+    from lexi_maint.config import environment_problems
+
+    problems = environment_problems(config)
+    if problems:
+        raise ConfigError(problems)
     print(f"{config.source}: valid · state_dir {config.state_dir} · {len(config.jobs)} jobs")
     for job in config.jobs.values():
         patterns = ", ".join(job.patterns)
@@ -233,6 +249,14 @@ def _status(config: Config, job_name: str, *, as_json: bool, out: TextIO) -> int
     else:
         out.write(render_status(job.name, records, last_run))
     return EXIT_OK
+
+
+def _verify(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.graphcli import verify_job
+
+    result = verify_job(config, args.job)
+    print(result.render())
+    return EXIT_OK if result.consistent else EXIT_FAILED
 
 
 def _graph(config: Config, args: argparse.Namespace) -> int:

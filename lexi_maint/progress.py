@@ -20,6 +20,7 @@ from lexi_maint.events import (
 )
 from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.usage import Usage
+from lexi_maint.printable import printable
 
 OK = "✅"
 FAIL = "❌"
@@ -80,7 +81,7 @@ def format_started(e: RunStarted) -> str:
 
 
 def format_document(e: DocumentFinished) -> str:
-    name = Path(e.path).name
+    name = printable(Path(e.path).name)
     position = f"[{e.finished}/{e.queued}]"
     if isinstance(e.outcome, Success):
         usage = e.outcome.usage
@@ -90,7 +91,7 @@ def format_document(e: DocumentFinished) -> str:
     mark = RETRY if e.requeued else FAIL
     retry = " · will retry" if e.requeued else ""
     return (
-        f"{position} {mark} {name} {failure.error_class.value}: {failure.message}"
+        f"{position} {mark} {name} {failure.error_class.value}: {printable(failure.message)}"
         f" (attempt {e.attempt}){retry}"
     )
 
@@ -118,16 +119,15 @@ def format_summary(s: RunSummary) -> str:
     verdict = "all documents done" if s.exit_code == 0 else (
         f"{s.failed_in_ledger} documents failed: see `lexi-maint status {s.job}`")  # fmt: skip
     if s.stopped:
-        verdict = f"job stopped, {s.left_pending} documents left pending: {s.stopped}"
+        verdict = f"job stopped, {s.left_pending} documents left pending: {printable(s.stopped)}"
     lines.append(f"  result: {verdict}")
     return "\n".join(lines)
 
 
 def format_stopped(e: JobStopped) -> str:
-    return (
-        f"{FAIL} job stopped by {Path(e.path).name}: {e.reason}"
-        f" ({e.released} running documents put back to pending)"
-    )
+    by = f" by {printable(Path(e.path).name)}" if e.path else ""  # "": a dependency was down
+    released = f"{e.released} running documents put back to pending"
+    return f"{FAIL} job stopped{by}: {printable(e.reason)} ({released})"
 
 
 def format_hold(e: MemoryHeld) -> str:
