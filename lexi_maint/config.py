@@ -83,6 +83,15 @@ def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] = os.e
     return DEFAULT_CONFIG_PATH
 
 
+def config_origin(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """Where `resolve_config_path` took the path from, for messages."""
+    if cli_value:
+        return "given by --config"
+    if environ.get(CONFIG_ENV):
+        return f"named by ${CONFIG_ENV}"
+    return f"the default path; ${CONFIG_ENV} is not set"
+
+
 def load_config(path: Path) -> Config:
     """Read and validate `path`; raise ConfigError listing every problem."""
     try:
