@@ -26,7 +26,7 @@ from lexi_maint.config import (
 )
 from lexi_maint.errors import ConfigError, LexiMaintError, UsageError
 from lexi_maint.events import Event
-from lexi_maint.progress import BarReporter, LineReporter, silence
+from lexi_maint.progress import AboveBar, BarReporter, LineReporter, silence
 from lexi_maint.stopsignal import Stopped, StopSignal
 from lexi_maint.units import plural
 
@@ -339,6 +339,8 @@ def _reporter(mode: str, job: str, run_id: str | None, out: TextIO) -> Callable[
     if mode == "bar" or (mode == "auto" and out.isatty()):
         bar = BarReporter(out, job)
         signal.signal(signal.SIGWINCH, lambda signum, frame: bar.redraw())
+        root = logging.getLogger()
+        root.handlers[:] = [AboveBar(handler, bar) for handler in root.handlers]
         return bar
     return LineReporter(out)
 

@@ -5,10 +5,12 @@ The formatting functions are pure; `LineReporter` and `BarReporter` only write t
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -183,10 +185,8 @@ def display_width(text: str) -> int:
     return width
 
 
-def clip(text: str, columns: int) -> str:
-    """`text` cut to fit in `columns - 1` terminal columns (the last column is left free so
-    the terminal never wraps the bar onto a second line), with "…" where it was cut."""
-    room = max(columns - 1, 1)
+def clip(text: str, room: int) -> str:
+    """`text` cut to take at most `room` terminal columns, with "…" where it was cut."""
     if display_width(text) <= room:
         return text
     kept, width = [], 0
@@ -206,10 +206,26 @@ def terminal_columns(out: TextIO) -> int:
         return shutil.get_terminal_size().columns
 
 
-def bar_line(job: str, finished: int, queued: int, state: str, width: int = 24) -> str:
-    """ "████····· cao_import: 14/49 ✅13 ❌1 · ETA 38 min" (state: what follows the count)."""
-    filled = width * finished // max(queued, 1)
-    return f"{'█' * filled}{'·' * (width - filled)} {job}: {finished}/{queued} {state}"
+@dataclass(frozen=True)
+class BarState:
+    job: str
+    finished: int
+    queued: int
+    state: str  # what follows the count: "· starting", "✅13 ❌1 · ETA 38 min"
+
+
+def bar_line(b: BarState, columns: int, width: int = 24) -> str:
+    """ "████····· cao_import: 14/49 ✅13 ❌1 · ETA 38 min", fitted into `columns`: the
+    graphic shrinks (down to nothing) before the text is clipped. Three columns stay free:
+    a line that fills the last column wraps, and the terminal echoes Ctrl-C as "^C" after
+    the bar; a wrapped line leaves a stale row that redrawing cannot clear."""
+    room = columns - 3
+    label = f"{b.job}: {b.finished}/{b.queued} {b.state}"
+    width = min(width, room - 1 - display_width(label))
+    if width < 5:
+        return clip(label, room)
+    filled = width * b.finished // max(b.queued, 1)
+    return f"{'█' * filled}{'·' * (width - filled)} {label}"
 
 
 class LineReporter:
@@ -236,21 +252,21 @@ class BarReporter:
         self._out = Output(out)
         self._job = job
         self._columns = columns or (lambda: terminal_columns(out))
-        self._bar = ""
+        self._bar: BarState | None = None
         self._drawing = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._print(format_started(event))
-            self._bar = bar_line(self._job, 0, event.queued, "· starting")
+            self._bar = BarState(self._job, 0, event.queued, "· starting")
             self.redraw()
         elif isinstance(event, DocumentFinished):
             if isinstance(event.outcome, Failure):
                 self._print(format_document(event))
-            self._bar = bar_line(self._job, event.finished, event.queued, format_counts(event))
+            self._bar = BarState(self._job, event.finished, event.queued, format_counts(event))
             self.redraw()
         elif isinstance(event, RunFinished):
-            self._bar = ""
+            self._bar = None
             self._print(format_summary(event.summary))
         elif not isinstance(event, DocumentStarted):
             line = _line(event)
@@ -260,13 +276,24 @@ class BarReporter:
     def redraw(self) -> None:
         """Draw the bar again at the current width (also called from the SIGWINCH handler;
         a redraw that interrupts another write is skipped: the next event draws anyway)."""
-        if self._drawing or not self._bar:
+        if self._drawing or self._bar is None:
             return
         self._drawing = True
         try:
-            self._out.write("\r\x1b[2K" + clip(self._bar, self._columns()))
+            self._out.write("\r\x1b[2K" + bar_line(self._bar, self._columns()))
         finally:
             self._drawing = False
+
+    def above(self, write: Callable[[], object]) -> None:
+        """Let `write` print to the terminal (a log record on stderr) above the bar."""
+        self._drawing = True
+        try:
+            if self._bar is not None:
+                self._out.write("\r\x1b[2K")
+            write()
+        finally:
+            self._drawing = False
+        self.redraw()
 
     def _print(self, line: str) -> None:
         self._drawing = True
@@ -275,6 +302,18 @@ class BarReporter:
         finally:
             self._drawing = False
         self.redraw()
+
+
+class AboveBar(logging.Handler):
+    """Wraps the handler that logs to the terminal so its lines print above the bar."""
+
+    def __init__(self, inner: logging.Handler, bar: BarReporter) -> None:
+        super().__init__(inner.level)
+        self._inner = inner
+        self._bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._bar.above(lambda: self._inner.handle(record))
 
 
 def _line(event: Event) -> str | None:

@@ -76,3 +76,14 @@ def test_status_json_carries_schema_version_and_iso_times(ws: Workspace) -> None
     assert data["schema_version"] == 1
     assert data["last_run"]["started_at"].endswith("+00:00")
     assert all(d["finished_at"].endswith("+00:00") for d in data["documents"])
+
+
+def test_progress_journal_outside_the_journal_prints_start_and_summary(ws: Workspace) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    result = subprocess.run(
+        lexi_argv(ws.config, "run", "cao_import", "--progress", "journal"),
+        capture_output=True, text=True, timeout=120, env=env, cwd=ws.root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "job cao_import · run cao_import-" in result.stderr
+    assert "summary: job cao_import" in result.stderr

@@ -68,13 +68,13 @@ def test_status_json_has_a_schema_version_and_iso_timestamps() -> None:
     assert data["last_run"]["finished_at"] is None
 
 
-def test_clip_counts_wide_characters_and_leaves_the_last_column_free() -> None:
+def test_clip_counts_wide_characters() -> None:
     assert display_width("✅3 ❌1") == 7
     line = "████ cao_import: 3/49 ✅3 ❌0 · ETA 2 min"
     assert clip(line, 80) == line
-    for columns in (10, 20, 30):
-        clipped = clip(line, columns)
-        assert display_width(clipped) <= columns - 1
+    for room in (10, 20, 30):
+        clipped = clip(line, room)
+        assert display_width(clipped) <= room
         assert clipped.endswith("…")
 
 
@@ -101,9 +101,13 @@ def test_the_bar_shows_from_the_start_fits_the_width_and_ends_with_a_newline() -
     columns = [30]
     bar = BarReporter(out, "cao_import", columns=lambda: columns[0])
     bar(started())
-    screen_line = out.getvalue().rsplit("\r\x1b[2K", 1)[1]
-    assert screen_line.startswith("······") and screen_line.endswith("…")
-    assert display_width(screen_line) <= 29
+    assert out.getvalue().rsplit("\r\x1b[2K", 1)[1] == "cao_import: 0/4 · starting"
+    columns[0] = 22  # no room for the graphic nor the whole text: clipped, 3 columns free
+    bar.redraw()
+    assert out.getvalue().rsplit("\r\x1b[2K", 1)[1] == "cao_import: 0/4 · …"
+    columns[0] = 48
+    bar.redraw()
+    assert out.getvalue().rsplit("\r\x1b[2K", 1)[1] == "·" * 18 + " cao_import: 0/4 · starting"
     bar(finished(1, ok=False))
     columns[0] = 120
     bar.redraw()
