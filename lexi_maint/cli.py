@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--failed", action="store_true", help="list only the documents that failed")
 
+    runs = command(commands, "runs", "run history from the ledger, newest first")
+    runs.add_argument("job", nargs="?", help="only this job's runs (default: every job)")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.add_argument(
+        "--limit", type=_positive, default=20, metavar="N", help="show N runs (default: 20)"
+    )
+
     submit = command(commands, "submit", "ask lexi-maintd to run a job", SUBMIT_EXIT)
     submit.add_argument("job", help="job name (a [jobs.NAME] table in the config)")
     submit.add_argument("--reprocess", action="store_true", help="process every document again")
@@ -257,7 +264,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lexi_maint.daemon.commands import daemon_command
 
         return daemon_command(config, args)
-    if args.command in ("run", "status", "graph"):  # they open the ledger or graph directly
+    if args.command in ("run", "status", "graph", "runs"):  # they open the ledger or graph
         from lexi_maint.lifecycle.ownership import become_state_owner
 
         become_state_owner(config.state_dir)
@@ -266,6 +273,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "run": _run,
         "status": lambda c, a: _status(c, a.job, as_json=a.json, failed=a.failed, out=sys.stdout),
         "graph": _graph,
+        "runs": _runs,
         "doctor": _doctor,
         "restore-orphaned": _restore_orphaned,
     }
@@ -372,6 +380,25 @@ def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: 
         out.write("\n")
     else:
         out.write(render_status(job.name, records, last_run, failed_only=failed))
+    return EXIT_OK
+
+
+def _runs(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.history import no_runs, render_runs, runs_json
+    from lexi_maint.jobrun import StatePaths
+    from lexi_maint.ledger import Ledger
+
+    job = config.job(args.job).name if args.job else None
+    path = StatePaths(config.state_dir).ledger
+    if not path.exists():  # a read command creates nothing
+        runs = []
+    else:
+        with Ledger.open(path) as ledger:
+            runs = ledger.runs(job, args.limit)
+    if args.json:
+        print(json.dumps(runs_json(runs), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_runs(runs) if runs else no_runs(job, config.state_dir))
     return EXIT_OK
 
 

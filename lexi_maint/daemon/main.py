@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from lexi_maint.config import Config, load_config
-from lexi_maint.daemon.runs import RunQueue
+from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
 from lexi_maint.errors import ConfigError, LexiMaintError
 from lexi_maint.health import wait_healthy
+from lexi_maint.jobrun import StatePaths
+from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor, RunRequest
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
@@ -179,20 +181,46 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
         hub.heartbeat()
         taken = runs.take(timeout=1.0)
         if taken is not None:
-            _execute(executor, runs, hub, *taken)
+            _execute(config, executor, runs, hub, *taken)
     systemd.close()
 
 
 def _execute(
-    executor: Executor, runs: RunQueue, hub: Hub, record: Any, cancel: threading.Event
+    config: Config,
+    executor: Executor,
+    runs: RunQueue,
+    hub: Hub,
+    record: Any,
+    cancel: threading.Event,
 ) -> None:
     request = RunRequest(record.run_id, record.job, record.reprocess)
     try:
         result = executor.execute(request, cancel)
         phase, code, message = result.phase, result.exit_code, result.message
+        downtime = result.service_downtime
     except Exception as exc:  # a bug must not kill the executor thread
         log.exception("run %s crashed", record.run_id)
         phase, code, message = Phase.FAILED, EXIT_SYSTEM, f"internal error: {exc}"
+        downtime = None
     hub.flush_lines(record.run_id)
-    runs.update(record.run_id, phase=phase, message=message, exit_code=code,
-                finished_at=time.time())  # fmt: skip
+    updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
+                          finished_at=time.time())  # fmt: skip
+    record_history(config, updated, downtime)
+
+
+def record_history(config: Config, run: RunRecord, downtime: float | None) -> None:
+    """Add what only the daemon knows to the run's ledger row (`lexi-maint runs`): exit
+    status, trigger, service downtime. No ledger yet (first run refused by preflight): the
+    daemon does not create one as root; the run stays in `list` only."""
+    path = StatePaths(config.state_dir).ledger
+    if not path.exists():
+        return
+    try:
+        with Ledger.open(path) as ledger:
+            ledger.record_daemon_run(
+                run.job, run.run_id, status=run.phase.value,
+                started_at=run.started_at or run.submitted_at, exit_status=run.exit_code or 0,
+                trigger=run.trigger, service_downtime=downtime,
+            )  # fmt: skip
+    except LexiMaintError as exc:
+        log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)
