@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lexi_maint import __version__
 from lexi_maint.config import (
@@ -29,6 +29,9 @@ from lexi_maint.events import Event
 from lexi_maint.progress import AboveBar, BarReporter, LineReporter, silence
 from lexi_maint.stopsignal import Stopped, StopSignal
 from lexi_maint.units import plural
+
+if TYPE_CHECKING:
+    from lexi_maint.metrics.textfile import MetricsReporter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_PIPE = 128 + 13  # as if killed by SIGPIPE, like any filter whose reader went away
@@ -313,6 +316,9 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         _reporter(args.progress, args.job, args.run_id, sys.stdout),
         NotifyReporter(Notifier(), args.job),
     ]
+    metrics = _metrics_reporter(config, args.job)
+    if metrics is not None:
+        reporters.append(metrics)
     event_file = None
     if args.run_id:
         config.job(args.job)  # an unknown job is a usage error before any file is made
@@ -320,10 +326,33 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         reporters.append(event_file)
     try:
         summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)
+    except (LexiMaintError, OSError):
+        if metrics is not None:
+            metrics.close(exit_status=EXIT_UNAVAILABLE)  # what main() will exit with
+        raise
     finally:
         if event_file is not None:
             event_file.close()
+        if metrics is not None:
+            metrics.close()
     return summary.exit_code
+
+
+def _metrics_reporter(config: Config, job: str) -> MetricsReporter | None:
+    """Writes the run's metrics file if [metrics] textfile_dir is set."""
+    path = config.metrics.run_file(config.job(job).name)
+    if path is None:
+        return None
+    from lexi_maint.jobrun import StatePaths
+    from lexi_maint.ledger import Ledger
+    from lexi_maint.metrics.textfile import MetricsReporter
+
+    last_success = None
+    ledger_path = StatePaths(config.state_dir).ledger
+    if ledger_path.exists():
+        with Ledger.open(ledger_path) as ledger:
+            last_success = ledger.last_success(job)
+    return MetricsReporter(path, job, config.metrics.interval, last_success)
 
 
 def _check_job_user(user: str | None) -> None:

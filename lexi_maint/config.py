@@ -26,6 +26,7 @@ from lexi_maint.lifecycle.config import (
     parse_service,
 )
 from lexi_maint.llm.config import LlmConfig, parse_llm
+from lexi_maint.metrics.config import MetricsConfig, parse_metrics
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
 from lexi_maint.tomltable import Reader, Table
@@ -61,6 +62,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def job(self, name: str) -> JobConfig:
         from lexi_maint.errors import UsageError
@@ -114,6 +116,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service = parse_service(top)
         daemon = parse_daemon(top)
         llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        metrics = parse_metrics(top)
         jobs = _jobs(top, llm)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -125,6 +128,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service=service,
         daemon=daemon,
         llm=llm,
+        metrics=metrics,
     )
 
 

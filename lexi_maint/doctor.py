@@ -29,7 +29,12 @@ def doctor(config: Config, job_name: str | None, out: TextIO) -> int:
     if dbus_problem:
         print(f"✗ D-Bus access: {dbus_problem}", file=out)
     ok = dbus_problem is None
-    for check in (check_state_dir(config.state_dir), check_program(config), check_api_key(config)):
+    for check in (
+        check_state_dir(config.state_dir),
+        check_program(config),
+        check_api_key(config),
+        check_metrics(config),
+    ):
         print(f"{_mark(check)} {check.name}: {check.detail}", file=out)
         ok &= check.ok
     ok &= _leftovers(config, systemd, out)
@@ -115,6 +120,25 @@ def check_api_key(config: Config, environ: Mapping[str, str] = os.environ) -> Ch
     except LexiMaintError as exc:
         return Check("API key", False, str(exc))
     return Check("API key", True, f"found in {key.source}")
+
+
+def check_metrics(config: Config) -> Check:
+    """[metrics] textfile_dir exists and takes a file, and prometheus_client is installed."""
+    directory = config.metrics.textfile_dir
+    if directory is None:
+        return Check("metrics", True, "off (no [metrics] textfile_dir)")
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return Check(
+            "metrics", False, "prometheus_client missing: pip install 'lexi-maint[metrics]'"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return Check("metrics", False, f"cannot write in {directory}: {exc.strerror}")
+    return Check("metrics", True, f"{directory} (every {config.metrics.interval:g} s during a run)")
 
 
 def _mark(check: Check) -> str:

@@ -240,6 +240,13 @@ class Ledger:
         ).fetchall()
         return [_run_row(row) for row in rows]
 
+    def last_success(self, job: str) -> float | None:
+        """When the job's last run with exit status 0 ended."""
+        row = self._conn.execute(
+            "SELECT max(finished_at) FROM runs WHERE job = ? AND exit_status = 0", (job,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def last_run(self, job: str) -> dict[str, Any] | None:
         usage_columns = ", ".join(column for column, _, _ in _USAGE_COLUMNS)
         row = self._conn.execute(

@@ -224,3 +224,11 @@ def record_history(config: Config, run: RunRecord, downtime: float | None) -> No
             )  # fmt: skip
     except LexiMaintError as exc:
         log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)
+    metrics = config.metrics.daemon_file(run.job)
+    if metrics is not None and downtime is not None:
+        from lexi_maint.metrics.textfile import downtime_families, write_textfile
+
+        try:
+            write_textfile(metrics, downtime_families(run.job, run.run_id, downtime))
+        except (OSError, LexiMaintError) as exc:
+            log.warning("metrics: cannot write %s: %s", metrics, exc)

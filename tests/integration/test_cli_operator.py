@@ -87,3 +87,32 @@ def test_progress_journal_outside_the_journal_prints_start_and_summary(ws: Works
     assert result.returncode == 0, result.stderr
     assert "job cao_import · run cao_import-" in result.stderr
     assert "summary: job cao_import" in result.stderr
+
+
+def test_a_run_writes_its_metrics_textfile() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with workspace() as w:
+        textfile_dir = w.root / "node_exporter"
+        textfile_dir.mkdir()
+        w.write_config(extra=f'\n[metrics]\ntextfile_dir = "{textfile_dir}"\ninterval = 1\n')
+        copy_samples(w.input)
+        (w.input / "empty.txt").write_text("")
+        assert w.cli("run", "cao_import").returncode == 1
+        text = (textfile_dir / "lexi-maint-cao_import.prom").read_text()
+        values = {
+            (s.name, s.labels.get("status", "")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert values[("lexi_maint_documents", "done")] == 6
+        assert values[("lexi_maint_documents", "failed")] == 1
+        assert values[("lexi_maint_run_exit_status", "")] == 1
+        assert values[("lexi_maint_run_running", "")] == 0
+        assert values[("lexi_maint_job_peak_memory_bytes", "")] > 2**20
+        assert ("lexi_maint_last_success_timestamp_seconds", "") not in values
+        (w.input / "empty.txt").unlink()
+        assert w.cli("run", "cao_import").returncode == 0
+        text = (textfile_dir / "lexi-maint-cao_import.prom").read_text()
+        assert 'lexi_maint_last_success_timestamp_seconds{job="cao_import"}' in text
+        assert sorted(p.name for p in textfile_dir.iterdir()) == ["lexi-maint-cao_import.prom"]

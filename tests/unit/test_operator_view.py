@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lexi_maint.config import Config, parse_config
-from lexi_maint.doctor import check_api_key, check_program, check_state_dir
+from lexi_maint.doctor import check_api_key, check_metrics, check_program, check_state_dir
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished, RunFinished, RunStarted, RunSummary
 from lexi_maint.ledger import DocumentRecord, Failure, Success
@@ -167,3 +167,11 @@ def test_doctor_api_key_check(tmp_path: Path) -> None:
     found = check_api_key(config, environ={"DEEPSEEK_API_KEY": "sk-abcdef0123456789"})
     assert found.ok and found.detail == "found in $DEEPSEEK_API_KEY"
     assert "sk-" not in found.detail
+
+
+def test_doctor_metrics_check(tmp_path: Path) -> None:
+    assert check_metrics(config_for(tmp_path)).detail == "off (no [metrics] textfile_dir)"
+    good = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path}"\n'))
+    assert good.ok and good.detail == f"{tmp_path} (every 30 s during a run)"
+    bad = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path / "no"}"\n'))
+    assert not bad.ok and "cannot write in" in bad.detail

@@ -111,3 +111,38 @@ def test_list_json_has_iso_times_and_a_schema_version() -> None:
     assert data == {"schema_version": 1, "runs": [{"run_id": "r", "submitted_at":
                     "1970-01-01T00:00:00+00:00", "started_at": None,
                     "finished_at": "1970-01-01T00:00:01+00:00"}]}  # fmt: skip
+
+
+def test_the_daemon_adds_its_part_to_the_history_and_writes_the_downtime(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lexi_maint.config import load_config
+    from lexi_maint.daemon.main import record_history
+    from lexi_maint.daemon.runs import RunRecord
+    from lexi_maint.lifecycle.machine import Phase
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "prom").mkdir()
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "s"}"\n[metrics]\ntextfile_dir = "{tmp_path / "prom"}"\n'
+        f'[jobs.cao_import]\ninput = "{tmp_path / "in"}"\n'
+    )
+    config = load_config(path)
+    run = RunRecord("r1", "cao_import", False, phase=Phase.DONE, exit_code=0, started_at=5.0,
+                    trigger="timer")  # fmt: skip
+    record_history(config, run, 12.0)  # no ledger yet: none is created as root
+    assert not (tmp_path / "s").exists()
+    Ledger.open(tmp_path / "s" / "ledger.sqlite3").close()
+    record_history(config, run, 12.0)
+    with Ledger.open(tmp_path / "s" / "ledger.sqlite3") as ledger:
+        (row,) = ledger.runs()
+    assert (row.run_id, row.trigger, row.exit_status, row.service_downtime) == (
+        "r1",
+        "timer",
+        0,
+        12,
+    )
+    text = (tmp_path / "prom" / "lexi-maintd-cao_import.prom").read_text()
+    (family,) = text_string_to_metric_families(text)
+    assert family.samples[0].value == 12.0
