@@ -11,6 +11,7 @@ CONFDIR ?= /etc/lexi-maint
 # e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
 PIP_OPTS ?=
 UNITS := lexi-maintd.service lexi-maintd.socket lexi-batch@.service lexi-batch@.timer lexi-batch.slice
+UNITS += lexi-notify@.service
 
 .PHONY: help venv demo test lint typecheck unit integration vm bench-memory bench-chunk bench-graph clean \
 	install uninstall

@@ -31,6 +31,7 @@ from lexi_maint.stopsignal import Stopped, StopSignal
 from lexi_maint.units import plural
 
 if TYPE_CHECKING:
+    from lexi_maint.alerts.ping import PingReporter
     from lexi_maint.metrics.textfile import MetricsReporter
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -145,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         "start the service if a dead daemon left it stopped (lexi-batch@ backstop)",
         "exit status: 0 nothing to do or the service was started; 3 it could not be started.\n",
     )  # fmt: skip
+
+    notify = command(
+        commands, "notify-failure",
+        "report a failed lexi-batch@JOB to the [alerts] on_failure command (OnFailure= unit)",
+        "exit status: the notifier's; 0 without one (the report is printed); 3 it could not"
+        " run or timed out.\n",
+    )  # fmt: skip
+    notify.add_argument("job", help="the failed unit's job (lexi-notify@JOB.service passes %%i)")
 
     config = command(commands, "config", "configuration commands")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -279,6 +288,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "runs": _runs,
         "doctor": _doctor,
         "restore-orphaned": _restore_orphaned,
+        "notify-failure": _notify_failure,
     }
     return handlers[args.command](config, args)
 
@@ -287,6 +297,12 @@ def _doctor(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.doctor import doctor
 
     return doctor(config, args.job, sys.stdout)
+
+
+def _notify_failure(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.alerts.notify import notify_failure
+
+    return notify_failure(config, args.job, sys.stdout)
 
 
 def _restore_orphaned(config: Config, args: argparse.Namespace) -> int:
@@ -319,6 +335,9 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     metrics = _metrics_reporter(config, args.job)
     if metrics is not None:
         reporters.append(metrics)
+    pings = None if args.run_id else _ping_reporter(config)  # the daemon pings for its runs
+    if pings is not None:
+        reporters.append(pings)
     event_file = None
     if args.run_id:
         config.job(args.job)  # an unknown job is a usage error before any file is made
@@ -326,16 +345,28 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         reporters.append(event_file)
     try:
         summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)
-    except (LexiMaintError, OSError):
+    except (LexiMaintError, OSError) as exc:
         if metrics is not None:
             metrics.close(exit_status=EXIT_UNAVAILABLE)  # what main() will exit with
+        if pings is not None:
+            pings.failed(f"job {args.job}: the run could not proceed: {exc}")
         raise
     finally:
         if event_file is not None:
             event_file.close()
         if metrics is not None:
             metrics.close()
+        if pings is not None:
+            pings.close()
     return summary.exit_code
+
+
+def _ping_reporter(config: Config) -> PingReporter | None:
+    if config.alerts.ping_url is None:
+        return None
+    from lexi_maint.alerts.ping import Pinger, PingQueue, PingReporter
+
+    return PingReporter(PingQueue(Pinger(config.alerts)))
 
 
 def _metrics_reporter(config: Config, job: str) -> MetricsReporter | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lexi_maint.alerts.config import AlertsConfig, parse_alerts
 from lexi_maint.errors import ConfigError, ConfigProblem
 from lexi_maint.graph.config import GraphConfig, parse_graph
 from lexi_maint.lifecycle.config import (
@@ -63,6 +64,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def job(self, name: str) -> JobConfig:
         from lexi_maint.errors import UsageError
@@ -117,6 +119,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         daemon = parse_daemon(top)
         llm = replace(parse_llm(top), state_dir=state_dir / "llm")
         metrics = parse_metrics(top)
+        alerts = parse_alerts(top)
         jobs = _jobs(top, llm)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -129,6 +132,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         daemon=daemon,
         llm=llm,
         metrics=metrics,
+        alerts=alerts,
     )
 
 

@@ -120,7 +120,8 @@ def format_summary(s: RunSummary) -> str:
     if not s.usage.empty:
         lines.append(f"  LLM: {format_usage(s.usage)}")
     verdict = "all documents done" if s.exit_code == 0 else (
-        f"{s.failed_in_ledger} documents failed: see `lexi-maint status {s.job}`")  # fmt: skip
+        f"{plural(s.failed_in_ledger, 'document')} failed:"
+        f" see `lexi-maint status {s.job} --failed`")  # fmt: skip
     if s.stopped:
         verdict = f"job stopped, {s.left_pending} documents left pending: {s.stopped}"
     if s.signal:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lexi_maint.alerts.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
 from lexi_maint.config import Config, load_config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
@@ -176,12 +177,14 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
     executor = Executor(
         config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
     )
+    pings = PingQueue(Pinger(config.alerts))
     recover_until_restored(config, systemd, executor, holds, runs, hub.heartbeat, stop)
     while not stop.is_set():
         hub.heartbeat()
         taken = runs.take(timeout=1.0)
         if taken is not None:
-            _execute(config, executor, runs, hub, *taken)
+            _execute(config, executor, runs, hub, pings, *taken)
+    pings.close()
     systemd.close()
 
 
@@ -190,10 +193,12 @@ def _execute(
     executor: Executor,
     runs: RunQueue,
     hub: Hub,
+    pings: PingQueue,
     record: Any,
     cancel: threading.Event,
 ) -> None:
     request = RunRequest(record.run_id, record.job, record.reprocess)
+    pings.send(Ping.START, f"job {record.job} · run {record.run_id} · started by {record.trigger}")
     try:
         result = executor.execute(request, cancel)
         phase, code, message = result.phase, result.exit_code, result.message
@@ -206,6 +211,9 @@ def _execute(
     updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
                           finished_at=time.time())  # fmt: skip
     record_history(config, updated, downtime)
+    body = daemon_report(record.job, record.run_id, record.trigger, phase.value, code, message,
+                         downtime)  # fmt: skip
+    pings.send(outcome_ping(code), body)
 
 
 def record_history(config: Config, run: RunRecord, downtime: float | None) -> None:

@@ -84,4 +84,4 @@ def test_120_columns_failures_above_the_bar_and_the_prompt_on_its_own_line(
             next(r for r in rows if r.startswith("summary: "))
         )
         assert bar_rows(rows) == [], screen
-        assert "result: 1 documents failed" in screen or "result: 1 document" in screen
+        assert "result: 1 document failed: see `lexi-maint status cao_import --failed`" in screen
