@@ -7,6 +7,7 @@ DEMO   := $(BIN)/lexi-maint --config config/demo.toml
 
 PREFIX  ?= /opt/lexi-maint
 UNITDIR ?= /etc/systemd/system
+CATALOGDIR ?= /usr/lib/systemd/catalog
 CONFDIR ?= /etc/lexi-maint
 # e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
 PIP_OPTS ?=
@@ -94,6 +95,8 @@ install:
 	install -d -m 0755 $(CONFDIR)
 	[ -e $(CONFDIR)/lexi-maint.toml ] || install -m 0640 config/lexi-maint.toml $(CONFDIR)/lexi-maint.toml
 	getent group lexi-maint >/dev/null || groupadd --system lexi-maint
+	install -D -m 0644 systemd/lexi-maint.catalog $(CATALOGDIR)/lexi-maint.catalog
+	journalctl --update-catalog
 	systemctl daemon-reload
 	systemctl enable lexi-maintd.socket lexi-maintd.service
 	@echo "installed; edit $(CONFDIR)/lexi-maint.toml, then: systemctl start lexi-maintd"
@@ -103,6 +106,8 @@ uninstall:
 	@[ "$$(id -u)" = 0 ] || { echo "make uninstall must run as root"; exit 2; }
 	-systemctl disable --now 'lexi-batch@*.timer' lexi-maintd.service lexi-maintd.socket
 	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
+	rm -f $(CATALOGDIR)/lexi-maint.catalog
+	-journalctl --update-catalog
 	systemctl daemon-reload
 	rm -rf $(PREFIX)
 	@echo "removed; kept $(CONFDIR), /var/lib/lexi-maint and /var/lib/lexi-maintd"
