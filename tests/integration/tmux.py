@@ -6,36 +6,17 @@ machine runs these tests instead of skipping them.
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
 
-import pytest
+from tests.hostpkg import ensure_tool
 
 
 def ensure_tmux() -> str:
-    found = shutil.which("tmux")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail("tmux is missing and only root can install it: apt-get install tmux")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "tmux"],
-    ):
-        proc = subprocess.run(
-            cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"`{shlex.join(cmd)}` failed: {proc.stderr[-2000:]}")
-    found = shutil.which("tmux")
-    assert found, "tmux still missing after apt-get install"
-    return found
+    return ensure_tool("tmux", "tmux")
 
 
 class Terminal:
