@@ -25,6 +25,7 @@ help:
 	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
+	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -119,3 +120,7 @@ uninstall:
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(BIN)/python -m bench.quality
