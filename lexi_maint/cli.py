@@ -1,8 +1,10 @@
 """The `lexi-maint` command line: argument parsing and output only.
 
-Exit status: 0 all documents done or skipped; 1 some documents failed; 2 configuration or
-usage error; 3 the run could not proceed (ledger or graph store unavailable, or the job was
-stopped: API key rejected, no balance); 130/143 interrupted by SIGINT/SIGTERM.
+Exit status (EXIT_CODES, shown by --help): 0 all documents done or skipped; 1 some documents
+failed; 2 configuration or usage error; 3 the run could not proceed (ledger or graph store
+unavailable, or the job was stopped: API key rejected, no balance); 130/143 interrupted by
+SIGINT/SIGTERM; 141 standard output closed early. Errors from the errors.py tree and OS
+errors are turned into one line on stderr in `_report`, the only place that maps them.
 """
 
 from __future__ import annotations
