@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from lexi_maint.config import Config
+from lexi_maint.errors import LexiMaintError
 from lexi_maint.history import HEADER, run_cells
 from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
@@ -26,12 +27,14 @@ MONITOR = ("MONITOR_UNIT", "MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONIT
            "MONITOR_INVOCATION_ID")  # fmt: skip
 
 
-def failure_report(job: str, environ: Mapping[str, str], last_run: tuple[str, ...] | None) -> str:
+def failure_report(job: str, environ: Mapping[str, str], last_run: tuple[str, ...] | str) -> str:
     """The notifier's input (pure)."""
     unit = environ.get("MONITOR_UNIT", f"lexi-batch@{job}.service")
     lines = [f"{unit} failed (lexi-maint job {job})"]
     lines += [f"{key}={environ[key]}" for key in MONITOR if key in environ]
-    if last_run is not None:
+    if isinstance(last_run, str):
+        lines.append(f"last run: {last_run}")
+    else:
         lines.append("last run: " + ", ".join(
             f"{name} {value}" for name, value in zip(HEADER, last_run, strict=True)))  # fmt: skip
     invocation = environ.get("MONITOR_INVOCATION_ID")
@@ -65,10 +68,14 @@ def notify_failure(
     return proc.returncode
 
 
-def _last_run(config: Config, job: str) -> tuple[str, ...] | None:
+def _last_run(config: Config, job: str) -> tuple[str, ...] | str:
+    """The job's last run, or why it is not known: the report goes out either way."""
     path = StatePaths(config.state_dir).ledger
     if not path.exists():
-        return None
-    with Ledger.open(path) as ledger:
-        runs = ledger.runs(job, limit=1)
-    return run_cells(runs[0]) if runs else None
+        return f"none recorded in {config.state_dir}"
+    try:
+        with Ledger.open(path) as ledger:
+            runs = ledger.runs(job, limit=1)
+    except LexiMaintError as exc:
+        return f"unknown ({exc})"
+    return run_cells(runs[0]) if runs else f"none recorded in {config.state_dir}"

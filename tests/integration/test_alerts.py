@@ -176,3 +176,13 @@ def test_the_batch_unit_names_its_on_failure_unit() -> None:
     assert "OnFailure=lexi-notify@%i.service" in (units / "lexi-batch@.service").read_text()
     notify = (units / "lexi-notify@.service").read_text()
     assert "ExecStart=/opt/lexi-maint/venv/bin/lexi-maint notify-failure %i" in notify
+
+
+def test_notify_failure_reports_even_when_the_ledger_cannot_be_read(ws: Workspace) -> None:
+    ws.write_config()
+    ws.state.mkdir()
+    (ws.state / "ledger.sqlite3").write_text("not a database")
+    result = ws.cli("notify-failure", "cao_import")
+    assert result.returncode == 0, result.stderr
+    assert "lexi-batch@cao_import.service failed" in result.stdout
+    assert "last run: unknown (cannot open ledger" in result.stdout
