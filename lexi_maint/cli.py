@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -164,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "exit status: 0 valid; 2 invalid (every problem is listed with file and key).\n",
     )  # fmt: skip
 
+    verify = command(
+        commands, "verify", "compare a job's ledger with the graph",
+        "exit status: 0 they agree; 1 they differ (each difference is listed); 2 configuration"
+        " or usage error; 3 the ledger or graph store is unavailable.\n",
+    )  # fmt: skip
+    verify.add_argument("job", help="job name (a [jobs.NAME] table in the config)")
+
     graph = command(commands, "graph", "set up or look into the graph store")
     graph_commands = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
     command(
@@ -214,6 +222,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # the ledger, graph data and cached answers are nobody else's to read
     from lexi_maint.systemd.journal import configure_logging
 
     configure_logging(args.verbose)
@@ -278,7 +287,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lexi_maint.daemon.commands import daemon_command
 
         return daemon_command(config, args)
-    if args.command in ("run", "status", "graph", "runs"):  # they open the ledger or graph
+    if args.command in (
+        "run",
+        "status",
+        "graph",
+        "runs",
+        "verify",
+    ):  # they open the ledger or graph
         from lexi_maint.lifecycle.ownership import become_state_owner
 
         become_state_owner(config.state_dir)
@@ -288,6 +303,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": lambda c, a: _status(c, a.job, as_json=a.json, failed=a.failed, out=sys.stdout),
         "graph": _graph,
         "runs": _runs,
+        "verify": _verify,
         "doctor": _doctor,
         "restore-orphaned": _restore_orphaned,
         "notify-failure": _notify_failure,
@@ -314,6 +330,11 @@ def _restore_orphaned(config: Config, args: argparse.Namespace) -> int:
 
 
 def _config_check(config: Config) -> int:
+    from lexi_maint.config import environment_problems
+
+    problems = environment_problems(config)
+    if problems:
+        raise ConfigError(problems)
     jobs = plural(len(config.jobs), "job")
     print(f"{config.source}: valid · state_dir {config.state_dir} · {jobs}")
     for job in config.jobs.values():
@@ -462,6 +483,14 @@ def _runs(config: Config, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_runs(runs) if runs else no_runs(job, config.state_dir))
     return EXIT_OK
+
+
+def _verify(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.graphcli import verify_job
+
+    result = verify_job(config, args.job)
+    print(result.render())
+    return EXIT_OK if result.consistent else EXIT_FAILED
 
 
 def _graph(config: Config, args: argparse.Namespace) -> int:

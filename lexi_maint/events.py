@@ -98,7 +98,7 @@ class RunSummary:
 class JobStopped:
     """A document failed in a way every document would (e.g. the API key was rejected)."""
 
-    path: str  # the document that hit it
+    path: str  # the document that hit it; "" when a dependency stayed down too long
     reason: str
     released: int  # running documents stopped and put back to pending
 

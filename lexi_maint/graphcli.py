@@ -1,4 +1,4 @@
-"""`lexi-maint graph init|stats|query`: open the configured graph store briefly and ask it.
+"""`lexi-maint graph init|stats|query` and `verify`: open the configured graph store briefly.
 
 Memgraph runs elsewhere: these commands just connect, whether a run is going on or not.
 The embedded FalkorDB server belongs to whoever holds the run lock of the state directory:
@@ -21,6 +21,8 @@ from lexi_maint.errors import GraphError, UsageError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.backend import attach, embedded, session
 from lexi_maint.jobrun import StatePaths, state_lock
+from lexi_maint.ledger import Ledger
+from lexi_maint.reconcile import Verification, graph_documents, verify
 
 
 @contextmanager
@@ -96,3 +98,13 @@ def graph_query(config: Config, cypher: str, *, write: bool = False) -> str:
             ) from None
 
     return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+
+
+def verify_job(config: Config, job_name: str) -> Verification:
+    """Compare the job's ledger with the graph: hashes and chunk counts, both ways."""
+    job = config.job(job_name)
+    with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
+        records = ledger.documents(job.name)
+    with operator_store(config, read_during_run=True) as store:
+        graph = graph_documents(store, count_chunks=True)
+    return verify(job.name, records, graph)

@@ -143,6 +143,7 @@ class Failure:
     warnings: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
     stop_job: bool = False  # every document would fail like this: the runner stops the job
+    outage: str = ""  # a Dependency's value when a dependency, not the document, failed
 
 
 Outcome = Success | Failure
@@ -176,11 +177,20 @@ class Ledger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else '?'}")
             _migrate(conn)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            conn.close()
+            if _damaged(exc):
+                raise LedgerError(damaged_message(path, exc)) from exc
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
         return cls(conn, path)
 
@@ -203,16 +213,29 @@ class Ledger:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            if _damaged(exc):
+                raise LedgerError(damaged_message(self.path, exc)) from exc
             raise LedgerError(f"ledger {self.path}: {exc}") from exc
 
     # -- reading ---------------------------------------------------------------------------
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads that meet a damaged page or a garbled value end in one LedgerError."""
+        try:
+            yield
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            if _damaged(exc):
+                raise LedgerError(damaged_message(self.path, exc)) from exc
+            raise LedgerError(f"ledger {self.path}: {exc}") from exc
+
     def documents(self, job: str) -> list[DocumentRecord]:
-        rows = self._conn.execute(
-            "SELECT * FROM documents WHERE job = ? ORDER BY path", (job,)
-        ).fetchall()
-        return [_record(row) for row in rows]
+        with self._reading():
+            rows = self._conn.execute(
+                "SELECT * FROM documents WHERE job = ? ORDER BY path", (job,)
+            ).fetchall()
+        return [_record(row, self.path) for row in rows]
 
     def known(self, job: str) -> dict[str, Known]:
         return {
@@ -221,12 +244,13 @@ class Ledger:
         }
 
     def document(self, job: str, path: str) -> DocumentRecord:
-        row = self._conn.execute(
-            "SELECT * FROM documents WHERE job = ? AND path = ?", (job, path)
-        ).fetchone()
+        with self._reading():
+            row = self._conn.execute(
+                "SELECT * FROM documents WHERE job = ? AND path = ?", (job, path)
+            ).fetchone()
         if row is None:
             raise LedgerError(f"no ledger row for job {job!r}, document {path}")
-        return _record(row)
+        return _record(row, self.path)
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[RunRow]:
         """The newest `limit` runs, of `job` or of every job, newest first."""
@@ -249,22 +273,26 @@ class Ledger:
 
     def last_run(self, job: str) -> dict[str, Any] | None:
         usage_columns = ", ".join(column for column, _, _ in _USAGE_COLUMNS)
-        row = self._conn.execute(
-            f"SELECT run_id, status, started_at, finished_at, summary, {usage_columns}, currency"
-            " FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
-            (job,),
-        ).fetchone()
+        with self._reading():
+            row = self._conn.execute(
+                f"SELECT run_id, status, started_at, finished_at, summary, {usage_columns},"
+                " currency FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
+                (job,),
+            ).fetchone()
         if row is None:
             return None
         run_id, status, started, finished, summary, *usage = row
-        return {
-            "run_id": run_id,
-            "status": status,
-            "started_at": started,
-            "finished_at": finished,
-            "summary": json.loads(summary),
-            "llm": _usage(usage).to_json(),
-        }
+        try:
+            return {
+                "run_id": str(run_id),
+                "status": str(status),
+                "started_at": _number(started),
+                "finished_at": _number(finished),
+                "summary": _json(summary, dict),
+                "llm": _usage(usage).to_json(),
+            }
+        except (ValueError, TypeError) as exc:
+            raise LedgerError(damaged_message(self.path, exc)) from exc
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -366,12 +394,12 @@ class Ledger:
         return int(row[0])
 
     def record(self, job: str, path: str, outcome: Outcome) -> None:
-        """Store a finished attempt's outcome."""
+        """Store a finished attempt's outcome (messages and warnings cut to bounded sizes)."""
         now = time.time()
         if isinstance(outcome, Success):
             values: tuple[Any, ...] = ("done", None, None, outcome.chunks)
         else:
-            values = ("failed", outcome.error_class.value, outcome.message, None)
+            values = ("failed", outcome.error_class.value, bounded(outcome.message), None)
         usage = _usage_values(outcome.usage)
         with self._tx() as db:
             db.execute(
@@ -380,7 +408,7 @@ class Ledger:
                 f" {_ADD_USAGE}, {_CURRENCY} WHERE job = ? AND path = ?",
                 (
                     *values,
-                    json.dumps(list(outcome.warnings)),
+                    json.dumps(bounded_warnings(outcome.warnings)),
                     json.dumps(dict(outcome.timings)),
                     outcome.peak_rss,
                     now,
@@ -397,6 +425,16 @@ class Ledger:
                     (*usage, job, path),
                 )
 
+    def requeue(self, job: str, paths: Sequence[str], reason: str) -> None:
+        """Documents done whose graph data is gone: pending again, attempts from zero."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE documents SET status = 'pending', attempts = 0, error_class = ?,"
+                " error_message = ?, updated_at = ? WHERE job = ? AND path = ? AND status = 'done'",
+                [(ErrorClass.GRAPH_MISSING.value, reason, now, job, path) for path in paths],
+            )
+
     def release(self, job: str, path: str, *, keep_error: bool = False) -> None:
         """Put a document back to pending without counting the attempt (the job stopped)."""
         with self._tx() as db:
@@ -407,6 +445,24 @@ class Ledger:
                 " started_at = NULL, updated_at = ? WHERE job = ? AND path = ?",
                 (keep_error, keep_error, time.time(), job, path),
             )
+
+
+MAX_MESSAGE = 2048  # characters of an error message or a warning kept in the ledger
+MAX_WARNINGS = 20  # warnings kept per document
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` cut to `limit` characters, saying how much was cut."""
+    if len(message) <= limit:
+        return message
+    return message[:limit] + f" … ({len(message) - limit} more characters)"
+
+
+def bounded_warnings(warnings: Sequence[str]) -> list[str]:
+    kept = [bounded(w) for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        kept.append(f"… and {len(warnings) - MAX_WARNINGS} more warnings")
+    return kept
 
 
 def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:
@@ -504,24 +560,70 @@ def _usage(values: Sequence[Any]) -> Usage:
     return Usage(**fields, currency=currency)
 
 
-def _record(row: tuple[Any, ...]) -> DocumentRecord:
+_REASON_MAX = 300
+
+
+def damaged_message(path: Path, exc: object) -> str:
+    """One line: what is wrong with the ledger and the command that starts a new one."""
+    aside = path.parent / "ledger.damaged"
+    reason = " ".join(str(exc).split())[:_REASON_MAX]  # SQLite's integrity report has lines
+    return (
+        f"ledger {path} is damaged ({reason}); to start a new one, move it aside:"
+        f" mkdir {aside} && mv {path} {path}-wal {path}-shm {aside}/"
+        " (the next run processes every document again; the graph is replaced document by"
+        " document, nothing is duplicated)"
+    )
+
+
+def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
+    """Whether an error speaks of damaged content rather than access, locks or space."""
+    if isinstance(exc, UnicodeDecodeError):  # a garbled name in the schema or a PRAGMA's text
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed", ...
+    text = str(exc).lower()
+    return any(word in text for word in ("decode", "malformed", "corrupt", "no such", "integrity"))
+
+
+def _record(row: tuple[Any, ...], ledger: Path) -> DocumentRecord:
+    """A documents row as a record; a value of the wrong shape is a damaged ledger."""
     (job, path, sha, size, status, attempts, ecls, emsg, warn, timings, rss, chunks, run_id,
      started, finished, _updated, *usage) = row  # fmt: skip
-    return DocumentRecord(
-        job=job,
-        path=path,
-        sha256=sha,
-        size=size,
-        status=Status(status),
-        attempts=attempts,
-        error_class=ecls,
-        error_message=emsg,
-        warnings=tuple(json.loads(warn)),
-        timings=json.loads(timings),
-        peak_rss=rss,
-        chunks=chunks,
-        run_id=run_id,
-        started_at=started,
-        finished_at=finished,
-        usage=_usage(usage),
-    )
+    try:
+        return DocumentRecord(
+            job=str(job),
+            path=str(path),
+            sha256=str(sha),
+            size=int(size),
+            status=Status(status),
+            attempts=int(attempts),
+            error_class=None if ecls is None else str(ecls),
+            error_message=None if emsg is None else str(emsg),
+            warnings=tuple(str(w) for w in _json(warn, list)),
+            timings={str(k): float(v) for k, v in _json(timings, dict).items()},
+            peak_rss=None if rss is None else int(rss),
+            chunks=None if chunks is None else int(chunks),
+            run_id=None if run_id is None else str(run_id),
+            started_at=_number(started),
+            finished_at=_number(finished),
+            usage=_usage(usage),
+        )
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise LedgerError(damaged_message(ledger, f"document {path!r}: {exc}")) from exc
+
+
+def _json(text: object, kind: type[Any]) -> Any:
+    value = json.loads(text) if isinstance(text, str | bytes) else None
+    if not isinstance(value, kind):
+        raise TypeError(f"{text!r:.60} is not a JSON {kind.__name__}")
+    return value
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{value!r:.60} is not a number")

@@ -26,6 +26,7 @@ from lexi_maint.events import (
 )
 from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.usage import Usage
+from lexi_maint.printable import printable
 from lexi_maint.units import plural
 
 OK = "✅"
@@ -82,7 +83,7 @@ def format_started(e: RunStarted) -> str:
 
 
 def format_document(e: DocumentFinished) -> str:
-    name = Path(e.path).name
+    name = printable(Path(e.path).name)
     position = f"[{e.finished}/{e.queued}]"
     if isinstance(e.outcome, Success):
         usage = e.outcome.usage
@@ -92,7 +93,7 @@ def format_document(e: DocumentFinished) -> str:
     mark = RETRY if e.requeued else FAIL
     retry = " · will retry" if e.requeued else ""
     return (
-        f"{position} {mark} {name} {failure.error_class.value}: {failure.message}"
+        f"{position} {mark} {name} {failure.error_class.value}: {printable(failure.message)}"
         f" (attempt {e.attempt}){retry}"
     )
 
@@ -123,7 +124,7 @@ def format_summary(s: RunSummary) -> str:
         f"{plural(s.failed_in_ledger, 'document')} failed:"
         f" see `lexi-maint status {s.job} --failed`")  # fmt: skip
     if s.stopped:
-        verdict = f"job stopped, {s.left_pending} documents left pending: {s.stopped}"
+        verdict = f"job stopped, {s.left_pending} documents left pending: {printable(s.stopped)}"
     if s.signal:
         unfinished = s.processed - s.done - s.failed
         verdict = (
@@ -135,10 +136,9 @@ def format_summary(s: RunSummary) -> str:
 
 
 def format_stopped(e: JobStopped) -> str:
-    return (
-        f"{FAIL} job stopped by {Path(e.path).name}: {e.reason}"
-        f" ({e.released} running documents put back to pending)"
-    )
+    by = f" by {printable(Path(e.path).name)}" if e.path else ""  # "": a dependency was down
+    released = f"{e.released} running documents put back to pending"
+    return f"{FAIL} job stopped{by}: {printable(e.reason)} ({released})"
 
 
 def format_hold(e: MemoryHeld) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -121,21 +123,43 @@ def _record(event: Event) -> dict[str, object] | None:
     return None
 
 
+MAX_EVENT_READ = 1 << 20  # bytes read from a run's event file per poll
+
+
 def read_events(path: Path, offset: int) -> tuple[list[dict[str, object]], int]:
-    """Complete lines after byte `offset`, and the offset to continue from."""
+    """Complete lines after byte `offset`, and the offset to continue from.
+
+    The root daemon calls this on a file the job user owns, so it trusts nothing about it:
+    no symlink is followed (O_NOFOLLOW), opening a FIFO does not block (O_NONBLOCK), only a
+    regular file is read (fstat), and at most MAX_EVENT_READ bytes per poll (a file grown
+    to gigabytes, or one that never ends, is read piece by piece; a line longer than that
+    is skipped).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return [], offset
+    except OSError as exc:  # ELOOP: a symlink planted in its place
+        log.warning("run event file %s not read: %s", path, exc)
+        return [], offset
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            log.warning("run event file %s is not a regular file; not read", path)
+            return [], offset
+        handle.seek(offset)
+        data = handle.read(MAX_EVENT_READ)
     end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) == MAX_EVENT_READ:  # one line longer than a read: skip it
+        return [], offset + len(data)
     records = []
     for line in data[:end].splitlines():
         try:
-            records.append(json.loads(line))
-        except ValueError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records, offset + end
 
 

@@ -17,6 +17,7 @@ from lexi_maint.errors import ErrorClass
 from lexi_maint.ledger import DocumentRecord
 from lexi_maint.llm.usage import Usage
 from lexi_maint.plan import Status
+from lexi_maint.printable import printable
 from lexi_maint.progress import format_cost, format_usage
 from lexi_maint.units import plural
 
@@ -120,11 +121,11 @@ def _row(r: DocumentRecord) -> str:
     seconds = sum(r.timings.values())
     detail = f"{r.chunks} chunks {seconds:.1f} s" if r.status is Status.DONE else ""
     if r.error_class:
-        detail = f"{r.error_class}: {r.error_message}"
+        detail = f"{r.error_class}: {printable(r.error_message or '')}"
     peak = f" · peak {r.peak_rss // 2**20} MiB" if r.peak_rss else ""
     cost = "" if r.usage.empty else f" · {format_cost(r.usage)}"
     return (
-        f"  {MARKS[state]} {state:<11} {Path(r.path).name}"
+        f"  {MARKS[state]} {state:<11} {printable(Path(r.path).name)}"
         f" · attempts {r.attempts} · {detail}{peak}{cost}"
     )
 

@@ -60,6 +60,8 @@ def parse_request(line: bytes, jobs: frozenset[str]) -> Request:
         data = json.loads(line)
     except ValueError as exc:
         raise ApiError(f"request is not JSON: {exc}") from None
+    except RecursionError:  # 30,000 nested brackets fit in one line
+        raise ApiError("request is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError("request must be a JSON object")
     op = data.get("op")

@@ -248,7 +248,11 @@ class MemgraphGraphStore:
                 return call()
             except BoltError as exc:
                 if not exc.kind.retryable or attempt == policy.max_attempts:
-                    raise GraphError(self._message(exc, what, attempt)) from None
+                    raise GraphError(
+                        self._message(exc, what, attempt),
+                        unavailable=exc.kind is FailureKind.UNAVAILABLE,
+                        rejected=exc.kind is FailureKind.REJECTED,
+                    ) from None
                 delay = policy.delay(attempt, self._draw())
                 log.info(  # routine under concurrent writers: not a warning
                     "%s: %s failed (%s, attempt %d of %d); retrying in %.2f s: %s",

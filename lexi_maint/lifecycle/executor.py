@@ -322,8 +322,10 @@ def _verdict(
         return EXIT_PREFLIGHT, f"the pipeline refused its configuration (job units: {units})"
     if outcome.result == "exit-code" and outcome.exit_status == 3:
         return EXIT_SYSTEM, (
-            "the pipeline stopped: graph store or ledger unavailable, or the LLM API refused"
-            f" the key or the balance ran out (journalctl -u 'lexi-pipeline-*'; job units: {units})"
+            "the pipeline stopped: graph store, model API or disk unavailable past outage_budget"
+            " (unprocessed documents stay pending), ledger or state_dir unusable, or the LLM API"
+            " refused the key or the balance ran out"
+            f" (journalctl -u 'lexi-pipeline-*'; job units: {units})"
         )
     detail = f"status {outcome.exit_status}" if outcome.result == "exit-code" else outcome.result
     return EXIT_SYSTEM, f"job unit ended with {detail} (job units: {units})"

@@ -42,7 +42,15 @@ class LlmAnalyzeStage:
         title = work.require_parsed().title
         analyses = asyncio.run(self._analyze(title, work.chunks))
         log.debug("analyzed %s with the model: %d chunks", work.source.path, len(analyses))
-        return replace(work, analyses=tuple(analyses))
+        work = replace(work, analyses=tuple(analyses))
+        trimmed = [a for a in analyses if a.notes]
+        if trimmed:  # one warning per document, however much was cut
+            first = trimmed[0]
+            work = work.with_warning(
+                f"the model's analysis went past the bounds in {len(trimmed)} chunks and was"
+                f" trimmed (chunk {first.chunk_id}: {'; '.join(first.notes[:3])})"
+            )
+        return work
 
     async def _analyze(self, title: str, chunks: tuple[Chunk, ...]) -> list[ChunkAnalysis]:
         async with self.runtime.session(self._meter) as session:

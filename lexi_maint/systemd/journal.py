@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from lexi_maint.printable import EscapeArguments, printable
+
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 FIELDS = (
     "LEXI_JOB", "LEXI_RUN", "LEXI_DOCUMENT", "LEXI_PHASE",
@@ -76,7 +78,7 @@ def record_fields(record: logging.LogRecord, message: str, identifier: str) -> d
     for name in FIELDS:
         value = getattr(record, name.lower(), None)
         if value is not None:
-            fields[name] = str(value)
+            fields[name] = printable(str(value))
     return fields
 
 
@@ -127,6 +129,7 @@ def configure_logging(verbose: bool, environ: Mapping[str, str] = os.environ) ->
     else:
         handler = StderrHandler(prefix=False)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(EscapeArguments())  # names and messages cannot forge lines
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose or journal_available(environ) else logging.WARNING)

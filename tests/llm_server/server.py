@@ -22,12 +22,15 @@ Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the 
     "bad_json"          200 with content that is not JSON
     "bad_body"          200 whose body is not JSON at all
     "content"           200 with the given `content`
+`outage(seconds, status=500)` makes every request (the `GET <base>/models` probe included)
+answer `status` until `seconds` have passed: a dependency outage rather than a counted fault.
+`GET <base>/models` lists the models (what lexi-maint probes while paused on an outage).
 Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache key), the
 model, the fault, the status sent and whether a complete answer went out.
 
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency"}), `POST /_admin/reset`
-and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
+and `POST /_admin/inject` with a JSON object of `inject`'s arguments (`/_admin/outage`: `outage`'s).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class FakeLlmServer:
         latency: LatencyModel | None = None,
         api_key: str = API_KEY,
         echo_auth: bool = False,
+        port: int = 0,  # 0: any free port
     ) -> None:
         self.responder = responder or LexiResponder()
         self.latency = latency or LatencyModel()
@@ -113,12 +117,15 @@ class FakeLlmServer:
         self.echo_auth = echo_auth
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._outage: tuple[float, int] = (0.0, 500)  # (until, on the monotonic clock; status)
+        self._armed: float | None = None  # an outage's length, waiting for its first request
+        self.probes = 0  # GET /models requests seen
         self._calls: list[Call] = []
         self._seen_prefixes: set[str] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._port = 0
+        self._port = port
 
     @property
     def url(self) -> str:
@@ -137,7 +144,9 @@ class FakeLlmServer:
         self._loop.close()
 
     async def _start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, backlog=1024
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _stop(self) -> None:
@@ -152,6 +161,23 @@ class FakeLlmServer:
     def inject(self, kind: str, times: int = 1, model: str | None = None, **options: Any) -> None:
         with self._lock:
             self._faults.append(Fault(kind, times, model, **options))
+
+    def outage(
+        self, seconds: float, status: int = 500, *, from_first_request: bool = False
+    ) -> None:
+        """Answer every request with `status` for the next `seconds` (counted from the next
+        request that arrives, with `from_first_request`: a client slow to start meets it)."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status)
+            self._armed = seconds if from_first_request else None
+
+    def _outage_status(self) -> int | None:
+        with self._lock:
+            if self._armed is not None:
+                self._outage = (time.monotonic() + self._armed, self._outage[1])
+                self._armed = None
+            until, status = self._outage
+        return status if time.monotonic() < until else None
 
     def calls(self) -> list[Call]:
         with self._lock:
@@ -215,6 +241,8 @@ class FakeLlmServer:
         if request.path.startswith("/_admin/"):
             return await self._admin(request, writer)
         started = time.monotonic()
+        if request.path.endswith("/models"):
+            return await self._models(request, writer)
         key = hashlib.sha256(request.body).hexdigest()
         try:
             data = json.loads(request.body)
@@ -226,6 +254,9 @@ class FakeLlmServer:
             return await self._error(writer, 404, call)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._error(writer, 401, call, request)
+        down = self._outage_status()
+        if down is not None:
+            return await self._error(writer, down, replace(call, fault="outage"), request)
         fault = self._take_fault(model)
         kind = fault.kind if fault else ""
         call = replace(call, fault=kind)
@@ -239,12 +270,27 @@ class FakeLlmServer:
             return await self._stall(writer, data, fault, call)
         return await self._respond(writer, data, fault, call)
 
+    async def _models(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        with self._lock:
+            self.probes += 1
+        status = self._outage_status() or 200
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            status = 401
+        names = ("deepseek-chat", "deepseek-reasoner")
+        models = {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
+        body = models if status == 200 else {"error": {"message": ERROR_MESSAGES[status]}}
+        writer.write(_response_bytes(status, _json(body)))
+        await writer.drain()
+        return True
+
     async def _admin(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         action = request.path.removeprefix("/_admin/")
         if action == "reset":
             self.reset()
         elif action == "inject":
             self.inject(**json.loads(request.body))
+        elif action == "outage":
+            self.outage(**json.loads(request.body))
         calls = self.calls()
         stats = {"calls": len(calls), "answered": sum(1 for c in calls if c.answered),
                  "total_latency": sum(c.latency for c in calls)}  # fmt: skip
