@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.cli import build_parser, main
+from lexi_maint.cli import _report, build_parser, main
 from lexi_maint.config import CONFIG_ENV
 
 
@@ -129,8 +129,11 @@ def test_an_os_error_is_one_line_and_exit_3(
     config = write_config(tmp_path, state="afile/state")  # state_dir under a regular file
     assert main(["run", "cao_import", "--config", str(config), "--progress", "lines"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith(f"lexi-maint: cannot use {tmp_path / 'afile' / 'state'}: ")
+    assert err.startswith("lexi-maint: ") and str(tmp_path / "afile" / "state") in err
     assert len(err.splitlines()) == 1
+    # an OS error that no lower layer translated is mapped the same way
+    assert _report(PermissionError(13, "Permission denied", "/srv/x")) == 3
+    assert capsys.readouterr().err == "lexi-maint: cannot use /srv/x: Permission denied\n"
 
 
 def test_a_foreground_run_with_an_unknown_user_stops_with_exit_2(
