@@ -185,4 +185,4 @@ def test_notify_failure_reports_even_when_the_ledger_cannot_be_read(ws: Workspac
     result = ws.cli("notify-failure", "cao_import")
     assert result.returncode == 0, result.stderr
     assert "lexi-batch@cao_import.service failed" in result.stdout
-    assert "last run: unknown (cannot open ledger" in result.stdout
+    assert f"last run: unknown (ledger {ws.state / 'ledger.sqlite3'}" in result.stdout
