@@ -22,9 +22,9 @@ UNITS += lexi-notify@.service
 help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
-	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
+	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
-	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
+	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
 	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
 $(STAMP): pyproject.toml

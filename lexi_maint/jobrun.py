@@ -107,7 +107,7 @@ def run_job(
     files = discover(job.input, job.patterns)  # before the lock: a bad input dir is a usage error
     with (
         state_lock(paths),
-        Ledger.open(paths.ledger) as ledger,
+        Ledger.open(paths.ledger, spend_journal=job.llm.cache_path) as ledger,
         serve_probed(config.graph, paths.root) as served,
     ):
         target = served.target

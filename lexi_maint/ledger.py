@@ -10,13 +10,23 @@ Schema versions (PRAGMA user_version), upgraded in place when a ledger is opened
        completion_tokens, reasoning_tokens, cache_hit_tokens, cost, currency). A document's
        usage adds up its attempts since its attempts were last reset; a run's adds up every
        attempt recorded in that run, failed ones included (they were paid for too).
-    3  run history columns on runs: exit_status, trigger (timer, operator, foreground) and
+    3  reused_cost on both (what answers reused from the response cache cost when bought)
+       and documents.spend_mark. Usage is no longer taken from a worker's result: it is
+       folded in from the spend journal (`lexi_maint.llm.cache`), where every answered call
+       is written the moment it arrives. When an attempt ends (a result, a failure, a kill
+       by the OOM killer or document_timeout, a job stop) and when a run finds an attempt
+       of a dead run interrupted, the journal's rows for that document after its
+       spend_mark are added to the document and to the run that made the attempt, and the
+       mark moves on, in one transaction. So totals equal what the provider billed, a
+       killed attempt's calls included.
+    4  run history columns on runs: exit_status, trigger (timer, operator, foreground) and
        service_downtime (seconds the service was stopped for the run; daemon runs only).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +39,9 @@ from lexi_maint.errors import ErrorClass, LedgerError
 from lexi_maint.llm.usage import Usage
 from lexi_maint.plan import Action, Decision, Found, Known, Status
 
-SCHEMA_VERSION = 3
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -73,14 +85,23 @@ _USAGE_COLUMNS = (
     ("cache_hit_tokens", "cache_hit_tokens", "INTEGER NOT NULL DEFAULT 0"),
     ("cost", "cost", "REAL NOT NULL DEFAULT 0"),
 )
-_ADD_USAGE = ", ".join(f"{column} = {column} + ?" for column, _, _ in _USAGE_COLUMNS)
+# Added by schema version 3 to both tables.
+_V3_USAGE_COLUMNS = (("reused_cost", "reused_cost", "REAL NOT NULL DEFAULT 0"),)
+_ALL_USAGE_COLUMNS = _USAGE_COLUMNS + _V3_USAGE_COLUMNS
+_ADD_USAGE = ", ".join(f"{column} = {column} + ?" for column, _, _ in _ALL_USAGE_COLUMNS)
 _CURRENCY = "currency = CASE WHEN ? = '' THEN currency ELSE ? END"
 _HISTORY_COLUMNS = (
     ("exit_status", "INTEGER"),
     ("trigger", "TEXT NOT NULL DEFAULT ''"),
     ("service_downtime", "REAL"),
 )
-_RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _USAGE_COLUMNS)
+_RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _ALL_USAGE_COLUMNS)
+_USAGE_SELECT = ", ".join(column for column, _, _ in _ALL_USAGE_COLUMNS) + ", currency"
+_DOCUMENT_SELECT = (
+    "job, path, sha256, size, status, attempts, error_class, error_message, warnings, timings,"
+    f" peak_rss, chunks, run_id, started_at, finished_at, {_USAGE_SELECT}"
+)
+_JOURNAL_SUMS = ", ".join(f"sum({name})" for _, name, _ in _ALL_USAGE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -168,12 +189,18 @@ class RunRow:
 class Ledger:
     """Open with `Ledger.open(path)`; close with `close()` or use as a context manager."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, spend_journal: Path | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
+        self._journal_path = spend_journal
+        self._journal: sqlite3.Connection | None = None
 
     @classmethod
-    def open(cls, path: Path) -> Ledger:
+    def open(cls, path: Path, spend_journal: Path | None = None) -> Ledger:
+        """`spend_journal`: the LLM response cache whose spend rows this ledger folds in
+        (None: documents and runs keep no model usage)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
@@ -192,10 +219,12 @@ class Ledger:
             if _damaged(exc):
                 raise LedgerError(damaged_message(path, exc)) from exc
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
-        return cls(conn, path)
+        return cls(conn, path, spend_journal)
 
     def close(self) -> None:
         self._conn.close()
+        if self._journal is not None:
+            self._journal.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -233,7 +262,7 @@ class Ledger:
     def documents(self, job: str) -> list[DocumentRecord]:
         with self._reading():
             rows = self._conn.execute(
-                "SELECT * FROM documents WHERE job = ? ORDER BY path", (job,)
+                f"SELECT {_DOCUMENT_SELECT} FROM documents WHERE job = ? ORDER BY path", (job,)
             ).fetchall()
         return [_record(row, self.path) for row in rows]
 
@@ -246,7 +275,8 @@ class Ledger:
     def document(self, job: str, path: str) -> DocumentRecord:
         with self._reading():
             row = self._conn.execute(
-                "SELECT * FROM documents WHERE job = ? AND path = ?", (job, path)
+                f"SELECT {_DOCUMENT_SELECT} FROM documents WHERE job = ? AND path = ?",
+                (job, path),
             ).fetchone()
         if row is None:
             raise LedgerError(f"no ledger row for job {job!r}, document {path}")
@@ -254,11 +284,10 @@ class Ledger:
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[RunRow]:
         """The newest `limit` runs, of `job` or of every job, newest first."""
-        usage_columns = ", ".join(column for column, _, _ in _USAGE_COLUMNS)
         where, params = ("WHERE job = ?", [job]) if job else ("", [])
         rows = self._conn.execute(
             "SELECT run_id, job, status, started_at, finished_at, exit_status, trigger,"
-            f" service_downtime, summary, {usage_columns}, currency FROM runs {where}"
+            f" service_downtime, summary, {_USAGE_SELECT} FROM runs {where}"
             " ORDER BY started_at DESC LIMIT ?",
             (*params, limit),
         ).fetchall()
@@ -272,11 +301,10 @@ class Ledger:
         return None if row is None else row[0]
 
     def last_run(self, job: str) -> dict[str, Any] | None:
-        usage_columns = ", ".join(column for column, _, _ in _USAGE_COLUMNS)
         with self._reading():
             row = self._conn.execute(
-                f"SELECT run_id, status, started_at, finished_at, summary, {usage_columns},"
-                " currency FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
+                f"SELECT run_id, status, started_at, finished_at, summary, {_USAGE_SELECT}"
+                " FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
                 (job,),
             ).fetchone()
         if row is None:
@@ -294,6 +322,13 @@ class Ledger:
         except (ValueError, TypeError) as exc:
             raise LedgerError(damaged_message(self.path, exc)) from exc
 
+    def run_usage(self, run_id: str) -> Usage:
+        """What the model calls of one run's attempts used, as folded in so far."""
+        row = self._conn.execute(
+            f"SELECT {_USAGE_SELECT} FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return Usage() if row is None else _usage(row)
+
     # -- writing ---------------------------------------------------------------------------
 
     def start_run(self, job: str, run_id: str, pid: int, trigger: str = "") -> list[str]:
@@ -304,6 +339,8 @@ class Ledger:
         now = time.time()
         with self._tx() as db:
             stale = _interrupt(db, job, now)
+            for path in stale:  # what their killed workers were billed for
+                self._settle(db, job, path)
             db.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?"
                 " WHERE job = ? AND status = 'running'",
@@ -330,6 +367,8 @@ class Ledger:
         """Close a run; documents it left running become failed/interrupted (returned)."""
         with self._tx() as db:
             stale = _interrupt(db, job, time.time())
+            for path in stale:
+                self._settle(db, job, path)
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, summary = ?,"
                 " exit_status = coalesce(?, exit_status) WHERE run_id = ?",
@@ -394,18 +433,19 @@ class Ledger:
         return int(row[0])
 
     def record(self, job: str, path: str, outcome: Outcome) -> None:
-        """Store a finished attempt's outcome (messages and warnings cut to bounded sizes)."""
+        """Store a finished attempt's outcome (messages and warnings cut to bounded sizes)
+        and fold in its spend from the journal (the outcome's own `usage` is the worker's
+        view, for display only)."""
         now = time.time()
         if isinstance(outcome, Success):
             values: tuple[Any, ...] = ("done", None, None, outcome.chunks)
         else:
             values = ("failed", outcome.error_class.value, bounded(outcome.message), None)
-        usage = _usage_values(outcome.usage)
         with self._tx() as db:
             db.execute(
                 "UPDATE documents SET status = ?, error_class = ?, error_message = ?, chunks = ?,"
-                " warnings = ?, timings = ?, peak_rss = ?, finished_at = ?, updated_at = ?,"
-                f" {_ADD_USAGE}, {_CURRENCY} WHERE job = ? AND path = ?",
+                " warnings = ?, timings = ?, peak_rss = ?, finished_at = ?, updated_at = ?"
+                " WHERE job = ? AND path = ?",
                 (
                     *values,
                     json.dumps(bounded_warnings(outcome.warnings)),
@@ -413,17 +453,61 @@ class Ledger:
                     outcome.peak_rss,
                     now,
                     now,
-                    *usage,
                     job,
                     path,
                 ),
             )
-            if not outcome.usage.empty:
-                db.execute(
-                    f"UPDATE runs SET {_ADD_USAGE}, {_CURRENCY} WHERE run_id ="
-                    " (SELECT run_id FROM documents WHERE job = ? AND path = ?)",
-                    (*usage, job, path),
-                )
+            self._settle(db, job, path)
+
+    def settle(self, job: str, path: str) -> None:
+        """Fold a document's journalled spend into the ledger (see the module docstring)."""
+        with self._tx() as db:
+            self._settle(db, job, path)
+
+    def _settle(self, db: sqlite3.Connection, job: str, path: str) -> None:
+        row = db.execute(
+            "SELECT spend_mark, run_id FROM documents WHERE job = ? AND path = ?", (job, path)
+        ).fetchone()
+        journal = self._open_journal()
+        if row is None or journal is None:
+            return
+        mark, run_id = row
+        try:
+            found = journal.execute(
+                f"SELECT max(id), {_JOURNAL_SUMS}, coalesce(max(currency), '') FROM spend"
+                " WHERE job = ? AND document = ? AND id > ?",
+                (job, path, mark),
+            ).fetchone()
+        except sqlite3.Error as exc:  # folded later: the rows stay after the mark
+            log.warning("spend journal %s unreadable: %s", self._journal_path, exc)
+            return
+        last, *sums = found
+        if last is None:
+            return
+        values = _usage_values(_usage(sums))
+        db.execute(
+            f"UPDATE documents SET {_ADD_USAGE}, {_CURRENCY}, spend_mark = ?"
+            " WHERE job = ? AND path = ?",
+            (*values, last, job, path),
+        )
+        db.execute(f"UPDATE runs SET {_ADD_USAGE}, {_CURRENCY} WHERE run_id = ?",
+                   (*values, run_id))  # fmt: skip
+
+    def _open_journal(self) -> sqlite3.Connection | None:
+        """The journal, once it exists (workers create it with their first answer)."""
+        if self._journal is not None or self._journal_path is None:
+            return self._journal
+        if not self._journal_path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(self._journal_path, timeout=30.0, isolation_level=None)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spend'").fetchone():
+                self._journal = conn
+            else:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("spend journal %s unreadable: %s", self._journal_path, exc)
+        return self._journal
 
     def requeue(self, job: str, paths: Sequence[str], reason: str) -> None:
         """Documents done whose graph data is gone: pending again, attempts from zero."""
@@ -438,6 +522,7 @@ class Ledger:
     def release(self, job: str, path: str, *, keep_error: bool = False) -> None:
         """Put a document back to pending without counting the attempt (the job stopped)."""
         with self._tx() as db:
+            self._settle(db, job, path)
             db.execute(
                 "UPDATE documents SET status = 'pending', attempts = max(attempts - 1, 0),"
                 " error_class = CASE WHEN ? THEN error_class END,"
@@ -530,6 +615,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN currency TEXT NOT NULL DEFAULT ''")
         if version < 3:
+            for table in ("documents", "runs"):
+                for column, _, declaration in _V3_USAGE_COLUMNS:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            conn.execute("ALTER TABLE documents ADD COLUMN spend_mark INTEGER NOT NULL DEFAULT 0")
+        if version < 4:
             for column, declaration in _HISTORY_COLUMNS:
                 conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -549,14 +639,14 @@ def _run_row(row: Sequence[Any]) -> RunRow:
 
 
 def _usage_values(usage: Usage) -> tuple[Any, ...]:
-    return (*(getattr(usage, name) for _, name, _ in _USAGE_COLUMNS), usage.currency,
+    return (*(getattr(usage, name) for _, name, _ in _ALL_USAGE_COLUMNS), usage.currency,
             usage.currency)  # fmt: skip
 
 
 def _usage(values: Sequence[Any]) -> Usage:
     """Usage from the usage columns followed by currency, as selected from a row."""
     *counts, currency = values
-    fields = {name: value for (_, name, _), value in zip(_USAGE_COLUMNS, counts, strict=True)}
+    fields = {name: value for (_, name, _), value in zip(_ALL_USAGE_COLUMNS, counts, strict=True)}
     return Usage(**fields, currency=currency)
 
 
@@ -590,7 +680,7 @@ def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
 def _record(row: tuple[Any, ...], ledger: Path) -> DocumentRecord:
     """A documents row as a record; a value of the wrong shape is a damaged ledger."""
     (job, path, sha, size, status, attempts, ecls, emsg, warn, timings, rss, chunks, run_id,
-     started, finished, _updated, *usage) = row  # fmt: skip
+     started, finished, *usage) = row  # fmt: skip
     try:
         return DocumentRecord(
             job=str(job),

@@ -60,15 +60,20 @@ def format_cost(u: Usage) -> str:
 
 
 def format_usage(u: Usage) -> str:
-    """Model usage in one line: calls, tokens in and out, cost."""
-    calls = f"{u.calls} calls" + (f" + {u.cached_answers} from cache" if u.cached_answers else "")
-    return (
-        f"{calls} · tokens in {format_tokens(u.prompt_tokens)}"
+    """Model usage in one line: what was spent (calls, tokens in and out, cost), then what
+    was reused from the response cache (answers, and what they cost when bought)."""
+    spent = (
+        f"spent: {u.calls} calls · tokens in {format_tokens(u.prompt_tokens)}"
         f" ({format_tokens(u.cache_hit_tokens)} cache hit)"
         f", out {format_tokens(u.completion_tokens)}"
         f" ({format_tokens(u.reasoning_tokens)} reasoning)"
         f" · cost {u.cost:.4f} {u.currency}".rstrip()
     )
+    reused = f"reused from cache: {u.cached_answers} answers"
+    if u.cached_answers:
+        bought = f"bought for {u.reused_cost:.4f} {u.currency}".rstrip()
+        reused += f" ({bought})"
+    return f"{spent} · {reused}"
 
 
 def format_started(e: RunStarted) -> str:

@@ -78,6 +78,8 @@ class LlmConfig:
     analysis_max_tokens: int = 32768
     chunk_response_format: str = "json_object"
     analysis_response_format: str = "text"
+    analysis_batch_chunks: int = 16  # chunks per analysis call; 1: one call per chunk
+    analysis_batch_tokens: int = 4000  # about this many tokens of chunk text per call
     window_chars: int = 24000
     prices: Prices = field(default_factory=Prices)
     # Not a key: <state_dir>/llm, filled in by lexi_maint.config (response cache, slots).
@@ -98,6 +100,10 @@ class LlmConfig:
     @property
     def slots_dir(self) -> Path:
         return self.state_dir / "slots"
+
+    @property
+    def inflight_dir(self) -> Path:
+        return self.state_dir / "inflight"
 
 
 def _has_credentials(url: str) -> bool:
@@ -137,6 +143,10 @@ def parse_llm(top: Table) -> LlmConfig:
         )
         chunk_format = t.choice("chunk_response_format", RESPONSE_FORMATS, "json_object")
         analysis_format = t.choice("analysis_response_format", RESPONSE_FORMATS, "text")
+        batch_chunks = t.integer("analysis_batch_chunks", d.analysis_batch_chunks, low=1, high=256)
+        batch_tokens = t.integer(
+            "analysis_batch_tokens", d.analysis_batch_tokens, low=100, high=10**6
+        )
         window = t.integer("window_chars", d.window_chars, low=1000, high=10**7)
         prices = _prices(t)
         if provider != "none":
@@ -161,6 +171,8 @@ def parse_llm(top: Table) -> LlmConfig:
         analysis_max_tokens=analysis_tokens,
         chunk_response_format=chunk_format,
         analysis_response_format=analysis_format,
+        analysis_batch_chunks=batch_chunks,
+        analysis_batch_tokens=batch_tokens,
         window_chars=window,
         prices=prices,
     )

@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -42,7 +42,6 @@ from lexi_maint.events import (
     RunSummary,
 )
 from lexi_maint.ledger import Failure, Ledger, Outcome, Success
-from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryProbe, MemoryReading
 from lexi_maint.pipeline.contract import SourceFile
 from lexi_maint.pipeline.outage import OutageGuard, Verdict
@@ -85,7 +84,6 @@ class _Tally:
     failed: int = 0
     finished: int = 0
     started_at: float = field(default_factory=time.monotonic)
-    usage: Usage = field(default_factory=Usage)
 
 
 class Runner:
@@ -122,11 +120,12 @@ class Runner:
         queue = [d.path for d in decisions if d.action is Action.PROCESS]
         self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
         scheduler = Scheduler(
-            [d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+            largest_first([d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+                          self._found),
             workers=self._s.workers,
             max_attempts=self._s.max_attempts,
             solo_last=[d.path for d in decisions if d.action is Action.PROCESS and d.solo],
-        )
+        )  # fmt: skip
         try:
             if self._outage is not None:
                 self._outage.check_all()  # a dependency down at the start: wait before any work
@@ -223,7 +222,6 @@ class Runner:
         r.conn.close()
         del self._running[r.path]
         self._ledger.record(self._s.job, r.path, outcome)
-        self._tally.usage = self._tally.usage + outcome.usage
         if isinstance(outcome, Failure) and self._outage_claim_holds(r, outcome):
             self._give_back(scheduler, r, outcome, queued=queued)
             return
@@ -316,7 +314,6 @@ class Runner:
                 released += 1
                 continue
             self._ledger.record(self._s.job, r.path, result)  # it finished just in time
-            self._tally.usage = self._tally.usage + result.usage
             self._tally.finished += 1
             if isinstance(result, Failure):
                 self._tally.failed += 1
@@ -399,7 +396,7 @@ class Runner:
             vanished=counts[Action.VANISHED],
             failed_in_ledger=failed_rows,
             seconds=time.monotonic() - self._tally.started_at,
-            usage=self._tally.usage,
+            usage=self._ledger.run_usage(self._run_id),  # killed attempts' spend included
             stopped=self._stopped.reason if self._stopped else "",
             left_pending=self._left_pending,
             signal=signal.Signals(signum).name if signum is not None else "",
@@ -424,6 +421,13 @@ def _started_event(
         vanished=count(Action.VANISHED),
         interrupted=interrupted,
     )
+
+
+def largest_first(paths: Sequence[str], found: Mapping[str, Found]) -> list[str]:
+    """The longest documents start first (by file size; ties keep the plan's order): a
+    large document that started last would run alone at the end, its model calls
+    trickling through a pool the others have left empty."""
+    return sorted(paths, key=lambda path: -found[path].size)
 
 
 def _receive(conn: Connection) -> Outcome | None:

@@ -59,7 +59,7 @@ def test_a_foreground_run_and_a_daemon_run_in_the_history(ledger: Ledger) -> Non
     assert lines[3].endswith("foreground")
 
 
-def test_a_version_2_ledger_gains_the_history_columns(tmp_path: Path) -> None:
+def test_a_version_3_ledger_gains_the_history_columns(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     Ledger.open(path).close()
     conn = sqlite3.connect(path)
@@ -67,7 +67,7 @@ def test_a_version_2_ledger_gains_the_history_columns(tmp_path: Path) -> None:
         conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     conn.execute("INSERT INTO runs (run_id, job, pid, status, started_at) VALUES ('old', 'j', 1,"
                  " 'finished', 1.0)")  # fmt: skip
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
     with Ledger.open(path) as ledger:
