@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lexi_maint.alerts.config import AlertsConfig, parse_alerts
 from lexi_maint.errors import ConfigError, ConfigProblem
 from lexi_maint.graph.config import GraphConfig, parse_graph
 from lexi_maint.lifecycle.config import (
@@ -26,6 +27,7 @@ from lexi_maint.lifecycle.config import (
     parse_service,
 )
 from lexi_maint.llm.config import LlmConfig, parse_llm
+from lexi_maint.metrics.config import MetricsConfig, parse_metrics
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
 from lexi_maint.tomltable import Reader, Table
@@ -68,6 +70,8 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def job(self, name: str) -> JobConfig:
         from lexi_maint.errors import UsageError
@@ -88,6 +92,15 @@ def resolve_config_path(cli_value: str | None, environ: Mapping[str, str] = os.e
     if environ.get(CONFIG_ENV):
         return Path(environ[CONFIG_ENV])
     return DEFAULT_CONFIG_PATH
+
+
+def config_origin(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """Where `resolve_config_path` took the path from, for messages."""
+    if cli_value:
+        return "given by --config"
+    if environ.get(CONFIG_ENV):
+        return f"named by ${CONFIG_ENV}"
+    return f"the default path; ${CONFIG_ENV} is not set"
 
 
 def load_config(path: Path) -> Config:
@@ -119,6 +132,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service = parse_service(top)
         daemon = parse_daemon(top)
         llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        metrics = parse_metrics(top)
+        alerts = parse_alerts(top)
         jobs = _jobs(top, llm)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -130,6 +145,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service=service,
         daemon=daemon,
         llm=llm,
+        metrics=metrics,
+        alerts=alerts,
     )
 
 

@@ -65,6 +65,7 @@ class RunSummary:
     usage: Usage = field(default_factory=Usage)  # model calls of every attempt in this run
     stopped: str = ""  # why the job stopped early (API key rejected, no balance), else ""
     left_pending: int = 0  # documents the stop left pending
+    signal: str = ""  # the signal that interrupted the run ("SIGINT"), else ""
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +90,7 @@ class RunSummary:
             "llm": self.usage.to_json(),
             "stopped": self.stopped,
             "left_pending": self.left_pending,
+            "signal": self.signal,
         }
 
 

@@ -38,6 +38,7 @@ class RunOptions:
     reprocess: bool = False
     workers: int | None = None  # overrides the job's `workers`
     run_id: str | None = None  # given by the daemon; otherwise made up here
+    trigger: str = "foreground"  # what started the run (the daemon records its own)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def run_job(
         cache = FingerprintCache(paths.inventory(job.name))
         found = take_inventory(files, job.input, job.parse.max_bytes, cache)
         run_id = options.run_id or new_run_id(job.name)
-        interrupted = ledger.start_run(job.name, run_id, os.getpid())
+        trigger = "" if options.run_id else options.trigger
+        interrupted = ledger.start_run(job.name, run_id, os.getpid(), trigger)
         _reconcile(ledger, job.name, target)
         decisions = plan(
             found,
@@ -140,7 +142,7 @@ def run_job(
             ledger.finish_run(job.name, run_id, "cancelled", {})
             raise
         status = "stopped" if summary.stopped else "finished"
-        ledger.finish_run(job.name, run_id, status, summary.to_json())
+        ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
         return summary
 
 

@@ -19,6 +19,8 @@ Schema versions (PRAGMA user_version), upgraded in place when a ledger is opened
        spend_mark are added to the document and to the run that made the attempt, and the
        mark moves on, in one transaction. So totals equal what the provider billed, a
        killed attempt's calls included.
+    4  run history columns on runs: exit_status, trigger (timer, operator, foreground) and
+       service_downtime (seconds the service was stopped for the run; daemon runs only).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from lexi_maint.plan import Action, Decision, Found, Known, Status
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -88,6 +90,11 @@ _V3_USAGE_COLUMNS = (("reused_cost", "reused_cost", "REAL NOT NULL DEFAULT 0"),)
 _ALL_USAGE_COLUMNS = _USAGE_COLUMNS + _V3_USAGE_COLUMNS
 _ADD_USAGE = ", ".join(f"{column} = {column} + ?" for column, _, _ in _ALL_USAGE_COLUMNS)
 _CURRENCY = "currency = CASE WHEN ? = '' THEN currency ELSE ? END"
+_HISTORY_COLUMNS = (
+    ("exit_status", "INTEGER"),
+    ("trigger", "TEXT NOT NULL DEFAULT ''"),
+    ("service_downtime", "REAL"),
+)
 _RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _ALL_USAGE_COLUMNS)
 _USAGE_SELECT = ", ".join(column for column, _, _ in _ALL_USAGE_COLUMNS) + ", currency"
 _DOCUMENT_SELECT = (
@@ -161,6 +168,22 @@ class Failure:
 
 
 Outcome = Success | Failure
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the ledger's runs table keeps it (`lexi-maint runs`)."""
+
+    run_id: str
+    job: str
+    status: str  # running, finished, stopped, cancelled, interrupted, failed
+    started_at: float
+    finished_at: float | None
+    exit_status: int | None
+    trigger: str  # timer, operator, foreground; "" for runs recorded before version 3
+    service_downtime: float | None  # seconds; None: foreground run, or not restored
+    summary: Mapping[str, Any]
+    usage: Usage = field(default_factory=Usage)
 
 
 class Ledger:
@@ -259,6 +282,24 @@ class Ledger:
             raise LedgerError(f"no ledger row for job {job!r}, document {path}")
         return _record(row, self.path)
 
+    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRow]:
+        """The newest `limit` runs, of `job` or of every job, newest first."""
+        where, params = ("WHERE job = ?", [job]) if job else ("", [])
+        rows = self._conn.execute(
+            "SELECT run_id, job, status, started_at, finished_at, exit_status, trigger,"
+            f" service_downtime, summary, {_USAGE_SELECT} FROM runs {where}"
+            " ORDER BY started_at DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_run_row(row) for row in rows]
+
+    def last_success(self, job: str) -> float | None:
+        """When the job's last run with exit status 0 ended."""
+        row = self._conn.execute(
+            "SELECT max(finished_at) FROM runs WHERE job = ? AND exit_status = 0", (job,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def last_run(self, job: str) -> dict[str, Any] | None:
         with self._reading():
             row = self._conn.execute(
@@ -290,10 +331,10 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def start_run(self, job: str, run_id: str, pid: int) -> list[str]:
+    def start_run(self, job: str, run_id: str, pid: int, trigger: str = "") -> list[str]:
         """Record a new run; documents left `running` by a dead run become failed/interrupted.
 
-        Returns the paths that were interrupted.
+        Returns the paths that were interrupted. `trigger`: what started it (see RunRow).
         """
         now = time.time()
         with self._tx() as db:
@@ -307,15 +348,21 @@ class Ledger:
             )
             db.execute(
                 # the same run id again: the daemon resumes a run after an OOM kill
-                "INSERT INTO runs (run_id, job, pid, status, started_at) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO runs (run_id, job, pid, status, started_at, trigger)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id) DO UPDATE SET pid = excluded.pid, status = 'running',"
                 " finished_at = NULL",
-                (run_id, job, pid, "running", now),
+                (run_id, job, pid, "running", now, trigger),
             )
         return stale
 
     def finish_run(
-        self, job: str, run_id: str, status: str, summary: Mapping[str, Any]
+        self,
+        job: str,
+        run_id: str,
+        status: str,
+        summary: Mapping[str, Any],
+        exit_status: int | None = None,
     ) -> list[str]:
         """Close a run; documents it left running become failed/interrupted (returned)."""
         with self._tx() as db:
@@ -323,10 +370,36 @@ class Ledger:
             for path in stale:
                 self._settle(db, job, path)
             db.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
-                (status, time.time(), json.dumps(dict(summary)), run_id),
+                "UPDATE runs SET status = ?, finished_at = ?, summary = ?,"
+                " exit_status = coalesce(?, exit_status) WHERE run_id = ?",
+                (status, time.time(), json.dumps(dict(summary)), exit_status, run_id),
             )
         return stale
+
+    def record_daemon_run(
+        self,
+        job: str,
+        run_id: str,
+        *,
+        status: str,
+        started_at: float,
+        exit_status: int,
+        trigger: str,
+        service_downtime: float | None,
+    ) -> None:
+        """What the daemon knows of a run once it is over: its exit status, what started it
+        and how long the service was down. A run that never reached its job unit (preflight
+        failed) gets its row here; a run the pipeline recorded keeps its own status."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, job, pid, status, started_at, finished_at,"
+                " exit_status, trigger, service_downtime) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET exit_status = excluded.exit_status,"
+                " trigger = excluded.trigger, service_downtime = excluded.service_downtime,"
+                " finished_at = coalesce(finished_at, excluded.finished_at)",
+                (run_id, job, status, started_at, time.time(), exit_status, trigger,
+                 service_downtime),
+            )  # fmt: skip
 
     def apply_plan(self, job: str, found: Sequence[Found], decisions: Sequence[Decision]) -> None:
         """Insert new documents, reset changed ones, mark vanished ones skipped."""
@@ -546,11 +619,23 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 for column, _, declaration in _V3_USAGE_COLUMNS:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             conn.execute("ALTER TABLE documents ADD COLUMN spend_mark INTEGER NOT NULL DEFAULT 0")
+        if version < 4:
+            for column, declaration in _HISTORY_COLUMNS:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _run_row(row: Sequence[Any]) -> RunRow:
+    run_id, job, status, started, finished, exit_status, trigger, downtime, summary = row[:9]
+    return RunRow(
+        run_id=run_id, job=job, status=status, started_at=started, finished_at=finished,
+        exit_status=exit_status, trigger=trigger, service_downtime=downtime,
+        summary=json.loads(summary), usage=_usage(row[9:]),
+    )  # fmt: skip
 
 
 def _usage_values(usage: Usage) -> tuple[Any, ...]:

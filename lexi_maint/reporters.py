@@ -4,7 +4,9 @@
   daemon reads back as the unit's StatusText.
 - `EventFile`: one JSON line per finished document in state_dir/runs/RUN.jsonl, which the
   daemon tails to stream progress to waiting clients.
-- `JournalReporter`: per-document log records with LEXI_JOB/RUN/DOCUMENT/PHASE fields.
+- `JournalReporter`: per-document log records with LEXI_JOB/RUN/DOCUMENT/PHASE fields and
+  the document's LEXI_OUTCOME (done, failed, retry) and LEXI_ERROR_CLASS; the run summary as
+  one entry (MESSAGE_ID RUN_SUMMARY) with LEXI_DONE/FAILED/SKIPPED/DURATION.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from lexi_maint.events import DocumentFinished, Event, MemoryHeld, RunFinished, RunStarted
+from lexi_maint.events import (
+    DocumentFinished,
+    Event,
+    MemoryHeld,
+    RunFinished,
+    RunStarted,
+    RunSummary,
+)
 from lexi_maint.ledger import Success
 from lexi_maint.progress import (
     format_document,
@@ -54,6 +63,26 @@ class NotifyReporter:
         elif isinstance(event, RunFinished):
             s = event.summary
             self._notifier.status(f"{self._job}: finished · ✅{s.done} ❌{s.failed}")
+
+
+def document_fields(e: DocumentFinished) -> dict[str, str]:
+    """LEXI_DOCUMENT, LEXI_OUTCOME (done, failed, retry) and LEXI_ERROR_CLASS (pure)."""
+    fields = {"lexi_document": e.path}
+    if isinstance(e.outcome, Success):
+        return {**fields, "lexi_outcome": "done"}
+    outcome = "retry" if e.requeued else "failed"
+    return {**fields, "lexi_outcome": outcome, "lexi_error_class": e.outcome.error_class.value}
+
+
+def summary_fields(s: RunSummary) -> dict[str, str]:
+    """LEXI_DONE, LEXI_FAILED, LEXI_SKIPPED (unchanged, exhausted or gone), LEXI_DURATION
+    in seconds (pure)."""
+    return {
+        "lexi_done": str(s.done),
+        "lexi_failed": str(s.failed),
+        "lexi_skipped": str(s.unchanged + s.exhausted + s.vanished),
+        "lexi_duration": f"{s.seconds:.1f}",
+    }
 
 
 def events_path(state_dir: Path, run_id: str) -> Path:
@@ -142,14 +171,16 @@ class JournalReporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, DocumentFinished):
-            extra = {
-                **self._fields,
-                "lexi_document": event.path,
-                "lexi_phase": "run",
-                "message_id": journal.DOCUMENT_FINISHED,
-            }
+            extra = {**self._fields, **document_fields(event), "lexi_phase": "run",
+                     "message_id": journal.DOCUMENT_FINISHED}  # fmt: skip
             level = logging.INFO if isinstance(event.outcome, Success) else logging.WARNING
             log.log(level, "%s", format_document(event), extra=extra)
+            return
+        if isinstance(event, RunFinished):
+            extra = {**self._fields, **summary_fields(event.summary), "lexi_phase": "run",
+                     "message_id": journal.RUN_SUMMARY}  # fmt: skip
+            level = logging.INFO if event.summary.exit_code == 0 else logging.WARNING
+            log.log(level, "%s", format_summary(event.summary), extra=extra)
             return
         line = _record(event)
         if line is not None:

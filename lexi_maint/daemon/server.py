@@ -150,7 +150,7 @@ class Server:
 
         try:
             record, created = self._runs.submit(
-                request.job, request.reprocess, deliver if request.wait else None
+                request.job, request.reprocess, deliver if request.wait else None, request.trigger
             )
         except RuntimeError as exc:
             await _send(writer, _error(str(exc)))

@@ -89,25 +89,29 @@ def answers(target: GraphTarget) -> Health:
     return Health(True)
 
 
-def connect(target: GraphTarget) -> GraphStore:
+def connect(target: GraphTarget, *, read_only: bool = False) -> GraphStore:
+    """`read_only`: queries cannot change the graph (FalkorDB's GRAPH.RO_QUERY; on Memgraph
+    a read session whose transactions are rolled back)."""
     if target.backend == "memgraph":
         from lexi_maint.graph.memgraph import open_memgraph_store
 
         if target.memgraph is None:
             raise ValueError("memgraph target without connection settings")
-        return open_memgraph_store(target.memgraph)
+        return open_memgraph_store(target.memgraph, read_only=read_only)
     from lexi_maint.graph.falkordb import FalkorGraphStore
 
     if target.socket_path is None:
         raise ValueError("falkordb target without a socket path")
-    return FalkorGraphStore(target.socket_path, target.graph)
+    return FalkorGraphStore(target.socket_path, target.graph, read_only=read_only)
 
 
 @contextmanager
-def session(config: GraphConfig, state_dir: Path) -> Iterator[GraphStore]:
+def session(
+    config: GraphConfig, state_dir: Path, *, read_only: bool = False
+) -> Iterator[GraphStore]:
     """A store for a short operator command (stats, query, schema setup)."""
     with serve(config, state_dir) as target:
-        store = connect(target)
+        store = connect(target, read_only=read_only)
         try:
             yield store
         finally:

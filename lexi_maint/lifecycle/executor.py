@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
@@ -67,6 +68,7 @@ class RunResult:
     message: str
     unit_results: tuple[str, ...] = ()
     checks: tuple[Check, ...] = field(default=())
+    service_downtime: float | None = None  # seconds from stopping the service to restored
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class Executor:
         self._holds.record(request.run_id, job.name, service)
         outcome: _PipelineOutcome | None = None
         problems: list[str] = []
+        stopped_at = time.monotonic()
         try:
             self._enter(machine, request, Phase.QUIESCE, f"stopping {service}")
             self._quiesce(request)
@@ -140,7 +143,9 @@ class Executor:
         finally:
             self._enter(machine, request, Phase.RESTORE, f"starting {service} again")
             restored = self._restore_reporting(request, problems)
-        return self._conclude(machine, request, outcome, problems, restored)
+        result = self._conclude(machine, request, outcome, problems, restored)
+        downtime = time.monotonic() - stopped_at if restored else None
+        return replace(result, service_downtime=downtime)
 
     def _conclude(
         self,

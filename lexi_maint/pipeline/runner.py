@@ -135,7 +135,9 @@ class Runner:
                 self._watch_outage(scheduler)
         finally:
             self._kill_all()
-        if self._stop is not None:
+        if self._stop is not None and self._stop.signum is not None:
+            # the operator still sees what the run did before it raises
+            self._summary(found, decisions, queued=len(queue), signum=self._stop.signum)
             self._stop.check()  # raises Stopped: the caller records the run as cancelled
         return self._summary(found, decisions, queued=len(queue))
 
@@ -371,7 +373,12 @@ class Runner:
         self._running.clear()
 
     def _summary(
-        self, found: Sequence[Found], decisions: Sequence[Decision], *, queued: int
+        self,
+        found: Sequence[Found],
+        decisions: Sequence[Decision],
+        *,
+        queued: int,
+        signum: int | None = None,
     ) -> RunSummary:
         counts = {a: sum(1 for d in decisions if d.action is a) for a in Action}
         failed_rows = sum(
@@ -392,6 +399,7 @@ class Runner:
             usage=self._ledger.run_usage(self._run_id),  # killed attempts' spend included
             stopped=self._stopped.reason if self._stopped else "",
             left_pending=self._left_pending,
+            signal=signal.Signals(signum).name if signum is not None else "",
         )
         self._emit(RunFinished(summary))
         return summary
