@@ -19,6 +19,7 @@ from lexi_maint.alerts.config import AlertsConfig, parse_alerts
 from lexi_maint.errors import ConfigError, ConfigProblem
 from lexi_maint.graph.config import GraphConfig, parse_graph
 from lexi_maint.lifecycle.config import (
+    DEFAULT_JOB_USER,
     DaemonConfig,
     JobLimits,
     ServiceConfig,
@@ -238,7 +239,7 @@ def environment_problems(config: Config) -> list[ConfigProblem]:
                 ConfigProblem(source, f"{where}.input", f"{job.input} is not a directory")
             )
         user = job.limits.user
-        if user:
+        if user and user != DEFAULT_JOB_USER:  # the default one: doctor says if it is missing
             try:
                 pwd.getpwnam(user)
             except KeyError:
