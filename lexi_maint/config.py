@@ -20,12 +20,14 @@ from lexi_maint.graph.config import GraphConfig, parse_graph
 from lexi_maint.lifecycle.config import (
     DaemonConfig,
     JobLimits,
+    Quiesce,
     ServiceConfig,
     parse_daemon,
     parse_limits,
     parse_service,
 )
 from lexi_maint.llm.config import LlmConfig, parse_llm
+from lexi_maint.memplan.config import PlannerConfig, parse_planner
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
 from lexi_maint.tomltable import Reader, Table
@@ -50,6 +52,7 @@ class JobConfig:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     limits: JobLimits = field(default_factory=JobLimits)
     llm: LlmConfig = field(default_factory=LlmConfig)  # the [llm] section, for the stages
+    quiesce: Quiesce = Quiesce.STOP  # what the daemon does to the service during a run
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def job(self, name: str) -> JobConfig:
         from lexi_maint.errors import UsageError
@@ -105,6 +109,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service = parse_service(top)
         daemon = parse_daemon(top)
         llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        planner = parse_planner(top)
         jobs = _jobs(top, llm)
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -116,6 +121,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service=service,
         daemon=daemon,
         llm=llm,
+        planner=planner,
     )
 
 
@@ -142,6 +148,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         attempts = t.integer("max_attempts", 3, low=1, high=100)
         timeout = t.number("document_timeout", 1800.0, low=1.0, high=7 * 86400.0)
         watermark = t.number("memory_watermark", 0.70, low=0.05, high=1.0)
+        quiesce = Quiesce(t.choice("quiesce", tuple(q.value for q in Quiesce), Quiesce.STOP))
         parse = _parse_settings(t)
         chunk = _chunk_settings(t)
         limits = parse_limits(t)
@@ -159,6 +166,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         chunk=chunk,
         limits=limits,
         llm=llm,
+        quiesce=quiesce,
     )
 
 
