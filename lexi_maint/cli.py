@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("daemon", help="run lexi-maintd (started by systemd)")
     doctor = commands.add_parser("doctor", help="check everything a run needs, with reasons")
     doctor.add_argument("job", nargs="?", help="also check this job (default: every job)")
+    plan = commands.add_parser(
+        "plan", help="the memory plan of a job's next run: what happens to the service, and why"
+    )
+    plan.add_argument("job")
+    plan.add_argument("--reprocess", action="store_true", help="plan for every document again")
     commands.add_parser(
         "restore-orphaned",
         help="start the service if a dead daemon left it stopped (lexi-batch@ backstop)",
@@ -159,6 +164,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": lambda c, a: _status(c, a.job, as_json=a.json, out=sys.stdout),
         "graph": _graph,
         "doctor": _doctor,
+        "plan": _plan,
         "restore-orphaned": _restore_orphaned,
     }
     return handlers[args.command](config, args)
@@ -168,6 +174,12 @@ def _doctor(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.doctor import doctor
 
     return doctor(config, args.job, sys.stdout)
+
+
+def _plan(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.planreport import plan_report
+
+    return plan_report(config, args.job, sys.stdout, reprocess=args.reprocess)
 
 
 def _restore_orphaned(config: Config, args: argparse.Namespace) -> int:

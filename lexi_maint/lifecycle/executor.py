@@ -119,7 +119,8 @@ class Executor:
         job = self._config.job(request.job)
         self._enter(machine, request, Phase.PREFLIGHT, "checking before the service is touched")
         checks = self._checks(self._config, job, self._systemd)
-        decision = plan_quiesce(self._config, job, self._systemd, self._probe, self._available)
+        decision = plan_quiesce(self._config, job, self._systemd, self._probe, self._available,
+                                reprocess=request.reprocess)  # fmt: skip
         checks.append(quiesce_check(decision))
         self._log_run(request.run_id, f"{decision.describe()}; {decision.plan.describe()}")
         reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)

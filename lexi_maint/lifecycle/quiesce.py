@@ -62,8 +62,9 @@ class QuiesceDecision:
             Quiesce.SHRINK: f"shrink {unit} by {self.remove}",
             Quiesce.NONE: f"leave {unit} running",
         }[self.action]
-        caps = ""
-        if self.action is not Quiesce.STOP:
+        if self.action is Quiesce.STOP:
+            caps = f" (configured caps: MemoryMax={format_size(self.plan.inputs.memory_max)})"
+        else:
             caps = f" with MemoryMax={format_size(self.plan.memory_max)}"
         note = f" ({self.note})" if self.note else ""
         return f"quiesce = {self.mode}: {what}{caps}{note}"
@@ -110,21 +111,27 @@ def _cannot_shrink(service: ServiceMemory | None, plan: MemoryPlan) -> str:
 def plan_quiesce(
     config: Config,
     job: JobConfig,
-    systemd: SystemdPort,
+    systemd: SystemdPort | None,
     probe: ServiceProbePort,
     available: Callable[[], int] = available_memory,
+    *,
+    reprocess: bool = False,
 ) -> QuiesceDecision:
-    """Read the ledger, the service and the host now, plan, decide."""
+    """Read the ledger, the service and the host now, plan, decide (without systemd, the
+    service counts as not running)."""
     from lexi_maint.jobrun import StatePaths
 
-    try:
-        service = probe.read(systemd.status(config.service.unit))
-    except LexiMaintError:
-        service = None
+    service = None
+    if systemd is not None:
+        try:
+            service = probe.read(systemd.status(config.service.unit))
+        except LexiMaintError:
+            service = None
     free = available()
     history = read_history(StatePaths(config.state_dir).ledger, config.jobs)
-    plan = memory_plan(config, job, service, free, history=history)
+    plan = memory_plan(config, job, service, free, history=history, reprocess=reprocess)
     beside = plan
     if plan.remove:
-        beside = memory_plan(config, job, service, free, may_shrink=False, history=history)
+        beside = memory_plan(config, job, service, free, may_shrink=False, history=history,
+                             reprocess=reprocess)  # fmt: skip
     return decide(job.quiesce, plan, beside, job.limits)

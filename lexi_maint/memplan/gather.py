@@ -97,7 +97,9 @@ def _kind(path: str) -> str:
 # -- the input folder ------------------------------------------------------------------------
 
 
-def pending_documents(job: JobConfig, known: Iterable[DocumentRecord]) -> list[PendingDocument]:
+def pending_documents(
+    job: JobConfig, known: Iterable[DocumentRecord], *, reprocess: bool = False
+) -> list[PendingDocument]:
     """The documents the next run will process, by size (no hashing: a document done with
     the same size counts as unchanged, one failed max_attempts times as left alone)."""
     by_path = {r.path: r for r in known}
@@ -112,7 +114,7 @@ def pending_documents(job: JobConfig, known: Iterable[DocumentRecord]) -> list[P
         except OSError:
             continue
         record = by_path.get(str(path))
-        if record is not None and record.size == size:
+        if record is not None and record.size == size and not reprocess:
             if record.status is Status.DONE:
                 continue
             if record.status is Status.FAILED and record.attempts >= job.max_attempts:
@@ -193,6 +195,7 @@ def memory_plan(
     *,
     may_shrink: bool = True,
     history: History | None = None,
+    reprocess: bool = False,
 ) -> MemoryPlan:
     """The plan for `job` now, from the ledger and the given service and host readings."""
     from lexi_maint.jobrun import StatePaths
@@ -206,7 +209,7 @@ def memory_plan(
     graph = 0
     if config.graph.backend == "falkordb":  # embedded: it runs inside the job unit
         graph = planner.graph_base + planner.graph_per_chunk * history.chunks
-    pending = pending_documents(job, history.records.get(job.name, ()))
+    pending = pending_documents(job, history.records.get(job.name, ()), reprocess=reprocess)
     # a document the OOM killer met gets the whole configured cap, beside runner and graph
     oom_peak = max(job.limits.memory_max - planner.runner - graph, 0)
     batch = estimate_batch(pending, history.samples, settings, oom_peak)

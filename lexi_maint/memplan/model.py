@@ -72,7 +72,8 @@ class BatchEstimate:
         if not self.documents:
             return "no documents to process"
         if self.history == 0:
-            return f"{self.documents} documents, no history: default per worker"
+            plural = "s" if self.documents != 1 else ""
+            return f"{self.documents} document{plural}, no history, the default"
         basis = f"p95 of {self.history} earlier documents"
         if self.defaulted:
             basis += f", {self.defaulted} of {self.documents} by the default"
