@@ -21,6 +21,7 @@ help:
 	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
+	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -70,6 +71,10 @@ bench-chunk: $(STAMP)
 
 bench-systemd: $(STAMP)
 	$(BIN)/python -m bench.lifecycle
+
+.PHONY: bench-availability
+bench-availability: $(STAMP)
+	$(BIN)/python -m bench.availability
 
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph

@@ -1,0 +1,75 @@
+"""Runs inside the VM: the same batch with quiesce = stop and quiesce = shrink, side by side.
+
+After the scenarios' setup, every gunicorn worker of lexi.service gets ballast memory sized
+so that the shrink job's plan must remove one worker. Then, for ROUNDS rounds, the 48-document
+`big` folder is processed with `lexi-maint submit JOB --wait --reprocess` by the job
+`avail_stop` (quiesce = stop) and by `avail_shrink` (quiesce = shrink), alternating, while a
+prober asks the health URL every 100 ms. Per run: failed requests and seconds of downtime
+(from submit to the service healthy again), the prober's p99 latency during the batch, the
+batch's wall time (submit to the end of --wait) and the job unit's peak memory (memory.peak).
+Writes $OUT/bench.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository copy
+from tests.vm.guest import scenarios
+from tests.vm.guest.prober import Prober, gunicorn_workers
+
+ROUNDS = 2
+JOBS = (("stop", "avail_stop"), ("shrink", "avail_shrink"))
+
+
+def one_run(mode: str, job: str) -> dict[str, Any]:
+    pid = int(scenarios.show("lexi.service", "MainPID"))
+    with Prober() as prober, scenarios.Watch(pid) as watch:
+        started = time.monotonic()
+        done = scenarios.sh(scenarios.LEXI, "submit", job, "--wait", "--reprocess", timeout=1800)
+        ended = time.monotonic()
+        scenarios.wait_for("lexi.service healthy with 4 workers", lambda: scenarios.healthy()
+                           and gunicorn_workers(int(scenarios.show("lexi.service", "MainPID")))
+                           == 4, 120)  # fmt: skip
+        settled = time.monotonic()
+    whole = prober.summary(started, settled)
+    during = prober.summary(started, ended)
+    return {
+        "mode": mode,
+        "rc": done.returncode,
+        "tail": done.stdout[-300:],
+        "wall_s": round(ended - started, 1),
+        "failed": whole["failed"],
+        "requests": whole["requests"],
+        "downtime_s": whole["downtime_s"],
+        "p99_ms": during["p99_ms"],
+        "p50_ms": during["p50_ms"],
+        "job_peak_mb": watch.peak // 2**20,
+        "job_caps": sorted(watch.caps),
+        "workers_seen": watch.workers,
+    }
+
+
+def main() -> int:
+    out = scenarios.OUT
+    out.mkdir(parents=True, exist_ok=True)
+    setup = scenarios.setup()
+    record: dict[str, Any] = {"setup_install_rc": setup["install_rc"]}
+    scenarios.ballast_for_one_worker("avail_shrink", record)
+    runs = []
+    for _ in range(ROUNDS):
+        for mode, job in JOBS:
+            runs.append(one_run(mode, job))
+            scenarios.log(f"bench run: {json.dumps(runs[-1])}")
+            (out / "bench.json").write_text(json.dumps({**record, "runs": runs}, indent=2))
+    record["plan_after"] = scenarios.sh(scenarios.LEXI, "plan", "avail_shrink").stdout
+    (out / "bench.json").write_text(json.dumps({**record, "runs": runs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
