@@ -13,6 +13,7 @@ Writes $OUT/bench.json.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def one_run(mode: str, job: str) -> dict[str, Any]:
                            and gunicorn_workers(int(scenarios.show("lexi.service", "MainPID")))
                            == 4, 120)  # fmt: skip
         settled = time.monotonic()
+    found = re.search(rf"{job}-\d{{8}}T\d{{6}}-[0-9a-f]{{6}}", done.stdout)
     whole = prober.summary(started, settled)
     during = prober.summary(started, ended)
     return {
@@ -51,6 +53,7 @@ def one_run(mode: str, job: str) -> dict[str, Any]:
         "job_peak_mb": watch.peak // 2**20,
         "job_caps": sorted(watch.caps),
         "workers_seen": watch.workers,
+        "timeline": scenarios.timeline(found.group(0)) if found else [],
     }
 
 

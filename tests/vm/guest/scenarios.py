@@ -566,10 +566,20 @@ def daemon_lines(pattern: str) -> list[str]:
     return [line for line in out.splitlines() if pattern in line]
 
 
+def run_timeline(decided: list[str]) -> list[str]:
+    """The daemon's journal lines of the run named in `decided`, with monotonic times."""
+    return timeline(decided[-1].split()[1].rstrip(":")) if decided else []
+
+
+def timeline(run_id: str) -> list[str]:
+    out = sh("journalctl", "-b", "-u", "lexi-maintd", "--no-pager", "-o", "short-monotonic")
+    return [line[:220] for line in out.stdout.splitlines() if run_id in line][-40:]
+
+
 def s10_shrink(r: dict[str, Any]) -> None:
     """lexi-batch@shrink: the plan's workers go, lexi.service answers every request."""
+    ballast_for_one_worker("shrink", r)  # restarts lexi.service: before the prober starts
     with Prober() as prober:
-        ballast_for_one_worker("shrink", r)
         pid = int(show("lexi.service", "MainPID"))
         r["workers_before"] = gunicorn_workers(pid)
         started = time.monotonic()
@@ -588,6 +598,7 @@ def s10_shrink(r: dict[str, Any]) -> None:
         r["decided"] = daemon_lines("quiesce = shrink: shrink lexi.service by")[-1:]
         r["shrunk_lines"] = daemon_lines("shrunk by")[-2:]
         r["restored_lines"] = daemon_lines("active again (grown by")[-1:]
+        r["timeline"] = run_timeline(r["decided"])
         r["ledger_counts"] = ledger("shrink").get("counts")
         r["hold_after"] = (RECORDS / "hold.json").exists()
     r["prober"] = prober.summary()
