@@ -17,7 +17,7 @@ import logging
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import Client
 from lexi_maint.errors import LexiMaintError
-from lexi_maint.lifecycle.hold import Hold, HoldStore
+from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.properties import job_unit_pattern
 
@@ -57,8 +57,8 @@ def restore_orphaned(config: Config) -> int:
 
 def _grow_back(config: Config, systemd: SystemdPort, holds: HoldStore, hold: Hold) -> None:
     """Send the grow signal once per removed worker, if the master that lost them runs."""
-    if hold.mode != "shrink" or not hold.shrunk_by:
-        return
+    if hold.mode != "shrink" or not hold.shrunk_by or hold.boot_id != current_boot_id():
+        return  # after a reboot the service runs its configured workers (and PIDs repeat)
     if systemd.status(hold.service).main_pid != hold.main_pid:
         log.warning("%s has a new main process: it runs its configured workers", hold.service)
         return

@@ -17,7 +17,7 @@ from typing import Protocol
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError, SystemdError
 from lexi_maint.lifecycle.config import Quiesce
-from lexi_maint.lifecycle.hold import Hold, HoldStore
+from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
 from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
@@ -325,11 +325,14 @@ class Executor:
         service = self._config.service
         hold = self._holds.load()
         grown = ""
-        if hold is not None and hold.mode == Quiesce.SHRINK.value and hold.shrunk_by:
+        if hold is not None and hold.shrunk_by:
             # recorded first: a grow cut short leaves the service a worker short, never
             # grown twice past its configured count
             self._holds.save(replace(hold, shrunk_by=0))
-            grown = self._resizer.grow(hold.main_pid, hold.shrunk_by, hold.workers) + "; "
+            if hold.boot_id == current_boot_id():
+                grown = self._resizer.grow(hold.main_pid, hold.shrunk_by, hold.workers) + "; "
+            else:  # after a reboot a MainPID may repeat: the service runs its configured count
+                grown = "rebooted since it was shrunk: nothing to grow back; "
         # a no-op for a running service; starts one that was stopped, or died meanwhile
         result = self._systemd.start_unit(service.unit, service.start_timeout)
         status = self._systemd.status(service.unit)

@@ -271,3 +271,18 @@ def test_none_runs_beside_the_service_or_refuses(tmp_path: Path) -> None:
     result = refused.run()
     assert result.exit_code == EXIT_PREFLIGHT
     assert "does not fit beside the service" in result.message
+
+
+def test_after_a_reboot_a_repeated_main_pid_is_not_grown(tmp_path: Path) -> None:
+    world = World(tmp_path)  # after the reboot the new master happens to have PID 100 again
+    hold = world.holds.record("run1", "j", SERVICE, mode="shrink", main_pid=100, workers=4)
+    world.holds.save(dataclasses.replace(hold, shrunk_by=2, boot_id="an-earlier-boot"))
+    recover_until_restored(
+        world.config, world.systemd, world.executor, world.holds, RunQueue(), lambda: None,
+        threading.Event(),
+    )  # fmt: skip
+    assert TTIN not in [v for v, _ in world.verbs()]
+    assert world.systemd.workers[SERVICE] == 4 and world.holds.load() is None
+    earlier = dataclasses.replace(hold, shrunk_by=2, boot_id="an-earlier-boot")
+    _grow_back(world.config, world.systemd, world.holds, earlier)  # the backstop, too
+    assert TTIN not in [v for v, _ in world.verbs()]
