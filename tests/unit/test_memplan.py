@@ -177,3 +177,28 @@ def test_description_names_the_decision_and_its_inputs() -> None:
     lowered = make_plan(replace(INPUTS, memory_max=400 * MiB, memory_high=350 * MiB))
     assert "2 batch workers (lowered from 4)" in lowered.describe()
     assert "does not fit: " in make_plan(INPUTS, may_shrink=False).describe()
+
+
+def test_quiesce_decisions_by_mode() -> None:
+    from lexi_maint.lifecycle.config import JobLimits, Quiesce
+    from lexi_maint.lifecycle.quiesce import decide
+
+    limits = JobLimits(memory_high=3 * 2**30, memory_max=4 * 2**30)
+    fits = make_plan(INPUTS)
+    beside = make_plan(INPUTS, may_shrink=False)
+    shrink = decide(Quiesce.SHRINK, fits, beside, limits)
+    assert (shrink.action, shrink.remove, shrink.problem) == (Quiesce.SHRINK, 2, "")
+    assert shrink.limits(limits).memory_max == 700 * MiB and shrink.workers(4) == 4
+    stop = decide(Quiesce.STOP, fits, beside, limits)
+    assert (stop.action, stop.remove, stop.limits(limits)) == (Quiesce.STOP, 0, limits)
+    none = decide(Quiesce.NONE, fits, beside, limits)
+    assert none.action is Quiesce.NONE and "does not fit beside the service" in none.problem
+    # auto: not a gunicorn master → stop, if stopping frees enough for memory_max
+    other = replace(INPUTS, service=replace(SERVICE, resizable=False))
+    auto = decide(Quiesce.AUTO, make_plan(other), make_plan(other, may_shrink=False), limits)
+    assert auto.action is Quiesce.STOP and "not a gunicorn master" in auto.note
+    assert "neither shrinking" in auto.problem  # 600 MiB + 900 MiB < 4 GiB
+    roomy = replace(other, available=4 * 2**30)
+    auto = decide(Quiesce.AUTO, make_plan(roomy), make_plan(roomy, may_shrink=False), limits)
+    assert auto.action is Quiesce.STOP and auto.problem == ""
+    assert decide(Quiesce.AUTO, fits, beside, limits).action is Quiesce.SHRINK
