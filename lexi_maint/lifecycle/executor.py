@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -119,10 +120,12 @@ class Executor:
         job = self._config.job(request.job)
         self._enter(machine, request, Phase.PREFLIGHT, "checking before the service is touched")
         checks = self._checks(self._config, job, self._systemd)
+        started = time.monotonic()
         decision = plan_quiesce(self._config, job, self._systemd, self._probe, self._available,
                                 reprocess=request.reprocess)  # fmt: skip
         checks.append(quiesce_check(decision))
-        self._log_run(request.run_id, f"{decision.describe()}; {decision.plan.describe()}")
+        self._log_run(request.run_id, f"{decision.describe()}; {decision.plan.describe()}"
+                      f" (planned in {time.monotonic() - started:.2f} s)")  # fmt: skip
         reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
         if not reasons:
             try:

@@ -1,6 +1,7 @@
 """Runs inside the VM: the same batch with quiesce = stop and quiesce = shrink, side by side.
 
-After the scenarios' setup, every gunicorn worker of lexi.service gets ballast memory sized
+After the scenarios' setup and a warm-up run of cao_import (the same files: the ledger's
+history the plan learns from), every gunicorn worker of lexi.service gets ballast memory sized
 so that the shrink job's plan must remove one worker. Then, for ROUNDS rounds, the 48-document
 `big` folder is processed with `lexi-maint submit JOB --wait --reprocess` by the job
 `avail_stop` (quiesce = stop) and by `avail_shrink` (quiesce = shrink), alternating, while a
@@ -62,6 +63,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     setup = scenarios.setup()
     record: dict[str, Any] = {"setup_install_rc": setup["install_rc"]}
+    # history for the plan (same files as the big folder's), then ballast sized from it
+    warm = scenarios.sh(scenarios.LEXI, "submit", "cao_import", "--wait", timeout=900)
+    record["warm_up_rc"] = warm.returncode
     scenarios.ballast_for_one_worker("avail_shrink", record)
     runs = []
     for _ in range(ROUNDS):
