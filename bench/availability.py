@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -27,7 +28,7 @@ ENTRY = """#!/bin/bash
 exec /opt/lexi-maint/venv/bin/python /mnt/host/repo/tests/vm/guest/bench_availability.py \\
     /mnt/host/repo /mnt/host/out
 """
-FIGURES = ("failed", "requests", "downtime_s", "p99_ms", "wall_s", "job_peak_mb")
+FIGURES = ("failed", "requests", "downtime_s", "p99_ms", "wall_s", "job_peak_mb", "batch_cpu_s")
 
 
 def main() -> int:
@@ -41,6 +42,10 @@ def main() -> int:
             print(result.describe())
             return 1
         data = json.loads(path.read_text())
+    kept = REPO / "bench" / "out" / f"availability-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    kept.parent.mkdir(exist_ok=True)
+    kept.write_text(json.dumps(data, indent=2))
+    print(f"every figure, with each run's daemon timeline: {kept}")
     return report(data)
 
 
@@ -50,7 +55,9 @@ def report(data: dict[str, Any]) -> int:
     runs = data["runs"]
     print(f"{'mode':8}" + "".join(f"{f:>13}" for f in FIGURES))
     for run in runs:
-        print(f"{run['mode']:8}" + "".join(f"{run[f]:>13}" for f in FIGURES))
+        cpu = f"  service CPU {run['service_cpu_s']} s, prober CPU {run['prober_cpu_s']} s"
+        cpu += f"  {run['errors']}" if run["errors"] else ""
+        print(f"{run['mode']:8}" + "".join(f"{run[f]:>13}" for f in FIGURES) + cpu)
     medians = {
         mode: {f: median(r[f] for r in runs if r["mode"] == mode) for f in FIGURES}
         for mode in ("stop", "shrink")

@@ -14,6 +14,7 @@ Writes $OUT/bench.json.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -28,8 +29,16 @@ ROUNDS = 2
 JOBS = (("stop", "avail_stop"), ("shrink", "avail_shrink"))
 
 
+def cpu_seconds(unit: str) -> float:
+    """CPU time a unit (or slice) has used so far (CPUUsageNSec)."""
+    value = scenarios.show(unit, "CPUUsageNSec")
+    return int(value) / 1e9 if value.isdigit() else 0.0
+
+
 def one_run(mode: str, job: str) -> dict[str, Any]:
     pid = int(scenarios.show("lexi.service", "MainPID"))
+    service_cpu, batch_cpu, own_cpu = cpu_seconds("lexi.service"), cpu_seconds(
+        "lexi-batch.slice"), os.times()  # fmt: skip
     with Prober() as prober, scenarios.Watch(pid) as watch:
         started = time.monotonic()
         done = scenarios.sh(scenarios.LEXI, "submit", job, "--wait", "--reprocess", timeout=1800)
@@ -38,6 +47,8 @@ def one_run(mode: str, job: str) -> dict[str, Any]:
                            and gunicorn_workers(int(scenarios.show("lexi.service", "MainPID")))
                            == 4, 120)  # fmt: skip
         settled = time.monotonic()
+    after = os.times()
+    service_used = cpu_seconds("lexi.service") - service_cpu if mode == "shrink" else None
     found = re.search(rf"{job}-\d{{8}}T\d{{6}}-[0-9a-f]{{6}}", done.stdout)
     whole = prober.summary(started, settled)
     during = prober.summary(started, ended)
@@ -51,7 +62,13 @@ def one_run(mode: str, job: str) -> dict[str, Any]:
         "downtime_s": whole["downtime_s"],
         "p99_ms": during["p99_ms"],
         "p50_ms": during["p50_ms"],
+        "errors": whole["errors"],
         "job_peak_mb": watch.peak // 2**20,
+        # CPU seconds on the guest's 2 vCPUs: the batch's job units, lexi.service serving the
+        # prober (shrink mode; a restarted service's count starts again), the prober itself
+        "batch_cpu_s": round(cpu_seconds("lexi-batch.slice") - batch_cpu, 1),
+        "service_cpu_s": round(service_used, 1) if service_used is not None else None,
+        "prober_cpu_s": round(after.user + after.system - own_cpu.user - own_cpu.system, 1),
         "job_caps": sorted(watch.caps),
         "workers_seen": watch.workers,
         "timeline": scenarios.timeline(found.group(0)) if found else [],

@@ -1,6 +1,8 @@
 """Runs inside the VM: a client of lexi.service that asks its health URL every 100 ms.
 
-Each request opens a new connection (like a browser after a pause) with a 2 s timeout.
+Each request opens a new connection (like a browser after a pause) with a 5 s timeout: the
+guest runs under TCG, about 12x slower than native, so 5 s here is about 0.4 s on real
+hardware; a request not answered by then counts as failed.
 `Prober.summary()` gives failed requests, seconds of downtime (first failure to the next
 success, added up), and latency percentiles, optionally within a time window.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 INTERVAL = 0.1
+TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Prober:
             sent = time.monotonic()
             ok, error = False, ""
             try:
-                conn = http.client.HTTPConnection(host, port, timeout=2.0)
+                conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
                 conn.request("GET", path)
                 response = conn.getresponse()
                 response.read()
