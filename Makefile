@@ -22,6 +22,7 @@ help:
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
 	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
+	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -113,3 +114,7 @@ uninstall:
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(BIN)/python -m bench.quality

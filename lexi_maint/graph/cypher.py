@@ -168,7 +168,7 @@ def _copy_properties(keys: Sequence[str], source: str) -> str:
     return "{" + ", ".join(f"{_quoted(k)}: {source}.{_quoted(k)}" for k in keys) + "}"
 
 
-CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end")
+CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end", "articles")
 
 CREATE_CHUNKS = RowsStatement(
     f"""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lexi_maint.llm.prompts import CHUNK_TEXT_HEADER, SEGMENTS_HEADER
 from lexi_maint.pipeline.analyze import analyze_chunk
-from lexi_maint.pipeline.chunk import parse_heading
+from lexi_maint.pipeline.articles import parse_heading
 from lexi_maint.pipeline.contract import Chunk
 
 _SIZE = re.compile(r"Chunk size: (\d+) to (\d+) characters\.")
@@ -58,7 +58,7 @@ def chunk_answer(prompt: str) -> list[dict[str, object]]:
         heading = parse_heading(text)
         starts = not chunks or current + length > high or (heading is not None and current >= low)
         if starts:
-            title = heading[1] if heading else " ".join(text.split()[:6])
+            title = heading.title if heading else " ".join(text.split()[:6])
             chunks.append({"start": number, "title": title})
             current = 0
         current += length
