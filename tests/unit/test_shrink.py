@@ -56,9 +56,14 @@ class World:
     """A fake systemd with a 4-worker gunicorn, its probe, and an executor over them."""
 
     def __init__(
-        self, tmp_path: Path, quiesce: str = "shrink", available: int = AVAILABLE, **service: object
+        self,
+        tmp_path: Path,
+        quiesce: str = "shrink",
+        available: int = AVAILABLE,
+        systemd: FakeSystemd | None = None,
+        **service: object,
     ) -> None:
-        self.systemd = FakeSystemd()
+        self.systemd = systemd or FakeSystemd()
         self.systemd.add_service(SERVICE, workers=4)
         self.probe = FakeServiceProbe(self.systemd)
         self.config = make_config(tmp_path, quiesce, **service)
@@ -286,3 +291,25 @@ def test_after_a_reboot_a_repeated_main_pid_is_not_grown(tmp_path: Path) -> None
     earlier = dataclasses.replace(hold, shrunk_by=2, boot_id="an-earlier-boot")
     _grow_back(world.config, world.systemd, world.holds, earlier)  # the backstop, too
     assert TTIN not in [v for v, _ in world.verbs()]
+
+
+class ReplacedOnShrink(FakeSystemd):
+    """The master ignores SIGTTOU, and the service is restarted meanwhile (new MainPID)."""
+
+    def kill_main(self, name: str, signum: int) -> None:
+        super().kill_main(name, signum)
+        if signum == signal.SIGTTOU:
+            self.stop_unit(name, 1)
+            self.start_unit(name, 1)
+
+
+def test_a_master_replaced_while_shrinking_refuses_the_run_and_is_not_grown(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, systemd=ReplacedOnShrink())
+    world.systemd.deaf.add(SERVICE)
+    result = world.run()
+    assert result.exit_code == EXIT_PREFLIGHT and "MainPID changed" in result.message
+    assert "start_transient" not in [v for v, _ in world.verbs()]
+    assert TTIN not in [v for v, _ in world.verbs()]  # a new master has its own count
+    assert world.holds.load() is None
