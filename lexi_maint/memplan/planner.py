@@ -76,7 +76,10 @@ class MemoryPlan:
             else "service not running"
         )
         fixed = i.runner + i.graph_server
-        shared = f"{_size(i.batch.per_worker)} per worker × {self.workers} + {_size(fixed)}"
+        shared = (
+            f"{_size(i.batch.per_worker)} per worker × {self.workers}"
+            f" + {_size(fixed)} runner and graph server"
+        )
         if i.batch.solo:
             shared += f"; {_size(i.batch.solo)} for a document the OOM killer met, run alone"
         batch = f"batch needs {_size(self.need)} ({i.batch.describe()}: {shared})"

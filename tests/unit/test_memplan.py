@@ -171,8 +171,9 @@ def test_description_names_the_decision_and_its_inputs() -> None:
     text = make_plan(INPUTS).describe()
     assert text == (
         "lexi.service: 4 workers × 200 MB PSS; batch needs 560 MB (p95 of 312 earlier"
-        " documents: 100 MB per worker × 4 + 160 MB); available 600 MB → shrink by 2 workers,"
-        " 2 keep serving; job cap MemoryMax=700M MemoryHigh=613M, 4 batch workers"
+        " documents: 100 MB per worker × 4 + 160 MB runner and graph server); available 600 MB"
+        " → shrink by 2 workers, 2 keep serving; job cap MemoryMax=700M MemoryHigh=613M,"
+        " 4 batch workers"
     )
     lowered = make_plan(replace(INPUTS, memory_max=400 * MiB, memory_high=350 * MiB))
     assert "2 batch workers (lowered from 4)" in lowered.describe()
