@@ -7,10 +7,14 @@ DEMO   := $(BIN)/lexi-maint --config config/demo.toml
 
 PREFIX  ?= /opt/lexi-maint
 UNITDIR ?= /etc/systemd/system
+CATALOGDIR ?= /usr/lib/systemd/catalog
+MANDIR ?= /usr/local/share/man
+COMPLETIONDIR ?= /usr/share/bash-completion/completions
 CONFDIR ?= /etc/lexi-maint
 # e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
 PIP_OPTS ?=
 UNITS := lexi-maintd.service lexi-maintd.socket lexi-batch@.service lexi-batch@.timer lexi-batch.slice
+UNITS += lexi-notify@.service
 
 .PHONY: help venv demo test lint typecheck unit integration vm bench-memory bench-chunk bench-graph clean \
 	install uninstall
@@ -18,9 +22,9 @@ UNITS := lexi-maintd.service lexi-maintd.socket lexi-batch@.service lexi-batch@.
 help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
-	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
+	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
-	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
+	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
 	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
 	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
@@ -99,6 +103,11 @@ install:
 	install -d -m 0755 $(CONFDIR)
 	[ -e $(CONFDIR)/lexi-maint.toml ] || install -m 0640 config/lexi-maint.toml $(CONFDIR)/lexi-maint.toml
 	getent group lexi-maint >/dev/null || groupadd --system lexi-maint
+	install -D -m 0644 systemd/lexi-maint.catalog $(CATALOGDIR)/lexi-maint.catalog
+	journalctl --update-catalog
+	install -d -m 0755 $(MANDIR)/man1 $(COMPLETIONDIR)
+	$(PREFIX)/venv/bin/python -m lexi_maint.manpage man > $(MANDIR)/man1/lexi-maint.1
+	$(PREFIX)/venv/bin/python -m lexi_maint.manpage bash > $(COMPLETIONDIR)/lexi-maint
 	systemctl daemon-reload
 	systemctl enable lexi-maintd.socket lexi-maintd.service
 	@echo "installed; edit $(CONFDIR)/lexi-maint.toml, then: systemctl start lexi-maintd"
@@ -108,6 +117,8 @@ uninstall:
 	@[ "$$(id -u)" = 0 ] || { echo "make uninstall must run as root"; exit 2; }
 	-systemctl disable --now 'lexi-batch@*.timer' lexi-maintd.service lexi-maintd.socket
 	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
+	rm -f $(CATALOGDIR)/lexi-maint.catalog $(MANDIR)/man1/lexi-maint.1 $(COMPLETIONDIR)/lexi-maint
+	-journalctl --update-catalog
 	systemctl daemon-reload
 	rm -rf $(PREFIX)
 	@echo "removed; kept $(CONFDIR), /var/lib/lexi-maint and /var/lib/lexi-maintd"

@@ -348,6 +348,14 @@ STATS = "\n".join(
 )
 
 
+# What the ledger is checked against: every document's content hash and chunk count.
+DOCUMENT_HASHES = f"MATCH (d:{DOCUMENT}) RETURN d.path AS path, d.sha256 AS sha256"
+DOCUMENT_CHUNKS = (
+    f"MATCH (d:{DOCUMENT}) OPTIONAL MATCH (d)-[:{HAS_CHUNK}]->(c:{CHUNK})"
+    " RETURN d.path AS path, d.sha256 AS sha256, count(c) AS chunks"
+)
+
+
 def parse_stats(rows: Sequence[Mapping[str, object]]) -> GraphStats:
     """The one row of `STATS` as GraphStats."""
     if len(rows) != 1:

@@ -142,7 +142,7 @@ def build_graph_document(work: Work) -> GraphDocument:
         document=DocumentRow(
             path=str(work.source.path),
             sha256=work.source.sha256,
-            title=parsed.title,
+            title=storable(parsed.title),
             pages=parsed.pages,
         ),
         chunks=tuple(_chunk_row(c, articles) for c, articles in zip(chunks, held, strict=True)),
@@ -153,9 +153,18 @@ def build_graph_document(work: Work) -> GraphDocument:
     )
 
 
+def storable(text: str) -> str:
+    """`text` with the characters graph stores refuse (NUL) replaced by U+FFFD.
+
+    One character for one, so chunk offsets stay true. Untrusted text (a PDF's, a model's
+    answer) may hold NUL; FalkorDB rejects the whole query for it, on every retry.
+    """
+    return text.replace("\0", "\ufffd")
+
+
 def entity_name(label: str, raw: str) -> str:
     """The key of a Term, Party or Date node for a raw value ("" when blank)."""
-    collapsed = " ".join(raw.split())
+    collapsed = storable(" ".join(raw.split()))
     if label == TERM:
         return collapsed.casefold()
     if label in (PARTY, DATE):
@@ -188,8 +197,8 @@ def _chunk_row(chunk: Chunk, articles: list[str]) -> ChunkRow:
     return ChunkRow(
         id=chunk.id,
         index=chunk.index,
-        text=chunk.text,
-        heading=chunk.heading,
+        text=storable(chunk.text),
+        heading=storable(chunk.heading),
         start=chunk.start,
         end=chunk.end,
         articles=articles,
@@ -221,7 +230,7 @@ def _mentions(analyses: Mapping[str, ChunkAnalysis]) -> Iterator[MentionRow]:
                 yield MentionRow(chunk_id=chunk_id, label=label, name=entity_name(label, raw))
         for amount in analysis.amounts:
             if math.isfinite(amount.value):
-                currency = amount.currency.strip().upper()
+                currency = storable(amount.currency.strip().upper())
                 name = f"{currency} {_number(amount.value)}".strip()
                 yield MentionRow(
                     chunk_id=chunk_id,

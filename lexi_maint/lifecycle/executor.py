@@ -76,6 +76,7 @@ class RunResult:
     message: str
     unit_results: tuple[str, ...] = ()
     checks: tuple[Check, ...] = field(default=())
+    service_downtime: float | None = None  # seconds from stopping the service to restored
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class Executor:
         outcome: _PipelineOutcome | None = None
         problems: list[str] = []
         refused = ""
+        stopped_at = time.monotonic()
         try:
             self._enter(machine, request, Phase.QUIESCE, _quiesce_message(decision, service))
             self._quiesce(request, decision, hold)
@@ -181,7 +183,11 @@ class Executor:
             message = f"preflight failed: {refused}; {service} grown back"
             self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
             return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message)
-        return self._conclude(machine, request, outcome, problems, restored)
+        result = self._conclude(machine, request, outcome, problems, restored)
+        downtime = time.monotonic() - stopped_at if restored else None
+        if decision.action is not Quiesce.STOP and downtime is not None:
+            downtime = 0.0  # shrunk or left running: the service answered throughout
+        return replace(result, service_downtime=downtime)
 
     def _conclude(
         self,
@@ -425,8 +431,10 @@ def _verdict(
         return EXIT_PREFLIGHT, f"the pipeline refused its configuration (job units: {units})"
     if outcome.result == "exit-code" and outcome.exit_status == 3:
         return EXIT_SYSTEM, (
-            "the pipeline stopped: graph store or ledger unavailable, or the LLM API refused"
-            f" the key or the balance ran out (journalctl -u 'lexi-pipeline-*'; job units: {units})"
+            "the pipeline stopped: graph store, model API or disk unavailable past outage_budget"
+            " (unprocessed documents stay pending), ledger or state_dir unusable, or the LLM API"
+            " refused the key or the balance ran out"
+            f" (journalctl -u 'lexi-pipeline-*'; job units: {units})"
         )
     detail = f"status {outcome.exit_status}" if outcome.result == "exit-code" else outcome.result
     return EXIT_SYSTEM, f"job unit ended with {detail} (job units: {units})"
