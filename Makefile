@@ -25,6 +25,7 @@ help:
 	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
+	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
 	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
 $(STAMP): pyproject.toml
@@ -75,6 +76,10 @@ bench-chunk: $(STAMP)
 
 bench-systemd: $(STAMP)
 	$(BIN)/python -m bench.lifecycle
+
+.PHONY: bench-availability
+bench-availability: $(STAMP)
+	$(BIN)/python -m bench.availability
 
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph

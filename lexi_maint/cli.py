@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     doctor = command(commands, "doctor", "check everything a run needs, with reasons", DOCTOR_EXIT)
     doctor.add_argument("job", nargs="?", help="also check this job (default: every job)")
+    plan = command(
+        commands, "plan",
+        "the memory plan of a job's next run: what happens to the service, and why",
+        "exit status: 0 the run would go ahead; 1 its quiesce mode would be refused.\n",
+    )  # fmt: skip
+    plan.add_argument("job", help="job name (a [jobs.NAME] table in the config)")
+    plan.add_argument("--reprocess", action="store_true", help="plan for every document again")
     command(
         commands, "restore-orphaned",
         "start the service if a dead daemon left it stopped (lexi-batch@ backstop)",
@@ -305,6 +312,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "runs": _runs,
         "verify": _verify,
         "doctor": _doctor,
+        "plan": _plan,
         "restore-orphaned": _restore_orphaned,
         "notify-failure": _notify_failure,
     }
@@ -315,6 +323,12 @@ def _doctor(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.doctor import doctor
 
     return doctor(config, args.job, sys.stdout)
+
+
+def _plan(config: Config, args: argparse.Namespace) -> int:
+    from lexi_maint.planreport import plan_report
+
+    return plan_report(config, args.job, sys.stdout, reprocess=args.reprocess)
 
 
 def _notify_failure(config: Config, args: argparse.Namespace) -> int:

@@ -22,12 +22,14 @@ from lexi_maint.lifecycle.config import (
     DEFAULT_JOB_USER,
     DaemonConfig,
     JobLimits,
+    Quiesce,
     ServiceConfig,
     parse_daemon,
     parse_limits,
     parse_service,
 )
 from lexi_maint.llm.config import LlmConfig, parse_llm
+from lexi_maint.memplan.config import PlannerConfig, parse_planner
 from lexi_maint.metrics.config import MetricsConfig, parse_metrics
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
@@ -60,6 +62,7 @@ class JobConfig:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     limits: JobLimits = field(default_factory=JobLimits)
     llm: LlmConfig = field(default_factory=LlmConfig)  # the [llm] section, for the stages
+    quiesce: Quiesce = Quiesce.STOP  # what the daemon does to the service during a run
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
@@ -133,6 +137,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service = parse_service(top)
         daemon = parse_daemon(top)
         llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        planner = parse_planner(top)
         metrics = parse_metrics(top)
         alerts = parse_alerts(top)
         jobs = _jobs(top, llm)
@@ -146,6 +151,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         service=service,
         daemon=daemon,
         llm=llm,
+        planner=planner,
         metrics=metrics,
         alerts=alerts,
     )
@@ -181,6 +187,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         attempts = t.integer("max_attempts", 3, low=1, high=100)
         timeout = t.number("document_timeout", 1800.0, low=1.0, high=7 * 86400.0)
         watermark = t.number("memory_watermark", 0.70, low=0.05, high=1.0)
+        quiesce = Quiesce(t.choice("quiesce", tuple(q.value for q in Quiesce), Quiesce.STOP))
         outage_budget = t.number("outage_budget", 900.0, low=0.0, high=7 * 86400.0)
         parse = _parse_settings(t)
         chunk = _chunk_settings(t)
@@ -200,6 +207,7 @@ def _job(jobs: Table, name: str, llm: LlmConfig) -> JobConfig | None:
         chunk=chunk,
         limits=limits,
         llm=llm,
+        quiesce=quiesce,
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from lexi_maint.config import Config
+from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
 from lexi_maint.procs import LeftoverKiller
@@ -45,6 +45,7 @@ def doctor(config: Config, job_name: str | None, out: TextIO) -> int:
                 continue
             print(f"  {_mark(check)} {check.name}: {check.detail}", file=out)
             ok &= check.ok
+        ok &= _quiesce(config, job, systemd, out)
     if systemd is not None:
         systemd.close()
     return 0 if ok else 1
@@ -80,6 +81,17 @@ def _leftovers(config: Config, systemd: SystemdPort | None, out: TextIO) -> bool
         return False
     print(f"✓ leftover workers: none ({unit} is {state})", file=out)
     return True
+
+
+def _quiesce(config: Config, job: JobConfig, systemd: SystemdPort | None, out: TextIO) -> bool:
+    """The job's quiesce decision and its memory plan, with the inputs it rests on."""
+    from lexi_maint.planreport import decide_now
+
+    decision = decide_now(config, job, systemd)
+    mark = "✗" if decision.problem else "✓"
+    print(f"  {mark} quiesce: {decision.describe()}", file=out)
+    print(f"    memory plan: {decision.plan.describe()}", file=out)
+    return not decision.problem
 
 
 def check_state_dir(state_dir: Path) -> Check:

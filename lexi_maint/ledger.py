@@ -221,6 +221,21 @@ class Ledger:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
         return cls(conn, path, spend_journal)
 
+    @classmethod
+    def open_readonly(cls, path: Path) -> Ledger:
+        """Open an existing ledger for reading only: never creates it, never migrates it."""
+        if not path.is_file():
+            raise LedgerError(f"no ledger at {path}")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read ledger {path}: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise LedgerError(f"ledger {path} has schema version {version}, not {SCHEMA_VERSION}")
+        return cls(conn, path)
+
     def close(self) -> None:
         self._conn.close()
         if self._journal is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from lexi_maint.tomltable import Table
@@ -24,6 +26,15 @@ class ProcessMatcher:
     cwd: str | None = None  # exact working directory
 
 
+class Quiesce(StrEnum):
+    """What a job does to the service while it runs ([jobs.NAME] quiesce)."""
+
+    STOP = "stop"  # stop it, start it again afterwards (the default)
+    SHRINK = "shrink"  # remove only the gunicorn workers the batch needs, grow them back
+    AUTO = "auto"  # shrink when the memory plan fits, else stop
+    NONE = "none"  # leave it alone; the batch runs beside it under its own cap
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     unit: str = "lexi.service"
@@ -33,6 +44,12 @@ class ServiceConfig:
     start_timeout: float = 180.0
     kill_grace: float = 10.0
     extra_matchers: tuple[ProcessMatcher, ...] = ()
+    # shrink mode: the main process must be a master that resizes on these signals
+    master_match: str = "gunicorn"  # a substring of the main process's command line
+    shrink_signal: int = signal.SIGTTOU  # one worker less
+    grow_signal: int = signal.SIGTTIN  # one worker more
+    keep_workers: int = 1  # service workers that always keep serving
+    resize_timeout: float = 60.0  # for the workers to go, or to come back
 
 
 @dataclass(frozen=True)
@@ -73,8 +90,22 @@ def parse_service(top: Table) -> ServiceConfig:
             start_timeout=t.duration("start_timeout", default.start_timeout),
             kill_grace=t.duration("kill_grace", default.kill_grace),
             extra_matchers=_matchers(t),
+            master_match=t.string("master_match", default.master_match) or default.master_match,
+            shrink_signal=_signal(t, "shrink_signal", default.shrink_signal),
+            grow_signal=_signal(t, "grow_signal", default.grow_signal),
+            keep_workers=t.integer("keep_workers", default.keep_workers, low=1, high=1024),
+            resize_timeout=t.duration("resize_timeout", default.resize_timeout),
         )
     return config
+
+
+def _signal(t: Table, key: str, default: int) -> int:
+    name = t.string(key, signal.Signals(default).name)
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+    except KeyError:
+        t.problem(key, f"{name!r} is not a signal name (e.g. SIGTTOU)")
+        return default
 
 
 def _matchers(service: Table) -> tuple[ProcessMatcher, ...]:

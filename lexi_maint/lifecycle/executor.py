@@ -1,8 +1,9 @@
 """Performs one batch run: preflight, quiesce the service, run the job unit, restore.
 
-Every step goes through a port (systemd, leftover killer, health check, hold record), so
-each failure path can be driven in a unit test with fakes. The service is restored
-whatever happened after it was stopped: success, failed documents, OOM, cancel, errors.
+Every step goes through a port (systemd, leftover killer, service probe, health check,
+hold record), so each failure path can be driven in a unit test with fakes. The service is
+restored whatever happened after it was stopped or shrunk: success, failed documents, OOM,
+cancel, errors. How it is quiesced is the job's `quiesce` mode (lifecycle.quiesce).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError, SystemdError
-from lexi_maint.lifecycle.hold import HoldStore
+from lexi_maint.lifecycle.config import Quiesce
+from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
 from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
+from lexi_maint.lifecycle.quiesce import QuiesceDecision, plan_quiesce
+from lexi_maint.lifecycle.resize import Resizer
 from lexi_maint.lifecycle.sandbox import job_sandbox
+from lexi_maint.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
 from lexi_maint.procs import KillReport
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort, UnitStatus
@@ -46,6 +51,10 @@ def give_state_to_job_user(config: Config, job: JobConfig) -> str:
 
 class KillerPort(Protocol):
     def stop(self, cgroup: str) -> KillReport: ...
+
+
+class QuiesceRefused(LexiMaintError):
+    """The service could not be shrunk as planned; it was grown back and the run refused."""
 
 
 class Listener(Protocol):
@@ -91,6 +100,8 @@ class Executor:
         health: Callable[[str, float, Callable[[], None]], str],
         checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = preflight_checks,
         prepare_state: Callable[[Config, JobConfig], str] = give_state_to_job_user,
+        probe: ServiceProbePort | None = None,
+        available: Callable[[], int] = available_memory,
     ) -> None:
         self._config = config
         self._systemd = systemd
@@ -100,6 +111,9 @@ class Executor:
         self._health = health
         self._checks = checks
         self._prepare_state = prepare_state
+        self._probe = probe if probe is not None else ServiceProbe(config.service)
+        self._available = available
+        self._resizer = Resizer(config.service, systemd, self._probe, listener.heartbeat)
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -108,6 +122,12 @@ class Executor:
         job = self._config.job(request.job)
         self._enter(machine, request, Phase.PREFLIGHT, "checking before the service is touched")
         checks = self._checks(self._config, job, self._systemd)
+        started = time.monotonic()
+        decision = plan_quiesce(self._config, job, self._systemd, self._probe, self._available,
+                                reprocess=request.reprocess)  # fmt: skip
+        checks.append(quiesce_check(decision))
+        self._log_run(request.run_id, f"{decision.describe()}; {decision.plan.describe()}"
+                      f" (planned in {time.monotonic() - started:.2f} s)")  # fmt: skip
         reasons = "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
         if not reasons:
             try:
@@ -122,29 +142,52 @@ class Executor:
         if cancel.is_set():
             self._enter(machine, request, Phase.CANCELLED, "cancelled before it started")
             return RunResult(Phase.CANCELLED, EXIT_CANCELLED, "cancelled before it started")
-        return self._held(machine, request, job, cancel)
+        return self._held(machine, request, job, cancel, decision)
 
     def _held(
-        self, machine: Machine, request: RunRequest, job: JobConfig, cancel: threading.Event
+        self,
+        machine: Machine,
+        request: RunRequest,
+        job: JobConfig,
+        cancel: threading.Event,
+        decision: QuiesceDecision,
     ) -> RunResult:
         service = self._config.service.unit
-        self._holds.record(request.run_id, job.name, service)
+        before = decision.service
+        hold = self._holds.record(
+            request.run_id,
+            job.name,
+            service,
+            mode=decision.action.value,
+            main_pid=before.main_pid if before else 0,
+            workers=before.workers if before else 0,
+        )
         outcome: _PipelineOutcome | None = None
         problems: list[str] = []
+        refused = ""
         stopped_at = time.monotonic()
         try:
-            self._enter(machine, request, Phase.QUIESCE, f"stopping {service}")
-            self._quiesce(request)
+            self._enter(machine, request, Phase.QUIESCE, _quiesce_message(decision, service))
+            self._quiesce(request, decision, hold)
             self._enter(machine, request, Phase.RUN, "running the job unit", journal.RUN_STARTED)
-            outcome = self._run_pipeline(request, job, cancel)
+            outcome = self._run_pipeline(request, job, cancel, decision)
+        except QuiesceRefused as exc:
+            refused = str(exc)
+            log.error("run %s: %s", request.run_id, exc)
         except LexiMaintError as exc:
             problems.append(str(exc))
             log.error("run %s: %s", request.run_id, exc)
         finally:
-            self._enter(machine, request, Phase.RESTORE, f"starting {service} again")
+            self._enter(machine, request, Phase.RESTORE, _restore_message(decision, service))
             restored = self._restore_reporting(request, problems)
+        if refused and not problems:
+            message = f"preflight failed: {refused}; {service} grown back"
+            self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
+            return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message)
         result = self._conclude(machine, request, outcome, problems, restored)
         downtime = time.monotonic() - stopped_at if restored else None
+        if decision.action is not Quiesce.STOP and downtime is not None:
+            downtime = 0.0  # shrunk or left running: the service answered throughout
         return replace(result, service_downtime=downtime)
 
     def _conclude(
@@ -168,7 +211,32 @@ class Executor:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _quiesce(self, request: RunRequest) -> None:
+    def _quiesce(self, request: RunRequest, decision: QuiesceDecision, hold: Hold) -> None:
+        if decision.action is Quiesce.STOP:
+            self._stop_service(request)
+        elif decision.action is Quiesce.SHRINK and decision.remove:
+            self._shrink(request, decision, hold)
+
+    def _shrink(self, request: RunRequest, decision: QuiesceDecision, hold: Hold) -> None:
+        before = decision.service
+        assert before is not None  # decide() never shrinks a service it could not read
+
+        def sent(count: int) -> None:  # durable before the next signal goes out
+            self._holds.save(replace(hold, shrunk_by=count))
+
+        try:
+            now = self._resizer.shrink(before, decision.remove, sent)
+        except LexiMaintError as exc:
+            raise QuiesceRefused(f"{self._config.service.unit} did not shrink: {exc}") from exc
+        self._log(
+            request,
+            f"{before.unit} shrunk by {decision.remove} from MainPID {before.main_pid}:"
+            f" {now.workers} workers keep serving, cgroup {now.current // 2**20} MiB"
+            f" (was {before.current // 2**20} MiB)",
+            journal.SERVICE_STOPPED,
+        )
+
+    def _stop_service(self, request: RunRequest) -> None:
         service = self._config.service
         before = self._systemd.status(service.unit)
         cgroup = before.control_group or f"/system.slice/{service.unit}"
@@ -184,9 +252,14 @@ class Executor:
         )
 
     def _run_pipeline(
-        self, request: RunRequest, job: JobConfig, cancel: threading.Event
+        self,
+        request: RunRequest,
+        job: JobConfig,
+        cancel: threading.Event,
+        decision: QuiesceDecision,
     ) -> _PipelineOutcome:
-        workers = job.workers
+        workers = decision.workers(job.workers)
+        job = replace(job, limits=decision.limits(job.limits))  # the plan's caps
         results: list[str] = []
         for attempt in range(1, job.limits.oom_restarts + 2):
             run = PipelineRun(
@@ -259,8 +332,20 @@ class Executor:
         return True
 
     def restore(self, run_id: str) -> None:
-        """Start the service, wait until it is active and healthy, then drop the hold."""
+        """Bring the service back as the hold record says it was left (started again, or
+        grown back), wait until it is active and healthy, then drop the hold."""
         service = self._config.service
+        hold = self._holds.load()
+        grown = ""
+        if hold is not None and hold.shrunk_by:
+            # recorded first: a grow cut short leaves the service a worker short, never
+            # grown twice past its configured count
+            self._holds.save(replace(hold, shrunk_by=0))
+            if hold.boot_id == current_boot_id():
+                grown = self._resizer.grow(hold.main_pid, hold.shrunk_by, hold.workers) + "; "
+            else:  # after a reboot a MainPID may repeat: the service runs its configured count
+                grown = "rebooted since it was shrunk: nothing to grow back; "
+        # a no-op for a running service; starts one that was stopped, or died meanwhile
         result = self._systemd.start_unit(service.unit, service.start_timeout)
         status = self._systemd.status(service.unit)
         if result != "done" or status.active_state != "active":
@@ -274,7 +359,8 @@ class Executor:
                 service.health_url, service.health_timeout, self._listener.heartbeat
             )
         self._holds.clear()
-        self._log_run(run_id, f"{service.unit} active again ({health})", journal.SERVICE_RESTORED)
+        self._log_run(run_id, f"{service.unit} active again ({grown}{health})",
+                      journal.SERVICE_RESTORED)  # fmt: skip
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -302,6 +388,29 @@ class Executor:
         if message_id:
             extra["message_id"] = message_id
         log.info("run %s: %s", run_id, message, extra=extra)
+
+
+def quiesce_check(decision: QuiesceDecision) -> Check:
+    """The quiesce decision as a preflight check: the plan with its inputs, or the refusal."""
+    return Check(
+        "quiesce", not decision.problem, f"{decision.describe()}; {decision.plan.describe()}"
+    )
+
+
+def _quiesce_message(decision: QuiesceDecision, unit: str) -> str:
+    if decision.action is Quiesce.SHRINK:
+        return f"shrinking {unit} by {decision.remove} workers"
+    if decision.action is Quiesce.NONE:
+        return f"leaving {unit} running (quiesce = none)"
+    return f"stopping {unit}"
+
+
+def _restore_message(decision: QuiesceDecision, unit: str) -> str:
+    if decision.action is Quiesce.SHRINK:
+        return f"growing {unit} back"
+    if decision.action is Quiesce.NONE:
+        return f"checking {unit}"
+    return f"starting {unit} again"
 
 
 def _verdict(

@@ -5,6 +5,8 @@
        │          └─► failed   └─────────────────┘ (restore follows whatever happened)
        └─► cancelled
 
+`quiesce` stops the service or shrinks its gunicorn (the job's quiesce mode, decided in
+lifecycle.quiesce); `restore` starts it again or grows it back.
 `interrupted` is set on a run found held by a daemon that died (or a reboot).
 """
 

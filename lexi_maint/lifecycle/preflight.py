@@ -17,6 +17,7 @@ import psutil
 
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError, UsageError
+from lexi_maint.lifecycle.config import Quiesce
 from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
 from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
@@ -49,7 +50,8 @@ def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None
     else:
         dbus_check, service_usage = check_service(config, systemd)
         checks.append(dbus_check)
-    checks.append(check_memory(job, service_usage))
+    if job.quiesce is Quiesce.STOP:  # the other modes are checked by their memory plan
+        checks.append(check_memory(job, service_usage))
     return checks
 
 

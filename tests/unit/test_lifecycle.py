@@ -21,6 +21,7 @@ from lexi_maint.lifecycle.executor import (
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Machine, Phase, TransitionError
 from lexi_maint.lifecycle.preflight import Check
+from lexi_maint.memplan.fake import FakeServiceProbe
 from lexi_maint.procs import KillReport
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.fake import FakeSystemd
@@ -88,7 +89,8 @@ def make_executor(
     listener = Listener()
     holds = HoldStore(tmp_path / "records")
     executor = Executor(config, systemd, killer or Killer(), holds, listener,
-                        health=health, checks=checks, prepare_state=prepare_state)  # fmt: skip
+                        health=health, checks=checks, prepare_state=prepare_state,
+                        probe=FakeServiceProbe(systemd))  # fmt: skip
     return executor, listener, holds
 
 

@@ -21,6 +21,7 @@ from lexi_maint.lifecycle.ownership import PIPELINE_ENTRIES
 from .runner import VmResult, VmRun, prepare_share
 
 REPO = Path(__file__).resolve().parents[2]
+PLAN_DECISION = re.compile(r"shrink lexi\.service by (\d+) with MemoryMax=(\d+)M")
 BOOT_TIMEOUT_S = 1500.0
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(BOOT_TIMEOUT_S + 300)]
 
@@ -104,6 +105,10 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert {"LEXI_JOB", "LEXI_RUN", "LEXI_DOCUMENT", "LEXI_PHASE"} <= set(r["journal_fields"])
     assert len(r["message_ids"]) >= 4, r["message_ids"]
     assert "✅" in r["batch_journal"] and "summary" in r["batch_journal"], r["batch_journal"]
+    # quiesce = stop: the prober (every 100 ms) sees the service down while the batch runs
+    prober = r["prober"]
+    print("stop mode, prober:", prober)
+    assert prober["failed"] > 0 and prober["downtime_s"] > 1.0, prober
 
 
 def exposure(table: list[str]) -> float:
@@ -253,3 +258,42 @@ def test_s7_socket_refuses_outsiders(results: dict[str, Any], boot: VmResult) ->
     assert r["outsider_rc"] == 3 and "Permission denied" in r["outsider_err"], r
     assert r["insider_rc"] == 0, r
     assert r["peercred_rc"] == 2 and "permission denied: uid" in r["peercred_err"], r
+
+
+def test_s10_shrink_serves_every_request_and_grows_back(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    r = scenario(results, "shrink", boot)
+    print("plan:", r["plan"], "ballast:", r["ballast"], "prober:", r["prober"], sep="\n")
+    assert r["start_rc"] == 0 and r["batch_result"] == "success", r
+    assert r["ledger_counts"]["done"] == 12, r["ledger_counts"]
+    # the plan removed workers (each holds its ballast) and the daemon did what it planned
+    decided = PLAN_DECISION.search(" ".join(r["decided"]))
+    assert decided, r["decided"]
+    removed, cap_mb = int(decided.group(1)), int(decided.group(2))
+    assert removed >= 1, r["decided"]
+    assert r["workers_before"] == 4 and 4 - removed in r["workers_seen"], r["workers_seen"]
+    assert min(r["workers_seen"]) >= 4 - removed, r["workers_seen"]
+    assert f"shrunk by {removed} from MainPID" in " ".join(r["shrunk_lines"]), r["shrunk_lines"]
+    # the job unit ran under the planned caps, below the configured 384M/512M
+    assert [m for _, m in r["caps_seen"]] == [str(cap_mb * 2**20)], r["caps_seen"]
+    assert cap_mb * 2**20 <= 512 * 2**20
+    # lexi.service answered every request, never restarted, and has its 4 workers again
+    assert r["prober"]["failed"] == 0 and r["prober"]["requests"] > 100, r["prober"]
+    assert r["main_pid_same"] is True and r["workers_after"] == 4
+    assert r["restored_lines"], "the daemon did not report growing back"
+    assert r["hold_after"] is False
+
+
+def test_s11_shrunk_service_grows_back_after_daemon_sigkill(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    r = scenario(results, "shrink_daemon_killed", boot)
+    print("hold:", r["hold_while_running"], "prober:", r["prober"], sep="\n")
+    hold = r["hold_while_running"]
+    assert hold["mode"] == "shrink" and hold["shrunk_by"] >= 1, hold
+    assert r["workers_while_running"] == 4 - hold["shrunk_by"], r
+    assert r["interrupted"] == "interrupted"
+    assert r["orphan_units"] == []
+    assert r["workers_after"] == 4 and r["main_pid_same"] is True, r
+    assert r["prober"]["failed"] == 0, r["prober"]

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -22,6 +23,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository copy
+from tests.vm.guest.prober import Prober, gunicorn_workers
 
 REPO = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/mnt/host/repo")
 OUT = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("/mnt/host/out")
@@ -278,8 +282,8 @@ def journal_fields(unit_pattern: str | None = None) -> list[dict[str, Any]]:
     return entries
 
 
-def submit(job: str) -> str:
-    out = sh(LEXI, "submit", job).stdout
+def submit(job: str, *extra: str) -> str:
+    out = sh(LEXI, "submit", job, *extra).stdout
     return out.split()[1] if out.startswith("submitted") else out.split()[4]
 
 
@@ -318,8 +322,9 @@ def pipeline_journal() -> str:
 def s1_batch(r: dict[str, Any]) -> None:
     before = int(show("lexi.service", "MainPID") or 0)
     stubborn_before = sh("pgrep", "-f", "stubborn.py").stdout.split()
-    with Sampler() as sampler:
+    with Sampler() as sampler, Prober() as prober:  # stop mode: the prober measures downtime
         proc = sh("systemctl", "start", "--wait", "lexi-batch@cao_import.service")
+    r["prober"] = prober.summary()
     r["start_rc"] = proc.returncode
     r["batch_result"] = show("lexi-batch@cao_import.service", "Result")
     r["batch_exit"] = show("lexi-batch@cao_import.service", "ExecMainStatus")
@@ -574,6 +579,158 @@ def s9_uninstall(r: dict[str, Any]) -> None:
     r["ledger_kept"] = Path("/var/lib/lexi-maint/ledger.sqlite3").exists()
 
 
+# -- quiesce = "shrink" (issue 14) ---------------------------------------------------------
+
+BALLAST_DROPIN = Path("/etc/systemd/system/lexi.service.d/ballast.conf")
+PLAN_CAP = re.compile(r"MemoryMax=(\d+)M")
+PLAN_SHRINK = re.compile(r"quiesce = shrink: shrink lexi\.service by (\d+) with MemoryMax=(\d+)M")
+RESERVE_MB = 256  # [planner] host_reserve default
+
+
+def available_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    raise LookupError("no MemAvailable in /proc/meminfo")
+
+
+def restart_service() -> int:
+    sh("systemctl", "daemon-reload", check=True)
+    sh("systemctl", "restart", "lexi.service", check=True)
+    pid = int(show("lexi.service", "MainPID"))
+    wait_for("4 gunicorn workers", lambda: gunicorn_workers(pid) == 4, 120)
+    wait_for("the health URL", healthy, 60)
+    return pid
+
+
+def healthy() -> bool:
+    probe = "import httpx; httpx.get('http://127.0.0.1:8000/health').raise_for_status()"
+    return sh(PY, "-c", probe).returncode == 0
+
+
+def ballast_for_one_worker(job: str, r: dict[str, Any]) -> None:
+    """Give each gunicorn worker private memory so that this job's plan must remove one:
+    available = cap + reserve + about half a worker after removing one."""
+    plan = sh(LEXI, "plan", job, "--reprocess").stdout
+    cap_mb = int(PLAN_CAP.findall(plan)[-1])
+    free = available_mb()
+    ballast = max(40, int((free - cap_mb - RESERVE_MB) / 3.5))
+    BALLAST_DROPIN.parent.mkdir(exist_ok=True)
+    BALLAST_DROPIN.write_text(f"[Service]\nEnvironment=LEXI_APP_BALLAST_MB={ballast}\n")
+    restart_service()
+    r["ballast"] = {"available_before_mb": free, "cap_mb": cap_mb, "ballast_mb": ballast,
+                    "available_after_mb": available_mb()}  # fmt: skip
+    r["plan"] = sh(LEXI, "plan", job, "--reprocess").stdout.strip()
+
+
+def remove_ballast() -> None:
+    BALLAST_DROPIN.unlink(missing_ok=True)
+    restart_service()
+
+
+class Watch:
+    """Samples gunicorn's worker count and the job unit's caps while a run goes."""
+
+    def __init__(self, main_pid: int) -> None:
+        self.main_pid = main_pid
+        self.workers: list[int] = []
+        self.caps: set[tuple[str, str]] = set()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            count = gunicorn_workers(self.main_pid)
+            if not self.workers or self.workers[-1] != count:
+                self.workers.append(count)
+            for unit in pipeline_units():
+                cgroup = Path(f"/sys/fs/cgroup{show(unit, 'ControlGroup')}")
+                with contextlib.suppress(OSError):
+                    self.caps.add(((cgroup / "memory.high").read_text().strip(),
+                                   (cgroup / "memory.max").read_text().strip()))  # fmt: skip
+                    self.peak = max(self.peak, int((cgroup / "memory.peak").read_text()))
+            time.sleep(0.2)
+
+
+def daemon_lines(pattern: str) -> list[str]:
+    out = sh("journalctl", "-b", "-u", "lexi-maintd", "--no-pager", "-o", "cat").stdout
+    return [line for line in out.splitlines() if pattern in line]
+
+
+def run_timeline(decided: list[str]) -> list[str]:
+    """The daemon's journal lines of the run named in `decided`, with monotonic times."""
+    return timeline(decided[-1].split()[1].rstrip(":")) if decided else []
+
+
+def timeline(run_id: str) -> list[str]:
+    out = sh("journalctl", "-b", "-u", "lexi-maintd", "--no-pager", "-o", "short-monotonic")
+    return [line[:220] for line in out.stdout.splitlines() if run_id in line][-40:]
+
+
+def s10_shrink(r: dict[str, Any]) -> None:
+    """lexi-batch@shrink: the plan's workers go, lexi.service answers every request."""
+    ballast_for_one_worker("shrink", r)  # restarts lexi.service: before the prober starts
+    with Prober() as prober:
+        pid = int(show("lexi.service", "MainPID"))
+        r["workers_before"] = gunicorn_workers(pid)
+        started = time.monotonic()
+        with Watch(pid) as watch:
+            proc = sh("systemctl", "start", "--wait", "lexi-batch@shrink.service", timeout=900)
+        r["batch_seconds"] = round(time.monotonic() - started, 1)
+        r["start_rc"] = proc.returncode
+        r["batch_result"] = show("lexi-batch@shrink.service", "Result")
+        wait_for("gunicorn back to 4", lambda: gunicorn_workers(pid) == 4, 30)
+        r["workers_after"] = gunicorn_workers(pid)
+        r["main_pid_same"] = int(show("lexi.service", "MainPID")) == pid
+        r["workers_seen"] = watch.workers
+        r["caps_seen"] = sorted(watch.caps)
+        r["job_peak_mb"] = watch.peak // 2**20
+        r["service_states"] = show("lexi.service", "ActiveState")
+        r["decided"] = daemon_lines("quiesce = shrink: shrink lexi.service by")[-1:]
+        r["shrunk_lines"] = daemon_lines("shrunk by")[-2:]
+        r["restored_lines"] = daemon_lines("active again (grown by")[-1:]
+        r["timeline"] = run_timeline(r["decided"])
+        r["ledger_counts"] = ledger("shrink").get("counts")
+        r["hold_after"] = (RECORDS / "hold.json").exists()
+    r["prober"] = prober.summary()
+
+
+def s11_shrink_daemon_killed(r: dict[str, Any]) -> None:
+    """The daemon is SIGKILLed while lexi.service is shrunk: its restart grows it back."""
+    with Prober() as prober:
+        pid = int(show("lexi.service", "MainPID"))
+        r["workers_before"] = gunicorn_workers(pid)
+        run_id = submit("shrink", "--reprocess")
+        r["run_id"] = run_id
+        wait_for("the job unit", lambda: any(show(u, "ActiveState") == "active"
+                                              for u in pipeline_units()), 180)  # fmt: skip
+        r["workers_while_running"] = gunicorn_workers(pid)
+        r["hold_while_running"] = json.loads((RECORDS / "hold.json").read_text())
+        sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
+        time.sleep(1)
+        sh("systemctl", "start", "lexi-maintd.service")
+
+        def grown() -> bool:
+            return gunicorn_workers(pid) == 4 and not (RECORDS / "hold.json").exists()
+
+        r["grow_wait"] = round(wait_for("gunicorn grown back", grown, 240), 1)
+        r["workers_after"] = gunicorn_workers(pid)
+        r["main_pid_same"] = int(show("lexi.service", "MainPID")) == pid
+        r["interrupted"] = run_phase(run_id)
+        r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
+    r["prober"] = prober.summary()
+    remove_ballast()
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     try:
@@ -597,6 +754,8 @@ def main() -> int:
         ("daemon_killed", s3_daemon_killed),
         ("backstop", s8_backstop),
         ("broken_config", s6_broken_config),
+        ("shrink", s10_shrink),
+        ("shrink_daemon_killed", s11_shrink_daemon_killed),  # after shrink: its ballast
         ("uninstall", s9_uninstall),  # last: it removes lexi-maint
     ):
         if not only or name in only.split(","):
