@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -715,7 +716,7 @@ def _record(row: tuple[Any, ...], ledger: Path) -> DocumentRecord:
             finished_at=_number(finished),
             usage=_usage(usage),
         )
-    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, TypeError, OverflowError) as exc:  # int(inf); JSONDecodeError: ValueError
         raise LedgerError(damaged_message(ledger, f"document {path!r}: {exc}")) from exc
 
 
@@ -729,6 +730,6 @@ def _json(text: object, kind: type[Any]) -> Any:
 def _number(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
-    raise TypeError(f"{value!r:.60} is not a number")
+    raise TypeError(f"{value!r:.60} is not a finite number")
