@@ -78,12 +78,23 @@ def probe(
 ) -> str:
     """One `GET /models`; the operator's line on success, else `LlmProbeError`."""
     target = ProbeTarget.of(config)
-    status, body = asyncio.run(_fetch(target, key, deadline, ssl_context))
+    status, body = fetch_listing(target, key, deadline=deadline, ssl_context=ssl_context)
     listed = interpret(status, body, target, key.redact, key.source)
     return (
         f"{target.base_url} accepts the key ({key.source}) and offers"
         f" {', '.join(target.models)} ({len(listed)} models listed)"
     )
+
+
+def fetch_listing(
+    target: ProbeTarget,
+    key: ApiKey,
+    *,
+    deadline: float = DEADLINE,
+    ssl_context: ssl.SSLContext | None = None,
+) -> tuple[int, bytes]:
+    """The listing's status and body; `LlmProbeError` when no answer came (no status then)."""
+    return asyncio.run(_fetch(target, key, deadline, ssl_context))
 
 
 async def _fetch(
