@@ -74,7 +74,7 @@ def test_a_half_truncated_append_only_file_is_noticed_and_repaired(ws: Workspace
 
 def test_a_graph_wiped_by_hand_is_noticed_and_repaired(ws: Workspace) -> None:
     count = first_run(ws)
-    wiped = ws.cli("graph", "query", "MATCH (n) DETACH DELETE n")
+    wiped = ws.cli("graph", "query", "--write", "MATCH (n) DETACH DELETE n")
     assert wiped.returncode == 0, wiped.stderr
     assert ws.graph_stats().node_count("Document") == 0
     rerun_restores(ws, count, missing=count)
