@@ -49,7 +49,7 @@ class JobLimits:
     memory_high: int = 3 * 2**30
     memory_max: int = 4 * 2**30
     runtime_max: float = 6 * 3600.0
-    user: str | None = None  # User= of the job unit; None: root
+    user: str | None = "lexi-batch"  # User= of the job unit; None (`user = ""`): root
     oom_restarts: int = 2
     oom_score_adjust: int = 500
 
@@ -112,7 +112,7 @@ def parse_limits(job: Table) -> JobLimits:
         maximum = t.size("memory_max", default.memory_max) or default.memory_max
         if high > maximum:
             t.problem("memory_high", f"must not exceed memory_max ({high} > {maximum} bytes)")
-        user = t.string("user", "") or None
+        user = t.string("user", default.user or "") or None
         limits = JobLimits(
             memory_high=high,
             memory_max=maximum,

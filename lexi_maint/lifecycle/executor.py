@@ -19,6 +19,7 @@ from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
 from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
+from lexi_maint.lifecycle.sandbox import job_sandbox
 from lexi_maint.procs import KillReport
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort, UnitStatus
@@ -213,7 +214,9 @@ class Executor:
     def _run_unit(self, run: PipelineRun, job: JobConfig, cancel: threading.Event) -> UnitStatus:
         name = unit_name(run)
         props = [
-            *pipeline_properties(run, job.limits, self._config.daemon),
+            *pipeline_properties(
+                run, job.limits, self._config.daemon, job_sandbox(self._config, job)
+            ),
             UnitProperty("AddRef", "b", True),  # keep the unit loaded until its result is read
         ]
         result = self._systemd.start_transient(name, props, UNIT_START_TIMEOUT)

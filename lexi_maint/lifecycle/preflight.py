@@ -10,15 +10,18 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import LexiMaintError, UsageError
 from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
+from lexi_maint.lifecycle.sandbox import handed_api_key_file
+from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
+from lexi_maint.llm.keys import ApiKey, key_from_file
+from lexi_maint.llm.probe import probe
 from lexi_maint.memory import CGROUP_ROOT
 from lexi_maint.procs import cgroup_pids
 from lexi_maint.systemd.dbus import SystemdPort
@@ -152,18 +155,26 @@ def _library_problem(library: Path) -> str | None:
 
 
 def check_llm(config: Config) -> Check:
-    provider = getattr(getattr(config, "llm", None), "provider", "none")
-    if provider == "none":
+    """The model API answers, takes the key the job unit will get, and offers its models."""
+    if not config.llm.enabled:
         return Check("LLM endpoint", True, "not used (embedded chunking and analysis)")
     try:
-        from lexi_maint.llm import probe as llm_probe  # type: ignore[attr-defined]
-    except ImportError:
-        return Check("LLM endpoint", False, f"no reachability probe for provider {provider}")
-    probe: Callable[[Config], str] = llm_probe.probe
-    try:
-        return Check("LLM endpoint", True, probe(config))
-    except (LexiMaintError, OSError) as exc:
+        detail = probe(config.llm, job_api_key(config))
+    except LexiMaintError as exc:
         return Check("LLM endpoint", False, str(exc))
+    return Check("LLM endpoint", True, detail)
+
+
+def job_api_key(config: Config) -> ApiKey:
+    """The key the job unit will read: the file the daemon hands over as a credential."""
+    path = handed_api_key_file(config)
+    if path is None:
+        raise UsageError(
+            f"no API key for [llm] provider = {config.llm.provider!r}: name a mode-0600 file in"
+            " [daemon] api_key_file (or [llm] api_key_file); the daemon hands it to the job"
+            f" unit as the credential {KEY_CREDENTIAL}"
+        )
+    return key_from_file(path)
 
 
 def check_service(config: Config, systemd: SystemdPort) -> tuple[Check, int]:
@@ -191,7 +202,21 @@ def check_memory(job: JobConfig, service_usage: int) -> Check:
         f"job cap MemoryMax={format_size(need)}; available {available // 2**20} MiB"
         f" + {service_usage // 2**20} MiB freed by stopping the service"
     )
-    return Check("memory", have >= need, detail)
+    if have >= need:
+        return Check("memory", True, detail)
+    return Check(
+        "memory",
+        False,
+        f"{detail}: the cap does not fit; set [jobs.{job.name}.limits] memory_max ≤"
+        f" {fitting_size(have)} (and memory_high below it)",
+    )
+
+
+def fitting_size(size: int) -> str:
+    """`size` rounded down to a figure an operator writes: 2.4G, 900M."""
+    if size >= 2**30:
+        return f"{size * 10 // 2**30 / 10:g}G"
+    return f"{max(size // 2**20, 0)}M"
 
 
 def _cgroup_memory(cgroup: str) -> int:

@@ -61,7 +61,7 @@ def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> 
         if path.exists():
             return _from_file(path, f"systemd credential {path}", check_mode=False)
     if config.api_key_file is not None:
-        return _from_file(config.api_key_file, f"key file {config.api_key_file}", check_mode=True)
+        return key_from_file(config.api_key_file)
     value = environ.get(ENV_NAME, "")
     if value:
         return ApiKey(_valid(value, f"${ENV_NAME}"), f"${ENV_NAME}")
@@ -70,6 +70,11 @@ def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> 
         f"credential {CREDENTIAL_NAME} (LoadCredential=), name a mode-0600 file in "
         f"[llm] api_key_file, or set {ENV_NAME}"
     )
+
+
+def key_from_file(path: Path) -> ApiKey:
+    """The key in a configured file (mode 0600 or 0400), e.g. the one the daemon hands over."""
+    return _from_file(path, f"key file {path}", check_mode=True)
 
 
 def _from_file(path: Path, source: str, *, check_mode: bool) -> ApiKey:

@@ -15,7 +15,10 @@ from pathlib import Path
 from lexi_maint.lifecycle.config import DaemonConfig, JobLimits
 
 SLICE = "lexi-batch.slice"
-CREDENTIAL = "deepseek-api-key"
+# ProtectHome= hides these; a job path below one of them is bound back in (see `sandbox`)
+HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
+MS_REC = 0x4000  # mount flag for BindPaths= entries: bind the whole tree below the path
+EPERM = 1
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,16 @@ class UnitProperty:
     name: str
     signature: str
     value: object
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What the job unit may touch: it writes `state_dir` only, reads `inputs`, and gets
+    `credentials` ((name, file) pairs, LoadCredential=) from systemd."""
+
+    state_dir: Path
+    inputs: tuple[Path, ...] = ()
+    credentials: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ def pipeline_argv(program: Path, run: PipelineRun) -> list[str]:
 
 
 def pipeline_properties(
-    run: PipelineRun, limits: JobLimits, daemon: DaemonConfig
+    run: PipelineRun, limits: JobLimits, daemon: DaemonConfig, sandbox: Sandbox
 ) -> list[UnitProperty]:
     argv = pipeline_argv(daemon.program, run)
     props = [
@@ -91,16 +104,76 @@ def pipeline_properties(
         UnitProperty("OOMScoreAdjust", "i", limits.oom_score_adjust),
         UnitProperty("RuntimeMaxUSec", "t", int(limits.runtime_max * 1_000_000)),
         UnitProperty("Environment", "as", [f"LEXI_MAINT_RUN_ID={run.run_id}"]),
-        UnitProperty("NoNewPrivileges", "b", True),
-        UnitProperty("PrivateTmp", "b", True),
+        *sandbox_properties(sandbox),
     ]
     if limits.user:
         props.append(UnitProperty("User", "s", limits.user))
-    if daemon.api_key_file is not None:
-        props.append(
-            UnitProperty("LoadCredential", "a(ss)", [(CREDENTIAL, str(daemon.api_key_file))])
-        )
+    if sandbox.credentials:
+        pairs = [(name, str(path)) for name, path in sandbox.credentials]
+        props.append(UnitProperty("LoadCredential", "a(ss)", pairs))
     return props
+
+
+def sandbox_properties(sandbox: Sandbox) -> list[UnitProperty]:
+    """The hardening of the unit that parses untrusted documents.
+
+    It keeps: writing state_dir (ledger, LLM cache, the embedded FalkorDB and its Unix
+    socket), reading the input, TCP and Unix sockets (the model API, Memgraph, journald),
+    fork and exec (document workers, the FalkorDB server). It loses: every capability,
+    every other writable path, home directories, devices, kernel tunables, modules and
+    logs, the clock, the hostname, namespaces, set-uid files, realtime scheduling, other
+    users' processes, other address families and the privileged system calls. A denied
+    system call fails with EPERM instead of killing the process: SQLite, for one, tries
+    fchown() when run as root and carries on when refused.
+    """
+    hidden = [p for p in (sandbox.state_dir, *sandbox.inputs) if _under_home(p)]
+    props = [
+        UnitProperty("NoNewPrivileges", "b", True),
+        UnitProperty("CapabilityBoundingSet", "t", 0),
+        UnitProperty("AmbientCapabilities", "t", 0),
+        UnitProperty("ProtectSystem", "s", "strict"),
+        # tmpfs instead of yes when a job path lives below /home: it is bound back in
+        UnitProperty("ProtectHome", "s", "tmpfs" if hidden else "yes"),
+        UnitProperty("PrivateTmp", "b", True),
+        UnitProperty("PrivateDevices", "b", True),
+        UnitProperty("ProtectKernelTunables", "b", True),
+        UnitProperty("ProtectKernelModules", "b", True),
+        UnitProperty("ProtectKernelLogs", "b", True),
+        UnitProperty("ProtectControlGroups", "b", True),
+        UnitProperty("ProtectClock", "b", True),
+        UnitProperty("ProtectHostname", "b", True),
+        UnitProperty("ProtectProc", "s", "invisible"),
+        UnitProperty("RestrictNamespaces", "t", 0),  # the namespaces allowed: none
+        UnitProperty("RestrictSUIDSGID", "b", True),
+        UnitProperty("RestrictRealtime", "b", True),
+        UnitProperty("LockPersonality", "b", True),
+        UnitProperty("RemoveIPC", "b", True),
+        UnitProperty(
+            "RestrictAddressFamilies", "(bas)", (True, ["AF_UNIX", "AF_INET", "AF_INET6"])
+        ),
+        UnitProperty("SystemCallArchitectures", "as", ["native"]),
+        UnitProperty("SystemCallFilter", "(bas)", (True, ["@system-service"])),
+        UnitProperty("SystemCallFilter", "(bas)", (False, ["@privileged", "@resources"])),
+        UnitProperty("SystemCallErrorNumber", "i", EPERM),
+        UnitProperty("UMask", "u", 0o077),
+    ]
+    if hidden:
+        binds = [(str(p), str(p), False, MS_REC) for p in hidden if p == sandbox.state_dir]
+        read_only = [(str(p), str(p), False, MS_REC) for p in hidden if p != sandbox.state_dir]
+        if binds:
+            props.append(UnitProperty("BindPaths", "a(ssbt)", binds))
+        if read_only:
+            props.append(UnitProperty("BindReadOnlyPaths", "a(ssbt)", read_only))
+    if not _under_home(sandbox.state_dir):
+        props.append(UnitProperty("ReadWritePaths", "as", [str(sandbox.state_dir)]))
+    visible = [str(p) for p in sandbox.inputs if not _under_home(p)]
+    if visible:  # read-only anyway under ProtectSystem=strict, unless inside state_dir
+        props.append(UnitProperty("ReadOnlyPaths", "as", visible))
+    return props
+
+
+def _under_home(path: Path) -> bool:
+    return any(path == home or home in path.parents for home in HOME_DIRS)
 
 
 def describe(props: Sequence[UnitProperty]) -> str:

@@ -10,6 +10,15 @@ See server.py for the faults it can inject and responder.py for the generated an
 
 from tests.llm_server.latency import LatencyModel
 from tests.llm_server.responder import LexiResponder
-from tests.llm_server.server import API_KEY, Call, FakeLlmServer, Fault
+from tests.llm_server.server import API_KEY, LISTING, MODELS, Call, FakeLlmServer, Fault
 
-__all__ = ["API_KEY", "Call", "FakeLlmServer", "Fault", "LatencyModel", "LexiResponder"]
+__all__ = [
+    "API_KEY",
+    "LISTING",
+    "MODELS",
+    "Call",
+    "FakeLlmServer",
+    "Fault",
+    "LatencyModel",
+    "LexiResponder",
+]

@@ -1,4 +1,5 @@
-"""The server: `POST <base>/chat/completions` on 127.0.0.1, HTTP/1.1 with keep-alive.
+"""The server: `POST <base>/chat/completions` and `GET <base>/models` on 127.0.0.1, HTTP/1.1
+with keep-alive.
 
 It runs an asyncio event loop in a background thread (one loop, no thread per connection,
 so a benchmark with hundreds of connections costs little CPU next to the client it tests).
@@ -7,6 +8,11 @@ Every request is checked for `Authorization: Bearer <api_key>` (else 401, as Dee
 answers), waits its simulated latency, then gets the responder's answer with a `usage`
 block shaped like DeepSeek's (prompt_cache_hit_tokens, completion_tokens_details.
 reasoning_tokens) and, for reasoning models, a `reasoning_content`.
+
+`GET /models` lists `models` (OpenAI's shape, as DeepSeek answers it) for the right key, 401
+otherwise; it spends nothing and is counted apart (`listings()`), not among the calls. Only
+faults injected with `model=LISTING` ("/models") apply to it, e.g. `inject("402",
+model=LISTING)`; chat faults never do.
 
 Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the next calls
 (of `model`, if given) in order:
@@ -26,8 +32,8 @@ Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache k
 model, the fault, the status sent and whether a complete answer went out.
 
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
-over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency"}), `POST /_admin/reset`
-and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
+over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", "listings"}),
+`POST /_admin/reset` and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from tests.llm_server.latency import LatencyModel
 from tests.llm_server.responder import Answer, LexiResponder
 
 API_KEY = "sk-test-0123456789abcdef"
+LISTING = "/models"  # the `model` of faults meant for GET /models
+MODELS = ("deepseek-chat", "deepseek-reasoner")
 Responder = Callable[[str, Sequence[dict[str, str]]], Answer]
 
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
@@ -89,6 +97,7 @@ class Call:
 
 @dataclass(frozen=True)
 class Request:
+    method: str
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
@@ -106,11 +115,14 @@ class FakeLlmServer:
         latency: LatencyModel | None = None,
         api_key: str = API_KEY,
         echo_auth: bool = False,
+        models: tuple[str, ...] = MODELS,
     ) -> None:
         self.responder = responder or LexiResponder()
         self.latency = latency or LatencyModel()
         self.api_key = api_key
         self.echo_auth = echo_auth
+        self.models = models
+        self._listings: list[int] = []  # status of each GET /models
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._calls: list[Call] = []
@@ -157,6 +169,11 @@ class FakeLlmServer:
         with self._lock:
             return list(self._calls)
 
+    def listings(self) -> list[int]:
+        """The status sent for each `GET /models`."""
+        with self._lock:
+            return list(self._listings)
+
     def count(self, model: str | None = None) -> int:
         return sum(1 for c in self.calls() if model is None or c.model == model)
 
@@ -170,11 +187,12 @@ class FakeLlmServer:
         with self._lock:
             self._faults.clear()
             self._calls.clear()
+            self._listings.clear()
 
     def _take_fault(self, model: str) -> Fault | None:
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.model is None or fault.model == model:
+                if fault.model == model or (fault.model is None and model != LISTING):
                     if fault.times <= 1:
                         del self._faults[i]
                     else:
@@ -214,6 +232,8 @@ class FakeLlmServer:
         """Answer one request; False when the connection must not be used again."""
         if request.path.startswith("/_admin/"):
             return await self._admin(request, writer)
+        if request.method == "GET" and request.path.endswith(LISTING):
+            return await self._list_models(request, writer)
         started = time.monotonic()
         key = hashlib.sha256(request.body).hexdigest()
         try:
@@ -247,8 +267,29 @@ class FakeLlmServer:
             self.inject(**json.loads(request.body))
         calls = self.calls()
         stats = {"calls": len(calls), "answered": sum(1 for c in calls if c.answered),
-                 "total_latency": sum(c.latency for c in calls)}  # fmt: skip
+                 "total_latency": sum(c.latency for c in calls),
+                 "listings": len(self.listings())}  # fmt: skip
         writer.write(_response_bytes(200, _json(stats)))
+        await writer.drain()
+        return True
+
+    async def _list_models(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        status = 200
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            status = 401
+        else:
+            fault = self._take_fault(LISTING)
+            if fault is not None and fault.kind.isdigit():
+                status = int(fault.kind)
+        with self._lock:
+            self._listings.append(status)
+        if status != 200:
+            message = ERROR_MESSAGES.get(status, f"HTTP {status}")
+            body = _json({"error": {"message": message, "type": "invalid_request_error"}})
+        else:
+            data = [{"id": m, "object": "model", "owned_by": "lexi-test"} for m in self.models]
+            body = _json({"object": "list", "data": data})
+        writer.write(_response_bytes(status, body))
         await writer.drain()
         return True
 
@@ -372,7 +413,7 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
             headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length") or 0))
     parts = request_line.split(" ")
-    return Request(parts[1] if len(parts) > 1 else "/", headers, body)
+    return Request(parts[0], parts[1] if len(parts) > 1 else "/", headers, body)
 
 
 def _response_bytes(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lexi_maint.config import parse_config
 from lexi_maint.lifecycle.preflight import (
     Check,
@@ -10,7 +12,9 @@ from lexi_maint.lifecycle.preflight import (
     check_input,
     check_job_user,
     check_memory,
+    fitting_size,
 )
+from lexi_maint.units import parse_size
 
 
 def test_a_library_that_cannot_load_is_named(tmp_path: Path) -> None:
@@ -35,8 +39,18 @@ def test_input_and_memory_checks(tmp_path: Path) -> None:
     assert check_input(job).ok and "1 files match" in check_input(job).detail
     memory = check_memory(job, service_usage=0)
     assert not memory.ok and "MemoryMax=1T" in memory.detail
+    assert "set [jobs.j.limits] memory_max ≤ " in memory.detail, memory.detail
     missing = parse_config({"jobs": {"j": {"input": str(tmp_path / "no")}}}, tmp_path / "c.toml")
     assert not check_input(missing.job("j")).ok
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(int(2.45 * 2**30), "2.4G"), (3 * 2**30, "3G"), (2**30 - 1, "1023M"), (5 * 2**20, "5M")],
+)
+def test_what_would_fit_is_rounded_down(size: int, text: str) -> None:
+    assert fitting_size(size) == text
+    assert parse_size(text) <= size
 
 
 def test_job_user_must_exist_and_be_able_to_read_the_input(tmp_path: Path) -> None:

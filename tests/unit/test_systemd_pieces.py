@@ -12,7 +12,14 @@ import pytest
 from lexi_maint.lifecycle.config import DaemonConfig, JobLimits
 from lexi_maint.systemd.journal import JournalHandler, encode_entry, record_fields
 from lexi_maint.systemd.notify import Notifier
-from lexi_maint.systemd.properties import PipelineRun, pipeline_properties, unit_name
+from lexi_maint.systemd.properties import (
+    PipelineRun,
+    Sandbox,
+    UnitProperty,
+    pipeline_properties,
+    sandbox_properties,
+    unit_name,
+)
 from lexi_maint.units import format_size, parse_duration, parse_size
 
 
@@ -77,8 +84,10 @@ def test_journal_handler_sends_datagrams(tmp_path: Path) -> None:
 def test_pipeline_properties_with_user_and_credential() -> None:
     run = PipelineRun("cao_import", "cao_import-20261128T0101-abc", Path("/etc/l.toml"), 2, True)
     limits = JobLimits(memory_high=2**30, memory_max=2 * 2**30, user="lexi-batch")
-    daemon = DaemonConfig(api_key_file=Path("/etc/lexi-maint/deepseek-api-key"))
-    props = {p.name: p for p in pipeline_properties(run, limits, daemon)}
+    daemon = DaemonConfig()
+    credentials = (("deepseek-api-key", Path("/etc/lexi-maint/deepseek-api-key")),)
+    sandbox = Sandbox(Path("/var/lib/lexi-maint"), (Path("/srv/docs"),), credentials)
+    props = {p.name: p for p in pipeline_properties(run, limits, daemon, sandbox)}
     assert unit_name(run) == "lexi-pipeline-cao_import-20261128T0101-abc-1.service"
     assert props["User"].value == "lexi-batch"
     assert props["LoadCredential"].signature == "a(ss)"
@@ -88,6 +97,50 @@ def test_pipeline_properties_with_user_and_credential() -> None:
     assert "--reprocess" in argv
     assert not any("key" in a.lower() for a in argv)  # the secret never on a command line
     assert props["RuntimeMaxUSec"].value == 6 * 3600 * 10**6
+
+
+def values(props: list[UnitProperty]) -> dict[str, list[tuple[str, object]]]:
+    found: dict[str, list[tuple[str, object]]] = {}
+    for prop in props:
+        found.setdefault(prop.name, []).append((prop.signature, prop.value))
+    return found
+
+
+def test_the_job_unit_sandbox() -> None:
+    sandbox = Sandbox(Path("/var/lib/lexi-maint"), (Path("/srv/lexi/documents/cao"),))
+    props = values(sandbox_properties(sandbox))
+    assert props["ProtectSystem"] == [("s", "strict")]
+    assert props["ReadWritePaths"] == [("as", ["/var/lib/lexi-maint"])]
+    assert props["ReadOnlyPaths"] == [("as", ["/srv/lexi/documents/cao"])]
+    assert props["ProtectHome"] == [("s", "yes")]
+    assert "BindPaths" not in props and "BindReadOnlyPaths" not in props
+    assert props["CapabilityBoundingSet"] == [("t", 0)]
+    assert props["RestrictNamespaces"] == [("t", 0)]
+    assert props["RestrictAddressFamilies"] == [("(bas)", (True, ["AF_UNIX", "AF_INET",
+                                                                   "AF_INET6"]))]  # fmt: skip
+    assert props["SystemCallFilter"] == [
+        ("(bas)", (True, ["@system-service"])),
+        ("(bas)", (False, ["@privileged", "@resources"])),
+    ]
+    assert props["SystemCallArchitectures"] == [("as", ["native"])]
+    assert props["UMask"] == [("u", 0o077)]
+    for flag in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
+                 "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                 "ProtectClock", "ProtectHostname", "RestrictSUIDSGID", "LockPersonality",
+                 "RestrictRealtime"):  # fmt: skip
+        assert props[flag] == [("b", True)], flag
+
+
+def test_job_paths_below_home_are_bound_back_in() -> None:
+    sandbox = Sandbox(Path("/home/lexi/state"), (Path("/root/docs"), Path("/srv/docs")))
+    props = values(sandbox_properties(sandbox))
+    assert props["ProtectHome"] == [("s", "tmpfs")]
+    assert props["BindPaths"] == [("a(ssbt)", [("/home/lexi/state", "/home/lexi/state",
+                                                False, 0x4000)])]  # fmt: skip
+    assert props["BindReadOnlyPaths"] == [("a(ssbt)", [("/root/docs", "/root/docs", False,
+                                                        0x4000)])]  # fmt: skip
+    assert "ReadWritePaths" not in props
+    assert props["ReadOnlyPaths"] == [("as", ["/srv/docs"])]
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,17 @@ each test below asserts one scenario's observations, so a failure names the beha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lexi_maint.lifecycle.ownership import PIPELINE_ENTRIES
 
 from .runner import VmResult, VmRun, prepare_share
 
@@ -90,7 +94,7 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert "✓ job user: lexi-batch (uid" in r["doctor"], r["doctor"]
     assert r["ownership"] == {
         "/var/lib/lexi-maint": "lexi-batch 0750",
-        "/var/lib/lexi-maint/ledger.sqlite3": "lexi-batch 0644",
+        "/var/lib/lexi-maint/ledger.sqlite3": "lexi-batch 0600",  # the job unit's UMask=0077
         "/var/lib/lexi-maint/falkordb": "lexi-batch 0700",
         "/var/lib/lexi-maintd": "root 0750",
     }, r["ownership"]
@@ -100,6 +104,52 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert {"LEXI_JOB", "LEXI_RUN", "LEXI_DOCUMENT", "LEXI_PHASE"} <= set(r["journal_fields"])
     assert len(r["message_ids"]) >= 4, r["message_ids"]
     assert "✅" in r["batch_journal"] and "summary" in r["batch_journal"], r["batch_journal"]
+
+
+def exposure(table: list[str]) -> float:
+    """The figure of `systemd-analyze security UNIT`'s last line."""
+    match = re.search(r"exposure level for \S+: (\d+\.\d+)", table[-1] if table else "")
+    assert match, table
+    return float(match[1])
+
+
+def test_the_running_job_unit_scores_ok(results: dict[str, Any], boot: VmResult) -> None:
+    r = scenario(results, "batch", boot)
+    table = r["observed"]["job_security"]
+    print(*table, sep="\n")
+    print("setup:", results["setup"]["security"])
+    assert exposure(table) <= 2.5, "\n".join(table)
+
+
+def test_the_job_unit_sandbox_holds(results: dict[str, Any], boot: VmResult) -> None:
+    r = scenario(results, "sandbox", boot)
+    probe = r["probe"]
+    assert r["result"] == "success" and isinstance(probe, dict), r
+    print(json.dumps(probe, indent=1))
+    assert probe["uid"] != 0 and probe["cap_bounding"] == "0000000000000000", probe
+    assert probe["no_new_privs"] == "1" and probe["seccomp"] == "2", probe
+    writes = probe["write"]
+    assert writes.pop("/var/lib/lexi-maint/runs/probe.tmp") == "ok", writes
+    assert writes.pop("/tmp/lexi-probe") == "ok", writes  # its own private /tmp ...
+    assert writes.pop("/var/tmp/lexi-probe") == "ok", writes  # ... and /var/tmp
+    assert set(writes.values()) == {"Read-only file system"}, writes
+    reads = probe["read"]
+    assert reads.pop("/etc/shadow") == "Permission denied", reads
+    assert reads.pop("/etc/lexi-maint/memgraph-password") == "Permission denied", reads
+    assert reads.pop("/root") != "ok" and reads.pop("/home") != "ok", probe["read"]
+    assert set(reads.values()) == {"ok"}, reads  # a document of the input
+    assert probe["families"] == {"AF_NETLINK": "Address family not supported by protocol",
+                                 "AF_PACKET": "Address family not supported by protocol",
+                                 "AF_INET": "ok"}, probe["families"]  # fmt: skip
+    # the Memgraph password reached the job as a credential, and only there
+    assert probe["credentials"] == ["deepseek-api-key", "memgraph-password"], probe
+    password = probe["memgraph_password"]
+    assert password.get("source", "").startswith("systemd credential /run/credentials/"), password
+    assert password["sha256"] == hashlib.sha256(b"memgraph-vmtest-pw-9876").hexdigest()
+    assert not [n for n in probe["environment_names"] if "KEY" in n or "PASS" in n], probe
+    assert probe["secrets_in_environ_or_cmdline"] == [], probe
+    assert r["secret_files"] == {"journal": []}, r["secret_files"]
+    assert set(r["foreign_in_state"]) <= PIPELINE_ENTRIES, r["foreign_in_state"]
 
 
 def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult) -> None:

@@ -8,6 +8,7 @@ host shows the real values. Run as: python3 scenarios.py REPO_DIR OUT_DIR
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -32,6 +33,8 @@ DOCS = Path("/srv/lexi/documents")
 STATE = Path("/var/lib/lexi-maint")  # the pipeline's: handed to the job's user before a run
 RECORDS = Path("/var/lib/lexi-maintd")  # the daemon's: root's alone
 SECRET = "sk-lexi-vmtest-0123456789"  # a fake API key: must reach the job unit only as a credential
+PASSWORD = "memgraph-vmtest-pw-9876"  # a fake Memgraph password: the same
+PASSWORD_FILE = Path("/etc/lexi-maint/memgraph-password")
 RESULTS: dict[str, dict[str, Any]] = {}
 
 
@@ -120,6 +123,8 @@ def setup() -> dict[str, Any]:
     key = Path("/etc/lexi-maint/deepseek-api-key")
     key.write_text(SECRET + "\n")
     key.chmod(0o600)
+    PASSWORD_FILE.write_text(PASSWORD + "\n")
+    PASSWORD_FILE.chmod(0o600)
     make_documents(work / "samples")
     sh("systemctl", "daemon-reload", check=True)
     sh("systemctl", "start", "lexi.service", check=True)
@@ -194,7 +199,7 @@ class Sampler:
         self.samples: dict[str, Any] = {
             "service_states": set(), "memory_max": set(), "statuses": [], "slice_paths": set(),
             "credential_seen": set(), "secret_leaks": set(), "job_users": set(),
-            "credential_readable_by_job_user": set(),
+            "credential_readable_by_job_user": set(), "job_security": [],
         }  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -218,10 +223,19 @@ class Sampler:
                     if limit.exists():
                         self.samples["memory_max"].add(limit.read_text().strip())
                     self._credential(unit)
+                    self._security(unit)
             status = show("lexi-maintd.service", "StatusText")
             if status and (not self.samples["statuses"] or self.samples["statuses"][-1] != status):
                 self.samples["statuses"].append(status)
             time.sleep(0.3)
+
+    def _security(self, unit: str) -> None:
+        """`systemd-analyze security` of the running job unit, once per run."""
+        if self.samples["job_security"]:
+            return
+        table = sh("systemd-analyze", "security", "--no-pager", unit).stdout.strip().splitlines()
+        if show(unit, "ActiveState") == "active" and table:
+            self.samples["job_security"] = table
 
     def _credential(self, unit: str) -> None:
         """The key is in the unit's credential directory, never in argv or environment."""
@@ -334,6 +348,63 @@ def ownership() -> dict[str, str]:
         with contextlib.suppress(OSError):
             st = path.stat()
             found[str(path)] = f"{pwd.getpwuid(st.st_uid).pw_name} {stat.S_IMODE(st.st_mode):04o}"
+    return found
+
+
+def s10_sandbox(r: dict[str, Any]) -> None:
+    """A unit with the job unit's own properties (built by lexi-maint's code for job
+    cao_import, Memgraph as the graph store so its password is handed over too) runs
+    sandbox_probe.py instead of the pipeline: what can a compromised parser reach?"""
+    from lexi_maint.config import load_config
+    from lexi_maint.graph.config import GraphConfig, MemgraphConfig
+    from lexi_maint.lifecycle.sandbox import job_sandbox
+    from lexi_maint.systemd.dbus import PystemdSystemd
+    from lexi_maint.systemd.properties import PipelineRun, UnitProperty, pipeline_properties
+
+    config = load_config(CONFIG)
+    memgraph = MemgraphConfig(username="lexi", password_file=PASSWORD_FILE)
+    config = dataclasses.replace(config, graph=GraphConfig(backend="memgraph", memgraph=memgraph))
+    job = config.job("cao_import")
+    probe = Path("/srv/lexi-sandbox-probe.py")
+    shutil.copy(HERE / "sandbox_probe.py", probe)
+    probe.chmod(0o644)
+    run = PipelineRun(job.name, "sandbox-probe", config.source, 1)
+    props = [
+        p for p in pipeline_properties(run, job.limits, config.daemon, job_sandbox(config, job))
+        if p.name != "ExecStart"
+    ]  # fmt: skip
+    argv = [PY, str(probe), str(config.state_dir), str(job.input), str(PASSWORD_FILE)]
+    props.append(UnitProperty("ExecStart", "a(sasb)", [(PY, argv, False)]))
+    props.append(UnitProperty("AddRef", "b", True))
+    r["properties"] = sorted({p.name for p in props})
+    systemd = PystemdSystemd()
+    unit = "lexi-sandbox-probe.service"
+    try:
+        r["start"] = systemd.start_transient(unit, props, 60)
+        wait_for("the probe unit", lambda: systemd.status(unit).finished, 120)
+        r["result"] = systemd.status(unit).result
+    finally:
+        systemd.reset_failed(unit)
+        systemd.unref(unit)
+        systemd.close()
+    out = sh("journalctl", "-b", "--no-pager", "-o", "cat", "-u", unit).stdout
+    line = next((x for x in out.splitlines() if x.startswith("SANDBOX-PROBE ")), "")
+    r["probe"] = json.loads(line.removeprefix("SANDBOX-PROBE ")) if line else out[-3000:]
+    r["foreign_in_state"] = sorted(os.listdir(STATE))
+    r["secret_files"] = leaks()
+
+
+def leaks() -> dict[str, list[str]]:
+    """Where the API key or the Memgraph password shows: whole journal, ledger, LLM cache."""
+    journal = sh("journalctl", "-b", "--no-pager", "-o", "json").stdout
+    found: dict[str, list[str]] = {"journal": [s for s in (SECRET, PASSWORD) if s in journal]}
+    for path in sorted(STATE.rglob("*")):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_size < 64 * 2**20:
+                data = path.read_bytes()
+                hits = [s for s in (SECRET, PASSWORD) if s.encode() in data]
+                if hits:
+                    found[str(path)] = hits
     return found
 
 
@@ -490,6 +561,7 @@ def main() -> int:
     for name, body in (
         ("socket_access", s7_socket_access),
         ("batch", s1_batch),
+        ("sandbox", s10_sandbox),
         ("timer", s5_timer),
         ("oom", s2_oom),
         ("cancel", s4_cancel),
