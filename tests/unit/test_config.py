@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -116,5 +115,4 @@ def test_the_example_config_shows_the_defaults_of_service_daemon_and_limits() ->
     config = load_config(REPO / "config" / "lexi-maint.toml")
     assert config.service == ServiceConfig()
     assert config.daemon == DaemonConfig()
-    # the example runs its job as the user `make install` creates, not as root
-    assert config.job("cao_import").limits == dataclasses.replace(JobLimits(), user="lexi-batch")
+    assert config.job("cao_import").limits == JobLimits()
