@@ -63,20 +63,30 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+# Debian 12 in `make test`; LEXI_VM_BARE_SUITES=bookworm,trixie adds Debian 13 (one more boot)
+SUITES = os.environ.get("LEXI_VM_BARE_SUITES", "bookworm").split(",")
+OS_NAMES = {"bookworm": "Debian GNU/Linux 12", "trixie": "Debian GNU/Linux 13"}
+
+
+@pytest.fixture(scope="module", params=SUITES)
+def suite(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def boot(tmp_path_factory: pytest.TempPathFactory) -> VmResult:
+def boot(suite: str, tmp_path_factory: pytest.TempPathFactory) -> VmResult:
     try:
-        image = bare.ensure_bare_image("bookworm")
+        image = bare.ensure_bare_image(suite)
     except VmSetupError as exc:
         pytest.fail(f"VM test tier unavailable on this host: {exc}", pytrace=False)
-    share = tmp_path_factory.mktemp("bare-install")
+    share = tmp_path_factory.mktemp(f"bare-install-{suite}")
     prepare_share(share, ENTRY)
     (share / "install.sh").write_text(readme_install_block((REPO / "README.md").read_text()))
     shutil.copytree(REPO, share / "repo", ignore=IGNORE, symlinks=False)
     _link_tree(image.debs, share / bare.DEBS)
     _link_tree(image.wheels, share / bare.WHEELS)
     result = run_in_vm(share, BOOT_TIMEOUT_S, memory_mb=3072, cpus=2, image=image.image)
-    record_boot("bare-install (bookworm)", result)
+    record_boot(f"bare-install ({suite})", result)
     return result
 
 
@@ -99,9 +109,9 @@ def step(record: dict[str, Any], name: str, boot: VmResult) -> dict[str, Any]:
     return r
 
 
-def test_the_image_is_a_bare_server(record: dict[str, Any], boot: VmResult) -> None:
+def test_the_image_is_a_bare_server(record: dict[str, Any], boot: VmResult, suite: str) -> None:
     r = step(record, "bare", boot)
-    assert r["os"].startswith('PRETTY_NAME="Debian GNU/Linux 12'), r["os"]
+    assert r["os"].startswith(f'PRETTY_NAME="{OS_NAMES[suite]}'), r["os"]
     assert not any(r["installed"].values()), r["installed"]  # no compiler, libgomp1, venv
     assert r["cc"] is None and r["apt_lists"] == [] and r["ensurepip"] is False, r
 

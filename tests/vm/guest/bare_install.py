@@ -28,8 +28,8 @@ OUT = SHARE / "out"
 CHECKOUT = Path("/root/lexi-maint")
 CONFDIR = Path("/etc/lexi-maint")
 KEY_FILE = CONFDIR / "deepseek-api-key"
-# the test server's key (tests/llm_server API_KEY): it must reach the job unit only as a credential
-SECRET = "sk-test-0123456789abcdef"
+# the site's API key: the LLM endpoint accepts it; it must reach the job unit only as a credential
+SECRET = "sk-lexi-bare-vm-5f0c2d9e71a84b36"
 DOCS = Path("/srv/lexi/documents/cao")
 EDITOR = Path("/usr/local/sbin/site-edit")
 LLM_UNIT = "llm-test-server.service"
@@ -60,16 +60,12 @@ WantedBy=multi-user.target
 # server needs the lexi-maint venv, which exists only once `make install` has run.
 EDIT = f"""#!/bin/sh
 set -eu
-systemd-run --unit={LLM_UNIT} --working-directory={CHECKOUT} \\
-    /opt/lexi-maint/venv/bin/python -m tests.llm_server --latency fixed:0.2
-for i in $(seq 600); do
-    url=$(journalctl -u {LLM_UNIT} -o cat | sed -n 's/^listening on \\(http[^ ]*\\).*/\\1/p')
-    [ -n "$url" ] && break
-    sleep 0.2
-done
-[ -n "$url" ] || {{ echo "the LLM test server did not start"; exit 1; }}
-echo "$url" > {LLM_URL_FILE}
-sed "s|@BASE_URL@|$url|" {SHARE}/repo/tests/vm/guest/bare-lexi-maint.toml > "$1"
+rm -f {LLM_URL_FILE}
+systemd-run --unit={LLM_UNIT} --working-directory={CHECKOUT} /opt/lexi-maint/venv/bin/python \\
+    -m tests.vm.guest.llm_endpoint {KEY_FILE} {LLM_URL_FILE}
+for i in $(seq 600); do [ -s {LLM_URL_FILE} ] && break; sleep 0.2; done
+[ -s {LLM_URL_FILE} ] || {{ echo "the LLM endpoint did not start"; exit 1; }}
+sed "s|@BASE_URL@|$(cat {LLM_URL_FILE})|" {SHARE}/repo/tests/vm/guest/bare-lexi-maint.toml > "$1"
 """
 
 
@@ -152,15 +148,24 @@ def site(r: dict[str, Any]) -> None:
     EDITOR.chmod(0o755)
 
 
+def streamed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run argv, logging each output line as it comes (with the guest's clock): the
+    timings of the install's steps are in output.log."""
+    lines = []
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            log(f"| {line.rstrip()}")
+    return proc.returncode, "".join(lines)
+
+
 def readme_install(r: dict[str, Any]) -> None:
     """The README's install block, verbatim (the host extracted it into install.sh)."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
            "HOME": "/root", "LANG": "C.UTF-8", "EDITOR": str(EDITOR)}  # fmt: skip
-    started = time.monotonic()
-    proc = sh("bash", "-e", "-x", str(SHARE / "install.sh"), cwd=CHECKOUT, env=env)
-    r["seconds_install_block"] = round(time.monotonic() - started, 1)
-    r["rc"] = proc.returncode
-    r["output"] = proc.stdout + proc.stderr
+    r["rc"], r["output"] = streamed(["bash", "-e", "-x", str(SHARE / "install.sh")], CHECKOUT, env)
     r["installed"] = {p: dpkg_installed(p) for p in WATCHED}
     r["lexi_maint_on_path"] = shutil.which("lexi-maint", path=env["PATH"])
     r["id_lexi_batch"] = sh("id", "lexi-batch").stdout.strip()
@@ -169,8 +174,8 @@ def readme_install(r: dict[str, Any]) -> None:
     r["verify"] = sh("systemd-analyze", "verify", *(f"/etc/systemd/system/{u}" for u in (
         "lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service",
         "lexi-batch@.timer", "lexi-batch.slice"))).stderr  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"the README's install block failed ({proc.returncode})")
+    if r["rc"] != 0:
+        raise RuntimeError(f"the README's install block failed ({r['rc']})")
 
 
 class Watch:
