@@ -42,8 +42,9 @@ from . import image as base
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = "/var/cache/lexi-maint/vm-bare"
-# Debian suite -> its Python (the wheels must match the guest's interpreter).
-SUITES: dict[str, str] = {"bookworm": "3.11", "trixie": "3.13"}
+# Debian suite -> its Python (the wheels must match the guest's interpreter, to the micro
+# version: redis needs async-timeout only below 3.11.3, and bookworm has 3.11.2).
+SUITES: dict[str, str] = {"bookworm": "3.11.2", "trixie": "3.13.5"}
 # A minimal server: what debootstrap's minbase lacks of Debian's "standard" install that a
 # server running a Python web app has (python3), plus make, which runs the installer.
 BARE_PACKAGES: tuple[str, ...] = (
@@ -181,9 +182,26 @@ def _pypi_sdist(name: str, dest: Path) -> Path:
     return target
 
 
+def _download_python(build: base._Build, version: str) -> str:
+    """A pip whose interpreter is the guest's version where the host has one (the host's
+    Debian python3 for bookworm): pip evaluates environment markers such as
+    `python_full_version < "3.11.3"` against the interpreter it runs on, whatever
+    --python-version says."""
+    probe = "import platform; print(platform.python_version())"
+    for python in ("/usr/bin/python3", sys.executable):
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
+        if found.stdout.strip() == version:
+            venv = build.work / "download-venv"
+            base._run(build, [python, "-m", "venv", str(venv)])
+            return str(venv / "bin/python")
+    build.log.write(f"no host python {version}: markers are evaluated for {sys.version}\n")
+    return sys.executable
+
+
 def _step_wheels(build: base._Build, wheels: Path, python: str) -> None:
     wheels.mkdir()
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels),
+    pip = [_download_python(build, python), "-m", "pip"]
+    cmd = [*pip, "download", "--quiet", "--dest", str(wheels),
            "--only-binary", ":all:", "--python-version", python,
            *python_requirements()]  # fmt: skip
     base._run(build, cmd)
@@ -224,6 +242,7 @@ def _build_into(work: Path, key: str, suite: str) -> None:
             ) from exc
         build.timings["total"] = round(time.monotonic() - start, 1)
     base._safe_rmtree(build.rootfs)
+    base._safe_rmtree(work / "download-venv")
     manifest = {"key": key, "suite": suite, "mirror": base.host_mirror(),
                 "debs": sorted(p.name for p in (work / "debs").glob("*.deb")),
                 "wheels": sorted(p.name for p in (work / "wheels").iterdir()),
