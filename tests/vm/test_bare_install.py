@@ -132,7 +132,7 @@ def test_a_deepseek_job_runs_through_systemctl_as_lexi_batch(
     record: dict[str, Any], boot: VmResult
 ) -> None:
     r = step(record, "job", boot)
-    assert r["batch_result"] == "success", r["batch_journal"]
+    assert r["start_rc"] == 0 and r["batch_result"] == "success", r["batch_journal"]
     documents = r["documents"]
     assert len(documents) == 6 and r["counts"]["done"] == 6, (r["counts"], documents)
     for name, doc in documents.items():

@@ -237,15 +237,21 @@ def job(r: dict[str, Any]) -> None:
     watch.thread.start()
     service_pid = show("lexi.service", "MainPID")
     started = time.monotonic()
-    client = subprocess.Popen(["systemctl", "start", "lexi-batch@cao_import.service"])
+    batch = "lexi-batch@cao_import.service"
+    r["start_rc"] = sh("systemctl", "start", batch).returncode  # returns once it runs (Type=exec)
+
+    def batch_done() -> bool:
+        return show(batch, "ActiveState") in ("inactive", "failed")
+
     deadline = time.monotonic() + 300
-    while not job_units() and client.poll() is None and time.monotonic() < deadline:
+    while not job_units() and not batch_done() and time.monotonic() < deadline:
         time.sleep(0.2)
     r["job_unit_seen_after"] = round(time.monotonic() - started, 1)
     upgrade = sh("make", "-C", str(CHECKOUT), "install")  # while the job runs
     r["upgrade_during_run"] = {"rc": upgrade.returncode, "output": upgrade.stdout + upgrade.stderr,
                                "job_still_running": bool(job_units())}  # fmt: skip
-    client.wait(timeout=1500)
+    while not batch_done() and time.monotonic() < started + 1800:
+        time.sleep(0.5)
     r["seconds_job"] = round(time.monotonic() - started, 1)
     watch.stop.set()
     watch.thread.join()
