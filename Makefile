@@ -144,11 +144,12 @@ install-units:
 	  mv $(UNITDIR)/.$$unit.new $(UNITDIR)/$$unit || exit 1; \
 	done
 
-# an existing configuration is never overwritten
+# An existing configuration is never overwritten. 0644: the job unit reads it as its user
+# (lexi-batch); it holds no secret (keys and passwords live in their own 0600 files).
 install-config:
 	install -d -m 0755 $(CONFDIR)
 	[ -e $(CONFDIR)/lexi-maint.toml ] || { $(FILL_CONFIG) config/lexi-maint.toml > $(CONFDIR)/.lexi-maint.toml.new && \
-	  chmod 0640 $(CONFDIR)/.lexi-maint.toml.new && mv $(CONFDIR)/.lexi-maint.toml.new $(CONFDIR)/lexi-maint.toml; }
+	  chmod 0644 $(CONFDIR)/.lexi-maint.toml.new && mv $(CONFDIR)/.lexi-maint.toml.new $(CONFDIR)/lexi-maint.toml; }
 
 install-bin:
 	install -d -m 0755 $(BINDIR)

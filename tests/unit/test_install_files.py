@@ -65,7 +65,7 @@ def test_installed_config_names_the_chosen_paths(tmp_path: Path) -> None:
     assert 'program = "/srv/lm/venv/bin/lexi-maint"' in text
     assert f'# api_key_file = "{tmp_path}/deepseek-api-key"' in text
     assert 'user = "lexi-batch"' in text
-    assert installed.stat().st_mode & 0o777 == 0o640
+    assert installed.stat().st_mode & 0o777 == 0o644  # the job user reads it
     installed.write_text("# edited\n")
     make("install-config", f"CONFDIR={tmp_path}")  # never overwritten
     assert installed.read_text() == "# edited\n"

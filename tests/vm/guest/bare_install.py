@@ -200,7 +200,8 @@ class Watch:
 
     def unit(self, unit: str) -> None:
         pid = show(unit, "MainPID")
-        if pid not in ("", "0"):
+        # once exec'd: a forked child is still root until systemd applies User=
+        if pid not in ("", "0") and b"lexi-maint" in read_bytes(f"/proc/{pid}/cmdline"):
             with contextlib.suppress(OSError):
                 uid = Path(f"/proc/{pid}/status").read_text().split("\nUid:")[1].split()[0]
                 self.samples["job_users"].add(sh("id", "-nu", uid).stdout.strip())
@@ -220,6 +221,13 @@ class Watch:
                 with contextlib.suppress(OSError):
                     if SECRET.encode() in (proc / part).read_bytes():
                         self.samples["secret_in_proc"].add(f"{proc.name}/{part}")
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
 
 
 def job_units() -> list[str]:
