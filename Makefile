@@ -10,6 +10,9 @@ UNITDIR     ?= /etc/systemd/system
 CONFDIR     ?= /etc/lexi-maint
 BINDIR      ?= /usr/local/bin
 SYSUSERSDIR ?= /etc/sysusers.d
+CATALOGDIR ?= /usr/lib/systemd/catalog
+MANDIR ?= /usr/local/share/man
+COMPLETIONDIR ?= /usr/share/bash-completion/completions
 # e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
 PIP_OPTS ?=
 # Debian packages `make install` installs when missing: the venv and the OpenMP runtime of
@@ -18,6 +21,7 @@ PIP_OPTS ?=
 APT_PACKAGES       ?= python3 python3-venv libgomp1
 PYSTEMD_BUILD_DEPS ?= gcc python3-dev libsystemd-dev pkg-config
 UNITS := lexi-maintd.service lexi-maintd.socket lexi-batch@.service lexi-batch@.timer lexi-batch.slice
+UNITS += lexi-notify@.service
 LEXI  := $(PREFIX)/venv/bin/lexi-maint
 # systemd/*.in and packaging/*.in name the paths as @PREFIX@ and @CONFDIR@
 FILL_PATHS := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@CONFDIR@|$(CONFDIR)|g'
@@ -35,9 +39,10 @@ DAEMON_IDLE := { echo "$$status" | grep -q '"current": null' && \
 help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
-	@echo "make bench-memory  peak memory at 49 and 490 documents and for a 1,000-page PDF"
+	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
-	@echo "make bench-llm     LLM stages vs the test server: seed shape, defaults, lower bound"
+	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
+	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -98,7 +103,7 @@ bench-llm: $(STAMP)
 # `make install`: first install and upgrade alike (idempotent). Each step is a target of its
 # own, run in this order; a new file to install is one more line in its step.
 INSTALL_STEPS := install-check-idle install-packages install-venv install-units install-config \
-	install-bin install-users install-enable install-restart
+	install-bin install-docs install-users install-enable install-restart
 .PHONY: $(INSTALL_STEPS)
 .NOTPARALLEL: install
 
@@ -156,6 +161,14 @@ install-bin:
 	$(FILL_PATHS) packaging/lexi-maint.in > $(BINDIR)/.lexi-maint.new
 	chmod 0755 $(BINDIR)/.lexi-maint.new && mv $(BINDIR)/.lexi-maint.new $(BINDIR)/lexi-maint
 
+# the journal's message catalog, the man page and bash completion
+install-docs:
+	install -D -m 0644 systemd/lexi-maint.catalog $(CATALOGDIR)/lexi-maint.catalog
+	journalctl --update-catalog
+	install -d -m 0755 $(MANDIR)/man1 $(COMPLETIONDIR)
+	$(PREFIX)/venv/bin/python -m lexi_maint.manpage man > $(MANDIR)/man1/lexi-maint.1
+	$(PREFIX)/venv/bin/python -m lexi_maint.manpage bash > $(COMPLETIONDIR)/lexi-maint
+
 install-users:
 	install -d -m 0755 $(SYSUSERSDIR)
 	install -m 0644 packaging/lexi-maint.sysusers $(SYSUSERSDIR)/lexi-maint.conf
@@ -189,9 +202,15 @@ uninstall:
 	-systemctl disable --now -q lexi-maintd.service lexi-maintd.socket
 	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
 	rm -f $(BINDIR)/lexi-maint $(SYSUSERSDIR)/lexi-maint.conf
+	rm -f $(CATALOGDIR)/lexi-maint.catalog $(MANDIR)/man1/lexi-maint.1 $(COMPLETIONDIR)/lexi-maint
+	-journalctl --update-catalog
 	systemctl daemon-reload
 	rm -rf $(PREFIX)
 	@echo "removed; kept $(CONFDIR), /var/lib/lexi-maint, /var/lib/lexi-maintd and the users"
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-quality
+bench-quality: $(STAMP)
+	$(BIN)/python -m bench.quality

@@ -49,7 +49,7 @@ def build_documents(samples: Path, count: int, workdir: Path) -> list[GraphDocum
     for i in range(count):
         source = sources[i % len(sources)]
         path = Path(shutil.copyfile(source, workdir / f"copy-{i:04d}-{source.name}"))
-        found = fingerprint(path, workdir)
+        found = fingerprint(path, workdir, 2**30)
         work = Work(source=SourceFile(path, workdir, found.sha256, found.size))
         for stage in stages:
             work = stage.run(work)

@@ -6,14 +6,18 @@ pypdf, httpx, pystemd) are translated where they are caught::
     LexiMaintError
     ├── ConfigError            configuration invalid; carries every problem (file, dotted key)
     ├── UsageError             a command was called wrongly (unknown job, bad argument)
-    ├── LedgerError            the ledger database cannot be opened or written
+    ├── StateError             the state directory cannot be used (unwritable, full, ...)
+    │   └── LedgerError        the ledger database cannot be opened or written, or is damaged
     ├── GraphError             the graph store is unreachable or rejected a write
+    │                          (`unavailable`: it is down, full or unreachable - an outage)
     ├── SystemdError           a D-Bus call to systemd failed or a unit job did not finish
     ├── ProcessError           leftover processes could not be stopped
     └── DocumentError          one document failed; the job goes on
         │                      (error_class names the cause for the ledger: see ErrorClass)
-        └── JobStopError       ... for a reason every document shares (API key rejected,
-                               account out of balance): the runner stops the whole job
+        ├── JobStopError       ... for a reason every document shares (API key rejected,
+        │                      account out of balance): the runner stops the whole job
+        └── OutageError        ... because a dependency (graph store, model API, disk) is
+                               down: not the document's fault; the runner pauses the job
 
 A DocumentError says whether retrying can help (`retryable`).
 """
@@ -23,6 +27,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+class Dependency(StrEnum):
+    """What a job depends on besides its documents; an outage of one pauses the job."""
+
+    GRAPH = "graph store"
+    LLM = "model API"
+    DISK = "disk"
 
 
 class ErrorClass(StrEnum):
@@ -43,6 +55,7 @@ class ErrorClass(StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     MISSING = "missing"
+    GRAPH_MISSING = "graph_missing"  # done in the ledger, not in the graph: processed again
     INTERNAL = "internal"
     LLM_AUTH = "llm_auth"  # the model API rejected the key (HTTP 401/403)
     LLM_BALANCE = "llm_balance"  # the account has run out of balance (HTTP 402)
@@ -80,12 +93,26 @@ class UsageError(LexiMaintError):
     """A command was called with arguments that cannot work (unknown job, ...)."""
 
 
-class LedgerError(LexiMaintError):
-    """The ledger database could not be opened, migrated or written."""
+class StateError(LexiMaintError):
+    """The state directory (ledger, graph data, caches, lock) cannot be used."""
+
+
+class LedgerError(StateError):
+    """The ledger database could not be opened, migrated or written, or is damaged."""
 
 
 class GraphError(LexiMaintError):
-    """The graph store could not be reached or rejected a statement."""
+    """The graph store could not be reached or rejected a statement.
+
+    `unavailable` is True when the store itself is the problem (down, unreachable, out of
+    disk or memory, still loading): an outage, which no document can be blamed for.
+    `rejected` is True when it refused the statement or its data: the same write fails again.
+    """
+
+    def __init__(self, message: str, *, unavailable: bool = False, rejected: bool = False) -> None:
+        self.unavailable = unavailable
+        self.rejected = rejected  # the statement or its data was refused: retrying cannot help
+        super().__init__(message)
 
 
 class SystemdError(LexiMaintError):
@@ -113,3 +140,15 @@ class JobStopError(DocumentError):
     puts the ones still running back to `pending`. `retryable` says whether the document
     that saw it is left `pending` as well (True, e.g. no balance) or recorded as failed.
     """
+
+
+class OutageError(DocumentError):
+    """A document failed because `dependency` is down, not because of its content.
+
+    The runner gives the attempt back, stops starting documents and probes the dependency
+    until it answers again or the job's outage budget is spent.
+    """
+
+    def __init__(self, dependency: Dependency, error_class: ErrorClass, message: str) -> None:
+        self.dependency = dependency
+        super().__init__(error_class, message, retryable=True)

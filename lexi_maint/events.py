@@ -65,6 +65,7 @@ class RunSummary:
     usage: Usage = field(default_factory=Usage)  # model calls of every attempt in this run
     stopped: str = ""  # why the job stopped early (API key rejected, no balance), else ""
     left_pending: int = 0  # documents the stop left pending
+    signal: str = ""  # the signal that interrupted the run ("SIGINT"), else ""
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +90,7 @@ class RunSummary:
             "llm": self.usage.to_json(),
             "stopped": self.stopped,
             "left_pending": self.left_pending,
+            "signal": self.signal,
         }
 
 
@@ -96,7 +98,7 @@ class RunSummary:
 class JobStopped:
     """A document failed in a way every document would (e.g. the API key was rejected)."""
 
-    path: str  # the document that hit it
+    path: str  # the document that hit it; "" when a dependency stayed down too long
     reason: str
     released: int  # running documents stopped and put back to pending
 

@@ -13,19 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import UsageError
+from lexi_maint.errors import Dependency, StateError, UsageError
 from lexi_maint.events import Event, RunSummary
-from lexi_maint.graph.backend import GraphTarget, connect, serve
-from lexi_maint.inventory import discover, fingerprint
+from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
+from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
 from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
+from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy
 from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.runner import Runner, RunnerSettings
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
+from lexi_maint.probe import Health, Probe
+from lexi_maint.reconcile import graph_documents, missing_from_graph
 from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
+
+_SHOWN_MISSING = 5
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class RunOptions:
     reprocess: bool = False
     workers: int | None = None  # overrides the job's `workers`
     run_id: str | None = None  # given by the daemon; otherwise made up here
+    trigger: str = "foreground"  # what started the run (the daemon records its own)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class StatePaths:
     def lock(self) -> Path:
         return self.root / "run.lock"
 
+    def inventory(self, job: str) -> Path:
+        """The job's fingerprint cache (see lexi_maint.inventory)."""
+        return cache_path(self.root, job)
+
 
 def new_run_id(job: str) -> str:
     return f"{job}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
@@ -57,8 +67,15 @@ def new_run_id(job: str) -> str:
 @contextmanager
 def state_lock(paths: StatePaths) -> Iterator[None]:
     """One run per state directory at a time (they share the ledger and graph server)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with paths.lock.open("a+") as handle:
+    try:
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = paths.lock.open("a+")
+    except OSError as exc:
+        raise StateError(
+            f"state directory {paths.root} cannot be used: {exc.strerror or exc}"
+            " (it must be a directory the user running lexi-maint can write)"
+        ) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,14 +107,18 @@ def run_job(
     files = discover(job.input, job.patterns)  # before the lock: a bad input dir is a usage error
     with (
         state_lock(paths),
-        Ledger.open(paths.ledger) as ledger,
-        serve(config.graph, paths.root) as target,
+        Ledger.open(paths.ledger, spend_journal=job.llm.cache_path) as ledger,
+        serve_probed(config.graph, paths.root) as served,
     ):
+        target = served.target
         _ensure_schema(target)
         stages = make_stages(job, target)  # reads the API key: a missing one records no run
-        found = [fingerprint(p, job.input) for p in files]
+        cache = FingerprintCache(paths.inventory(job.name))
+        found = take_inventory(files, job.input, job.parse.max_bytes, cache)
         run_id = options.run_id or new_run_id(job.name)
-        interrupted = ledger.start_run(job.name, run_id, os.getpid())
+        trigger = "" if options.run_id else options.trigger
+        interrupted = ledger.start_run(job.name, run_id, os.getpid(), trigger)
+        _reconcile(ledger, job.name, target)
         decisions = plan(
             found,
             ledger.known(job.name),
@@ -113,6 +134,7 @@ def run_job(
             probe,
             on_event,
             stop,
+            _outage_guard(job, served, paths.root),
         )
         try:
             summary = runner.run(found, decisions, len(interrupted))
@@ -120,8 +142,59 @@ def run_job(
             ledger.finish_run(job.name, run_id, "cancelled", {})
             raise
         status = "stopped" if summary.stopped else "finished"
-        ledger.finish_run(job.name, run_id, status, summary.to_json())
+        ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
         return summary
+
+
+def _outage_guard(job: JobConfig, served: ServedGraph, state_dir: Path) -> OutageGuard:
+    """What the runner probes when a document fails because a dependency is down."""
+    probes: dict[Dependency, Probe] = {
+        Dependency.GRAPH: served.health,
+        Dependency.DISK: lambda: disk_space(state_dir),
+    }
+    if job.llm.enabled:
+        from lexi_maint.llm.keys import load_api_key
+        from lexi_maint.llm.reachable import api_probe
+
+        probes[Dependency.LLM] = api_probe(job.llm, load_api_key(job.llm))
+    return OutageGuard(OutagePolicy(budget=job.outage_budget), probes)
+
+
+def _reconcile(ledger: Ledger, job: str, target: GraphTarget) -> None:
+    """Documents done in the ledger but absent from the graph go back to pending."""
+    store = connect(target)
+    try:
+        graph = graph_documents(store)
+    finally:
+        store.close()
+    missing = missing_from_graph(ledger.documents(job), graph)
+    if not missing:
+        return
+    shown = ", ".join(Path(p).name for p in missing[:_SHOWN_MISSING])
+    more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
+    log.warning(
+        "%d documents done in the ledger are missing from the graph (its data was lost or"
+        " wiped?); they are processed again: %s%s",
+        len(missing),
+        shown,
+        more,
+    )
+    ledger.requeue(job, missing, "done earlier, but missing from the graph at run start")
+
+
+MIN_FREE_STATE = 16 << 20  # bytes free on state_dir's disk below which it counts as full
+
+
+def disk_space(path: Path) -> Health:
+    """The disk probe: enough free space where the ledger and the caches are written."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        return Health(False, f"cannot look at {path}: {exc}")
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE_STATE:
+        return Health(False, f"{path} has {free} bytes free")
+    return Health(True)
 
 
 def _ensure_schema(target: GraphTarget) -> None:

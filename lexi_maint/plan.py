@@ -22,6 +22,7 @@ class Found:
     path: str
     sha256: str
     size: int
+    problem: str = ""  # why it was not hashed (not a regular file, too large, sparse, ...)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,13 @@ import psutil
 
 from lexi_maint.errors import ProcessError
 from lexi_maint.lifecycle.config import ProcessMatcher
+from lexi_maint.printable import printable
 
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+MAX_ROUNDS = 5  # looks for leftovers that appeared while the previous ones were stopped
+RESCAN_DELAY = 0.5  # seconds between a round and the next look
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,9 @@ class LeftoverKiller:
         *,
         root: Path = CGROUP_ROOT,
         table: Callable[[], list[ProcInfo]] = process_table,
+        rescan_delay: float = RESCAN_DELAY,
     ) -> None:
+        self._rescan_delay = rescan_delay
         self._matchers = matchers
         self._grace = grace
         self._root = root
@@ -130,9 +135,34 @@ class LeftoverKiller:
         )
 
     def stop(self, cgroup: str) -> KillReport:
-        pids = self.find(cgroup)
-        if not pids:
-            return KillReport((), (), ())
+        """Stop the leftovers; look again and stop what appeared meanwhile, `MAX_ROUNDS`
+        times at most. Something that keeps coming back is named with whoever starts it."""
+        found: list[int] = []
+        killed: set[int] = set()
+        for round_number in range(1, MAX_ROUNDS + 1):
+            if round_number > 1:
+                time.sleep(self._rescan_delay)  # a respawner needs a moment to start another
+            pids = [p for p in self.find(cgroup) if p not in found]
+            if not pids:
+                return KillReport(tuple(found), tuple(p for p in found if p not in killed),
+                                  tuple(sorted(killed)))  # fmt: skip
+            if round_number > 1:
+                log.warning("round %d: %d more leftover processes appeared: %s", round_number,
+                            len(pids), pids)  # fmt: skip
+            found.extend(pids)
+            killed.update(self._stop_round(pids))
+        time.sleep(self._rescan_delay)
+        again = self.find(cgroup)
+        if not again:
+            return KillReport(tuple(found), tuple(p for p in found if p not in killed),
+                              tuple(sorted(killed)))  # fmt: skip
+        raise ProcessError(
+            f"processes of the service keep coming back after {MAX_ROUNDS} rounds of stopping"
+            f" them: {'; '.join(describe_process(p) for p in again[:3])}"
+        )
+
+    def _stop_round(self, pids: list[int]) -> set[int]:
+        """SIGTERM, grace, SIGKILL; return the pids that needed SIGKILL."""
         log.warning("stopping %d leftover processes of the service: %s", len(pids), pids)
         procs = _processes(pids)
         for proc in procs:
@@ -141,13 +171,29 @@ class LeftoverKiller:
         for proc in alive:
             _signal(proc, signal.SIGKILL)
         still = _wait_gone(alive, 5.0)
-        remaining = [p.pid for p in still] + [p for p in self.find(cgroup) if p not in pids]
-        if remaining:
-            raise ProcessError(f"leftover processes still alive after SIGKILL: {remaining}")
-        killed = {p.pid for p in alive}
-        return KillReport(
-            tuple(pids), tuple(p for p in pids if p not in killed), tuple(sorted(killed))
+        if still:
+            raise ProcessError(
+                "leftover processes still alive after SIGKILL: "
+                + "; ".join(describe_process(p.pid) for p in still)
+            )
+        return {p.pid for p in alive}
+
+
+def describe_process(pid: int) -> str:
+    """pid, user, command line and the parent that started it (the respawner, if any)."""
+    try:
+        proc = psutil.Process(pid)
+        uid = proc.uids().real
+        cmdline = " ".join(proc.cmdline()) or proc.name()
+        parent = proc.parent()
+        started_by = (
+            f", started by pid {parent.pid} ({' '.join(parent.cmdline()) or parent.name()})"
+            if parent is not None
+            else ""
         )
+    except psutil.Error:
+        return f"pid {pid} (gone)"
+    return printable(f"pid {pid} uid {uid} ({cmdline[:200]}){started_by[:300]}")
 
 
 def _running(proc: psutil.Process) -> bool:

@@ -101,6 +101,15 @@ class Scheduler:
             return True
         return False
 
+    def give_back(self, path: str) -> None:
+        """An attempt that does not count (a dependency was down): the document runs next."""
+        self.running.discard(path)
+        if self._solo_active == path:
+            self._solo_active = None
+            self._solo.appendleft(path)
+        else:
+            self._queue.appendleft(path)
+
     def _start(self, path: str) -> str:
         self.running.add(path)
         return path

@@ -137,6 +137,10 @@ class Table:
         if not value:
             self.problem(key, "must not be empty")
             return default
+        problem = path_problem(value)
+        if problem is not None:
+            self.problem(key, problem)
+            return default
         return (self._reader.anchor / value).resolve()
 
     def size(self, key: str, default: int | None) -> int | None:
@@ -177,6 +181,23 @@ class Table:
         if bad or not value:
             return default
         return tuple(value)
+
+
+NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4095  # bytes in a whole path, without the terminating NUL
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot be a path on Linux, or None."""
+    if "\0" in value:
+        return "must not contain a NUL character"
+    encoded = value.encode("utf-8", "surrogateescape")
+    if len(encoded) > PATH_MAX:
+        return f"is {len(encoded)} bytes long; a path may have at most {PATH_MAX}"
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > NAME_MAX:
+        return f"has a component of {longest} bytes; a file name may have at most {NAME_MAX}"
+    return None
 
 
 def _kind(value: object) -> str:

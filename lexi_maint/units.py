@@ -50,3 +50,8 @@ def format_size(value: int) -> str:
         if value >= factor and value % factor == 0:
             return f"{value // factor}{unit}"
     return str(value)
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """ "1 job", "2 jobs", "0 problems" (pass `plural_form` for irregular nouns)."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"

@@ -1,7 +1,7 @@
 """The daemon's wire protocol: one JSON object per line over a Unix stream socket.
 
 Requests (client -> daemon), one per connection:
-    {"op": "submit", "job": "cao_import", "reprocess": false, "wait": true}
+    {"op": "submit", "job": "cao_import", "reprocess": false, "wait": true, "trigger": "timer"}
     {"op": "status"}            {"op": "list"}            {"op": "cancel", "run": "ID"}
 Replies: {"ok": true, ...} or {"ok": false, "error": "..."}; a waiting submit then gets
 event lines {"event": "phase"|"line"|"status", ...} and a last {"event": "finished", "run": {...}}.
@@ -24,11 +24,15 @@ class ApiError(ValueError):
     """A request that cannot be served; the message goes back to the client."""
 
 
+TRIGGERS = ("timer", "operator")  # what a client says started it (default: operator)
+
+
 @dataclass(frozen=True)
 class Submit:
     job: str
     reprocess: bool
     wait: bool
+    trigger: str = "operator"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def parse_request(line: bytes, jobs: frozenset[str]) -> Request:
         data = json.loads(line)
     except ValueError as exc:
         raise ApiError(f"request is not JSON: {exc}") from None
+    except RecursionError:  # 30,000 nested brackets fit in one line
+        raise ApiError("request is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError("request must be a JSON object")
     op = data.get("op")
@@ -74,7 +80,7 @@ def parse_request(line: bytes, jobs: frozenset[str]) -> Request:
 
 
 def _submit(data: dict[str, Any], jobs: frozenset[str]) -> Submit:
-    unknown = set(data) - {"op", "job", "reprocess", "wait"}
+    unknown = set(data) - {"op", "job", "reprocess", "wait", "trigger"}
     if unknown:
         raise ApiError(f"unknown fields in submit: {', '.join(sorted(unknown))}")
     job = data.get("job")
@@ -86,7 +92,10 @@ def _submit(data: dict[str, Any], jobs: frozenset[str]) -> Submit:
     flags = {k: data.get(k, False) for k in ("reprocess", "wait")}
     if not all(isinstance(v, bool) for v in flags.values()):
         raise ApiError("reprocess and wait must be true or false")
-    return Submit(job, flags["reprocess"], flags["wait"])
+    trigger = data.get("trigger", "operator")
+    if trigger not in TRIGGERS:
+        raise ApiError(f"trigger must be one of {', '.join(TRIGGERS)}")
+    return Submit(job, flags["reprocess"], flags["wait"], trigger)
 
 
 def encode(message: dict[str, Any]) -> bytes:

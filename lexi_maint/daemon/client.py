@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -71,6 +72,11 @@ def _lines(stream: Any, path: Path) -> Iterator[bytes]:
         raise DaemonUnavailable(f"lexi-maintd at {path} stopped answering: {exc}") from None
 
 
+def submit_trigger(environ: Mapping[str, str] = os.environ) -> str:
+    """ "timer" inside a unit a timer started (systemd sets $TRIGGER_UNIT), else "operator"."""
+    return "timer" if environ.get("TRIGGER_UNIT", "").endswith(".timer") else "operator"
+
+
 def submit_and_wait(
     client: Client, job: str, reprocess: bool, show: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -88,7 +94,13 @@ def submit_and_wait(
     previous = signal.signal(signal.SIGTERM, cancel)
     try:
         for message in client.stream(
-            {"op": "submit", "job": job, "reprocess": reprocess, "wait": True}
+            {
+                "op": "submit",
+                "job": job,
+                "reprocess": reprocess,
+                "wait": True,
+                "trigger": submit_trigger(),
+            }
         ):
             if "run" in message and "event" not in message:
                 run_id = message["run"]["run_id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import (
@@ -14,6 +14,7 @@ from lexi_maint.daemon.client import (
     DaemonUnavailable,
     format_run,
     submit_and_wait,
+    submit_trigger,
 )
 
 EXIT_REFUSED, EXIT_UNAVAILABLE = 2, 3
@@ -31,13 +32,26 @@ def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.s
         return EXIT_UNAVAILABLE
 
 
+def list_json(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The daemon's runs with ISO 8601 times and the history's schema version."""
+    from lexi_maint.history import SCHEMA_VERSION
+    from lexi_maint.status import iso_time
+
+    stamps = ("submitted_at", "started_at", "finished_at")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "runs": [{**run, **{key: iso_time(run.get(key)) for key in stamps}} for run in runs],
+    }
+
+
 def _dispatch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     def show(line: str) -> None:
         print(line, file=out, flush=True)
 
     if args.command == "submit":
         if not args.wait:
-            reply = client.request({"op": "submit", "job": args.job, "reprocess": args.reprocess})
+            reply = client.request({"op": "submit", "job": args.job, "reprocess": args.reprocess,
+                                    "trigger": submit_trigger()})  # fmt: skip
             verb = "submitted" if reply.get("created") else "already queued or running:"
             show(f"{verb} {format_run(reply['run'])}")
             return 0
@@ -46,6 +60,9 @@ def _dispatch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return int(run["exit_code"] if run["exit_code"] is not None else EXIT_UNAVAILABLE)
     if args.command == "list":
         runs = client.request({"op": "list"})["runs"]
+        if args.json:
+            show(json.dumps(list_json(runs), ensure_ascii=False, indent=2))
+            return 0
         for run in runs:
             show(format_run(run))
         if not runs:

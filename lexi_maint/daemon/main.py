@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lexi_maint.alerts.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
 from lexi_maint.config import Config, load_config
-from lexi_maint.daemon.runs import RunQueue
+from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
 from lexi_maint.errors import ConfigError, LexiMaintError
 from lexi_maint.health import wait_healthy
+from lexi_maint.jobrun import StatePaths
+from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor, RunRequest
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
@@ -174,25 +177,66 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
     executor = Executor(
         config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
     )
+    pings = PingQueue(Pinger(config.alerts))
     recover_until_restored(config, systemd, executor, holds, runs, hub.heartbeat, stop)
     while not stop.is_set():
         hub.heartbeat()
         taken = runs.take(timeout=1.0)
         if taken is not None:
-            _execute(executor, runs, hub, *taken)
+            _execute(config, executor, runs, hub, pings, *taken)
+    pings.close()
     systemd.close()
 
 
 def _execute(
-    executor: Executor, runs: RunQueue, hub: Hub, record: Any, cancel: threading.Event
+    config: Config,
+    executor: Executor,
+    runs: RunQueue,
+    hub: Hub,
+    pings: PingQueue,
+    record: Any,
+    cancel: threading.Event,
 ) -> None:
     request = RunRequest(record.run_id, record.job, record.reprocess)
+    pings.send(Ping.START, f"job {record.job} · run {record.run_id} · started by {record.trigger}")
     try:
         result = executor.execute(request, cancel)
         phase, code, message = result.phase, result.exit_code, result.message
+        downtime = result.service_downtime
     except Exception as exc:  # a bug must not kill the executor thread
         log.exception("run %s crashed", record.run_id)
         phase, code, message = Phase.FAILED, EXIT_SYSTEM, f"internal error: {exc}"
+        downtime = None
     hub.flush_lines(record.run_id)
-    runs.update(record.run_id, phase=phase, message=message, exit_code=code,
-                finished_at=time.time())  # fmt: skip
+    updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
+                          finished_at=time.time())  # fmt: skip
+    record_history(config, updated, downtime)
+    body = daemon_report(record.job, record.run_id, record.trigger, phase.value, code, message,
+                         downtime)  # fmt: skip
+    pings.send(outcome_ping(code), body)
+
+
+def record_history(config: Config, run: RunRecord, downtime: float | None) -> None:
+    """Add what only the daemon knows to the run's ledger row (`lexi-maint runs`): exit
+    status, trigger, service downtime. No ledger yet (first run refused by preflight): the
+    daemon does not create one as root; the run stays in `list` only."""
+    path = StatePaths(config.state_dir).ledger
+    if not path.exists():
+        return
+    try:
+        with Ledger.open(path) as ledger:
+            ledger.record_daemon_run(
+                run.job, run.run_id, status=run.phase.value,
+                started_at=run.started_at or run.submitted_at, exit_status=run.exit_code or 0,
+                trigger=run.trigger, service_downtime=downtime,
+            )  # fmt: skip
+    except LexiMaintError as exc:
+        log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)
+    metrics = config.metrics.daemon_file(run.job)
+    if metrics is not None and downtime is not None:
+        from lexi_maint.metrics.textfile import downtime_families, write_textfile
+
+        try:
+            write_textfile(metrics, downtime_families(run.job, run.run_id, downtime))
+        except (OSError, LexiMaintError) as exc:
+            log.warning("metrics: cannot write %s: %s", metrics, exc)

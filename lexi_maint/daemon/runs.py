@@ -32,6 +32,7 @@ class RunRecord:
     submitted_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
+    trigger: str = "operator"  # timer or operator (daemon.api.TRIGGERS)
 
     @property
     def final(self) -> bool:
@@ -49,6 +50,7 @@ class RunRecord:
             "submitted_at": self.submitted_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "trigger": self.trigger,
         }
 
 
@@ -64,7 +66,11 @@ class RunQueue:
     # -- client side -----------------------------------------------------------------------
 
     def submit(
-        self, job: str, reprocess: bool, subscriber: Subscriber | None = None
+        self,
+        job: str,
+        reprocess: bool,
+        subscriber: Subscriber | None = None,
+        trigger: str = "operator",
     ) -> tuple[RunRecord, bool]:
         """The new run, True; or the job's queued/running run, False.
 
@@ -78,7 +84,7 @@ class RunQueue:
                     if subscriber is not None:
                         self._subscribers.setdefault(run.run_id, []).append(subscriber)
                     return run, False
-            record = RunRecord(new_run_id(job), job, reprocess)
+            record = RunRecord(new_run_id(job), job, reprocess, trigger=trigger)
             if subscriber is not None:
                 self._subscribers[record.run_id] = [subscriber]
             self._runs[record.run_id] = record

@@ -22,12 +22,15 @@ from lexi_maint.daemon.api import (
     encode,
     parse_request,
 )
-from lexi_maint.daemon.peer import allowed, group_id, peer_of
+from lexi_maint.daemon.peer import Peer, allowed, group_id, peer_of
 from lexi_maint.daemon.runs import RunQueue
 
 log = logging.getLogger(__name__)
 
 SD_LISTEN_FDS_START = 3
+READ_TIMEOUT = 10.0  # seconds a client has to send its request line
+MAX_CLIENTS = 64  # connections from users other than root, all together
+MAX_CLIENTS_PER_UID = 8  # ... and from one of them; root is never counted nor refused
 
 
 def listening_socket(path: Path, group: str | None, environ: Mapping[str, str]) -> socket.socket:
@@ -44,7 +47,7 @@ def listening_socket(path: Path, group: str | None, environ: Mapping[str, str]) 
     gid = group_id(group)
     os.chown(path, 0 if os.geteuid() == 0 else -1, gid if gid is not None else -1)
     os.chmod(path, 0o660)
-    sock.listen(16)
+    sock.listen(socket.SOMAXCONN)  # a flood of connections must not crowd out root's
     log.info("listening on %s (mode 0660, group %s)", path, group if gid is not None else "-")
     return sock
 
@@ -55,25 +58,49 @@ class Server:
         self._jobs = jobs
         self._group_name = group
         self._gid = group_id(group)
+        self._clients: dict[int, int] = {}  # open connections per non-root uid
         if group is not None and self._gid is None:
             log.warning("group %r does not exist: only root may use the socket", group)
 
     async def serve(self, sock: socket.socket) -> asyncio.AbstractServer:
         sock.setblocking(False)
-        return await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE + 1)
+        # asyncio listens again with its own backlog (100): keep the kernel's maximum, so a
+        # flood of connections waiting to be refused cannot make root's connect() fail
+        return await asyncio.start_unix_server(
+            self._handle, sock=sock, limit=MAX_LINE + 1, backlog=socket.SOMAXCONN
+        )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = peer_of(writer.get_extra_info("socket"))
+        counted = peer.uid != 0
         try:
-            await self._serve_one(reader, writer)
+            if counted and not self._admit(peer.uid):
+                log.warning("refused a connection from uid %d (pid %d): too many open", peer.uid,
+                            peer.pid)  # fmt: skip
+                await _send(writer, _error("too many connections; try again later"))
+                return
+            await self._serve_one(peer, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if counted and self._clients.get(peer.uid, 0) > 0:
+                self._clients[peer.uid] -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = peer_of(writer.get_extra_info("socket"))
+    def _admit(self, uid: int) -> bool:
+        """Count a non-root connection, or refuse it past the caps (root is never refused)."""
+        if sum(self._clients.values()) >= MAX_CLIENTS:
+            return False
+        if self._clients.get(uid, 0) >= MAX_CLIENTS_PER_UID:
+            return False
+        self._clients[uid] = self._clients.get(uid, 0) + 1
+        return True
+
+    async def _serve_one(
+        self, peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if not allowed(peer, self._gid):
             log.warning("refused uid %d (pid %d): not root and not in group %s",
                         peer.uid, peer.pid, self._group_name)  # fmt: skip
@@ -81,9 +108,12 @@ class Server:
             await _send(writer, _error(f"permission denied: uid {peer.uid} is not in {group}"))
             return
         try:
-            line = await reader.readline()
+            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
             request = parse_request(line, self._jobs)
-        except (ApiError, ValueError) as exc:
+        except TimeoutError:
+            await _send(writer, _error(f"no request within {READ_TIMEOUT:g} s"))
+            return
+        except (ApiError, ValueError) as exc:  # ValueError: a line over the size limit
             await _send(writer, _error(str(exc)))
             return
         if isinstance(request, Submit):
@@ -120,7 +150,7 @@ class Server:
 
         try:
             record, created = self._runs.submit(
-                request.job, request.reprocess, deliver if request.wait else None
+                request.job, request.reprocess, deliver if request.wait else None, request.trigger
             )
         except RuntimeError as exc:
             await _send(writer, _error(str(exc)))

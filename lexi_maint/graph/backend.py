@@ -25,6 +25,7 @@ from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.config import GraphConfig, MemgraphConfig
 from lexi_maint.graph.credentials import load_credentials
+from lexi_maint.probe import Health, Probe
 
 
 @dataclass(frozen=True)
@@ -42,39 +43,75 @@ def embedded(config: GraphConfig) -> bool:
     return config.backend == "falkordb"
 
 
+@dataclass(frozen=True)
+class ServedGraph:
+    """The graph a run writes to, and the probe that checks it (and revives FalkorDB)."""
+
+    target: GraphTarget
+    health: Probe
+
+
 @contextmanager
 def serve(
     config: GraphConfig, state_dir: Path, environ: Mapping[str, str] = os.environ
 ) -> Iterator[GraphTarget]:
+    with serve_probed(config, state_dir, environ) as served:
+        yield served.target
+
+
+@contextmanager
+def serve_probed(
+    config: GraphConfig, state_dir: Path, environ: Mapping[str, str] = os.environ
+) -> Iterator[ServedGraph]:
     if config.backend == "memgraph":
         load_credentials(config.memgraph, environ)  # fail now, not in every worker
-        yield GraphTarget(config.backend, config.name, memgraph=config.memgraph)
+        target = GraphTarget(config.backend, config.name, memgraph=config.memgraph)
+        yield ServedGraph(target, lambda: answers(target))
         return
     from lexi_maint.graph.falkordb import FalkorServer
 
     with FalkorServer(state_dir) as server:
-        yield GraphTarget(config.backend, config.name, socket_path=server.socket_path)
+        target = GraphTarget(config.backend, config.name, socket_path=server.socket_path)
+        yield ServedGraph(target, server.health)
 
 
-def connect(target: GraphTarget) -> GraphStore:
+def answers(target: GraphTarget) -> Health:
+    """Probe a graph store lexi-maint does not run: connect and run a trivial query."""
+    try:
+        store = connect(target)
+        try:
+            store.query("RETURN 1")
+        finally:
+            store.close()
+    except GraphError as exc:
+        if exc.unavailable:
+            return Health(False, str(exc))
+    return Health(True)
+
+
+def connect(target: GraphTarget, *, read_only: bool = False) -> GraphStore:
+    """`read_only`: queries cannot change the graph (FalkorDB's GRAPH.RO_QUERY; on Memgraph
+    a read session whose transactions are rolled back)."""
     if target.backend == "memgraph":
         from lexi_maint.graph.memgraph import open_memgraph_store
 
         if target.memgraph is None:
             raise ValueError("memgraph target without connection settings")
-        return open_memgraph_store(target.memgraph)
+        return open_memgraph_store(target.memgraph, read_only=read_only)
     from lexi_maint.graph.falkordb import FalkorGraphStore
 
     if target.socket_path is None:
         raise ValueError("falkordb target without a socket path")
-    return FalkorGraphStore(target.socket_path, target.graph)
+    return FalkorGraphStore(target.socket_path, target.graph, read_only=read_only)
 
 
 @contextmanager
-def session(config: GraphConfig, state_dir: Path) -> Iterator[GraphStore]:
+def session(
+    config: GraphConfig, state_dir: Path, *, read_only: bool = False
+) -> Iterator[GraphStore]:
     """A store for a short operator command (stats, query, schema setup)."""
     with serve(config, state_dir) as target:
-        store = connect(target)
+        store = connect(target, read_only=read_only)
         try:
             yield store
         finally:

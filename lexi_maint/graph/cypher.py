@@ -168,7 +168,7 @@ def _copy_properties(keys: Sequence[str], source: str) -> str:
     return "{" + ", ".join(f"{_quoted(k)}: {source}.{_quoted(k)}" for k in keys) + "}"
 
 
-CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end")
+CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end", "articles")
 
 CREATE_CHUNKS = RowsStatement(
     f"""
@@ -345,6 +345,14 @@ STATS = "\n".join(
         *(_count_subquery(rel, f"()-[:{rel}]->()") for rel in RELATIONSHIP_TYPES),
         "RETURN " + ", ".join(stats_column(n) for n in (*NODE_LABELS, *RELATIONSHIP_TYPES)),
     ]
+)
+
+
+# What the ledger is checked against: every document's content hash and chunk count.
+DOCUMENT_HASHES = f"MATCH (d:{DOCUMENT}) RETURN d.path AS path, d.sha256 AS sha256"
+DOCUMENT_CHUNKS = (
+    f"MATCH (d:{DOCUMENT}) OPTIONAL MATCH (d)-[:{HAS_CHUNK}]->(c:{CHUNK})"
+    " RETURN d.path AS path, d.sha256 AS sha256, count(c) AS chunks"
 )
 
 

@@ -44,6 +44,7 @@ from redis.retry import Retry
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.model import GraphDocument, GraphStats
+from lexi_maint.probe import Health
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ DEFAULT_GRAPH = "lexi"
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 20
+# below this much free space on the data directory's disk the server counts as down: with
+# appendfsync always, redis exits when it cannot write its append-only file
+MIN_FREE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,36 @@ class FalkorServer:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
+    def health(self) -> Health:
+        """Probe the server: restart it if it has exited, then PING it and check its disk.
+
+        Called by the runner while a run is paused on a graph outage (from the main thread,
+        like `start`). A server that exited is started again on the same socket, so the
+        workers' target stays valid.
+        """
+        process = self._process
+        revived = ""
+        if process is None or process.poll() is not None:
+            status = process.poll() if process is not None else None
+            self.stop()
+            try:
+                self.start()
+            except GraphError as exc:
+                return Health(False, f"the FalkorDB server exited (status {status}); {exc}")
+            revived = f"the FalkorDB server had exited (status {status}) and was restarted"
+        free = _free_bytes(self.layout.data)
+        if free < MIN_FREE_BYTES:
+            return Health(False, f"{self.layout.data} has {free} bytes free")
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5.0,
+                             socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return Health(False, f"FalkorDB on {self.socket_path} does not answer PING: {exc}")
+        finally:
+            client.close()
+        return Health(True, revived, revived=bool(revived))
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         if threading.current_thread() is not threading.main_thread():
             log.warning("FalkorDB server started from a thread: it dies when that thread ends")
@@ -250,6 +284,14 @@ class FalkorServer:
                 time.sleep(0.01)
         finally:
             client.close()
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 def _check_socket_path(socket: Path) -> None:
@@ -362,13 +404,19 @@ class FalkorGraphStore:
         self.socket_path = socket_path
         self.graph_name = graph
         self.read_only = read_only  # queries run as GRAPH.RO_QUERY; writes are refused
-        self._db = FalkorDB(
-            unix_socket_path=str(socket_path),
-            socket_timeout=timeout,
-            socket_connect_timeout=5.0,
-            # one retry on a dropped connection; every write is idempotent
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
-        )
+        try:  # the client asks the server for INFO at once
+            self._db = FalkorDB(
+                unix_socket_path=str(socket_path),
+                socket_timeout=timeout,
+                socket_connect_timeout=5.0,
+                # one retry on a dropped connection; every write is idempotent
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+            )
+        except redis.RedisError as exc:
+            raise GraphError(
+                f"FalkorDB on {socket_path} is unreachable: {exc}",
+                unavailable=not isinstance(exc, redis.ResponseError) or server_trouble(str(exc)),
+            ) from exc
         self._graph = self._db.select_graph(graph)
 
     def ensure_schema(self) -> tuple[str, ...]:
@@ -434,14 +482,26 @@ class FalkorGraphStore:
                 return send(statement, args)
             except SchemaVersionMismatchException:
                 return send(statement, args)  # the client refreshed its schema
-        except redis.ConnectionError as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise GraphError(
-                f"FalkorDB on {self.socket_path} is unreachable ({what}): {exc}"
+                f"FalkorDB on {self.socket_path} is unreachable ({what}): {exc}", unavailable=True
             ) from exc
         except redis.RedisError as exc:
+            where = f"FalkorDB on {self.socket_path}, graph {self.graph_name!r}"
+            trouble = server_trouble(str(exc))
             raise GraphError(
-                f"FalkorDB on {self.socket_path}, graph {self.graph_name!r}, rejected {what}: {exc}"
+                f"{where}, rejected {what}: {exc}", unavailable=trouble, rejected=not trouble
             ) from exc
+
+
+# Redis error prefixes that describe the server's state, not the statement: out of memory,
+# cannot persist (disk full), loading its data, busy with a script, a read-only replica.
+_SERVER_TROUBLE = ("OOM", "MISCONF", "LOADING", "BUSY", "READONLY", "TRYAGAIN", "MASTERDOWN")
+
+
+def server_trouble(message: str) -> bool:
+    """Whether a redis error reply says the server cannot work now (an outage)."""
+    return message.split(" ", 1)[0] in _SERVER_TROUBLE or "No space left" in message
 
 
 def _as_list(value: object) -> list[object]:

@@ -113,7 +113,9 @@ class MemgraphGraphStore:
         dialect: cypher.Dialect = cypher.MEMGRAPH,
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
+        read_only: bool = False,
     ) -> None:
+        self.read_only = read_only  # `query` runs in a transaction that is rolled back
         self._session = session
         self._config = config
         self._credentials = credentials
@@ -180,8 +182,21 @@ class MemgraphGraphStore:
         return cypher.parse_stats(self._autocommit(cypher.STATS, {}, "counting"))
 
     def query(self, statement: str, params: Mapping[str, object] | None = None) -> Rows:
-        """Run any Cypher in an auto-commit transaction (retried on transient errors)."""
+        """Run any Cypher in an auto-commit transaction (retried on transient errors).
+
+        Read-only: in an explicit transaction that is always rolled back, on a session opened
+        for reading, so whatever the statement writes never becomes visible.
+        """
+        if self.read_only:
+            return self._retrying(lambda: self._read(statement, params or {}), "query")
         return self._autocommit(statement, params or {}, "query")
+
+    def _read(self, statement: str, params: Mapping[str, object]) -> Rows:
+        tx = self._session.begin()
+        try:
+            return tx.run(statement, params)
+        finally:
+            self._rollback(tx)
 
     def close(self) -> None:
         try:
@@ -233,7 +248,11 @@ class MemgraphGraphStore:
                 return call()
             except BoltError as exc:
                 if not exc.kind.retryable or attempt == policy.max_attempts:
-                    raise GraphError(self._message(exc, what, attempt)) from None
+                    raise GraphError(
+                        self._message(exc, what, attempt),
+                        unavailable=exc.kind is FailureKind.UNAVAILABLE,
+                        rejected=exc.kind is FailureKind.REJECTED,
+                    ) from None
                 delay = policy.delay(attempt, self._draw())
                 log.info(  # routine under concurrent writers: not a warning
                     "%s: %s failed (%s, attempt %d of %d); retrying in %.2f s: %s",
@@ -299,7 +318,7 @@ def _single_property(value: object) -> str | None:
 
 
 def open_memgraph_store(
-    config: MemgraphConfig, environ: Mapping[str, str] = os.environ
+    config: MemgraphConfig, environ: Mapping[str, str] = os.environ, *, read_only: bool = False
 ) -> MemgraphGraphStore:
     """Read the credentials, open a Bolt session (lazily connected) and wrap it in the store."""
     credentials = load_credentials(config, environ)
@@ -310,4 +329,5 @@ def open_memgraph_store(
             f"[graph] backend = 'memgraph' needs the neo4j driver ({exc}); "
             "install it with: pip install 'lexi-maint[memgraph]'"
         ) from None
-    return MemgraphGraphStore(open_session(config, credentials), config, credentials)
+    session = open_session(config, credentials, read_only=read_only)
+    return MemgraphGraphStore(session, config, credentials, read_only=read_only)

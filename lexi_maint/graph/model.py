@@ -3,10 +3,10 @@
 Nodes and relationships::
 
     (:Document {path, sha256, title, pages})-[:HAS_CHUNK]->(:Chunk {id, index, text, heading,
-                                                                    start, end})
+                                                                    start, end, articles})
     (:Chunk)-[:NEXT]->(:Chunk)                     consecutive chunks of one document
     (:Chunk)-[:MENTIONS]->(:Term|:Party|:Date|:Amount|:Percentage {name})
-    (:Chunk)-[:REFERS_TO {article}]->(:Chunk)      "zie artikel 5" -> first chunk of Artikel 5
+    (:Chunk)-[:REFERS_TO {article}]->(:Chunk)      "zie artikel 5" -> the chunk holding Artikel 5
 
 Entity nodes are shared by every document that mentions them; their key is `name`, the
 normalised form built by `entity_name`: terms are case-folded ("Werknemer" and "werknemer"
@@ -14,23 +14,34 @@ are one term), parties keep their case, dates are ISO dates, amounts read "EUR 2
 percentages "3.5%" (Amount and Percentage nodes also carry `value`, and Amount `currency`).
 Blank names and non-finite numbers are dropped.
 
+Every chunk lists the keys of the articles it holds (`articles`, see
+`lexi_maint.pipeline.articles`: "5", "3.1", "bijlage 1"): those whose heading line lies in the
+chunk, and first the article the chunk continues when it starts inside one. So an article
+merged into a neighbour's chunk by the minimum chunk size is still found, by any chunker
+(embedded or LLM): the headings are read from the chunks' text, which tiles the document.
+
 References are resolved inside the document: a chunk whose analysis references article "5"
-points at the first chunk whose heading is that article ("Artikel 5 Loon"). A reference to
-"5.2" or "5 lid 2" falls back to article "5" when no heading names "5.2". References that
-match no heading are dropped and counted in `GraphDocument.unresolved_references`; a chunk
-referring to itself is dropped silently.
+points at the first chunk that holds article "5". A reference to "5.2" or "5 lid 2" falls
+back to article "5" when no chunk holds "5.2". References that match no article are dropped
+and counted in `GraphDocument.unresolved_references`; a chunk referring to itself is dropped
+silently.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import NotRequired, TypedDict
 
 from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.pipeline.articles import (
+    Kind,
+    article_of_heading,
+    find_headings,
+    resolve_reference,
+)
 from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.schema import ChunkAnalysis
 
@@ -50,11 +61,6 @@ MENTIONS = "MENTIONS"
 REFERS_TO = "REFERS_TO"
 RELATIONSHIP_TYPES = (HAS_CHUNK, NEXT, MENTIONS, REFERS_TO)
 
-# "5", "5a", "5.2"; not "7:610" (a book of a code, as in "artikel 7:610 BW")
-_NUMBER = r"(\d+(?:[a-z](?![a-z]))?(?:\.\d+)*)(?![:\d])"
-_ARTICLE_HEADING = re.compile(r"^\s*(?:artikel|art\.?)\s*" + _NUMBER, re.IGNORECASE)
-_ARTICLE_NUMBER = re.compile(r"^\s*(?:(?:artikel|art\.?)\s*)?" + _NUMBER, re.IGNORECASE)
-
 
 class DocumentRow(TypedDict):
     path: str
@@ -70,6 +76,7 @@ class ChunkRow(TypedDict):
     heading: str
     start: int
     end: int
+    articles: list[str]  # keys of the articles the chunk holds, in order
 
 
 class NextRow(TypedDict):
@@ -129,15 +136,16 @@ def build_graph_document(work: Work) -> GraphDocument:
     parsed = work.require_parsed()
     chunks = tuple(sorted(work.chunks, key=lambda c: c.index))
     analyses = _analyses_by_chunk(work.analyses, chunks)
-    references, unresolved = _references(chunks, analyses)
+    held = articles_held(chunks)
+    references, unresolved = _references(chunks, held, analyses)
     return GraphDocument(
         document=DocumentRow(
             path=str(work.source.path),
             sha256=work.source.sha256,
-            title=parsed.title,
+            title=storable(parsed.title),
             pages=parsed.pages,
         ),
-        chunks=tuple(_chunk_row(c) for c in chunks),
+        chunks=tuple(_chunk_row(c, articles) for c, articles in zip(chunks, held, strict=True)),
         next_pairs=tuple(NextRow(source=a.id, target=b.id) for a, b in pairwise(chunks)),
         mentions=tuple(_unique_mentions(_mentions(analyses))),
         references=references,
@@ -145,9 +153,18 @@ def build_graph_document(work: Work) -> GraphDocument:
     )
 
 
+def storable(text: str) -> str:
+    """`text` with the characters graph stores refuse (NUL) replaced by U+FFFD.
+
+    One character for one, so chunk offsets stay true. Untrusted text (a PDF's, a model's
+    answer) may hold NUL; FalkorDB rejects the whole query for it, on every retry.
+    """
+    return text.replace("\0", "\ufffd")
+
+
 def entity_name(label: str, raw: str) -> str:
     """The key of a Term, Party or Date node for a raw value ("" when blank)."""
-    collapsed = " ".join(raw.split())
+    collapsed = storable(" ".join(raw.split()))
     if label == TERM:
         return collapsed.casefold()
     if label in (PARTY, DATE):
@@ -155,24 +172,36 @@ def entity_name(label: str, raw: str) -> str:
     raise ValueError(f"entity_name: {label!r} is not a Term, Party or Date label")
 
 
-def article_of_heading(heading: str) -> str | None:
-    """The article number of a heading ("Artikel 5a Loon" -> "5a"), if any.
+def articles_held(chunks: Sequence[Chunk]) -> list[list[str]]:
+    """For each chunk (in order), the keys of the articles it holds (see the module doc)."""
+    headings = find_headings("".join(chunk.text for chunk in chunks))
+    held: list[list[str]] = []
+    index, current, offset = 0, "", 0
+    for chunk in chunks:
+        end = offset + len(chunk.text)
+        starts_inside = index == len(headings) or headings[index].start > offset
+        keys = [current] if current and starts_inside else []
+        while index < len(headings) and headings[index].start < end:
+            line = headings[index]
+            current = line.key if line.kind is Kind.ARTICLE or line.key else ""
+            if line.key and line.key not in keys:
+                keys.append(line.key)
+            index += 1
+        named = article_of_heading(chunk.heading)  # a model's title may name it alone
+        held.append(keys if named is None or named in keys else [named, *keys])
+        offset = end
+    return held
 
-    The chunker writes nested headings as "Hoofdstuk 3 Beloning > Artikel 5a Loon"; the
-    article is the last part.
-    """
-    match = _ARTICLE_HEADING.match(heading.rsplit(" > ", 1)[-1])
-    return match.group(1).lower() if match else None
 
-
-def _chunk_row(chunk: Chunk) -> ChunkRow:
+def _chunk_row(chunk: Chunk, articles: list[str]) -> ChunkRow:
     return ChunkRow(
         id=chunk.id,
         index=chunk.index,
-        text=chunk.text,
-        heading=chunk.heading,
+        text=storable(chunk.text),
+        heading=storable(chunk.heading),
         start=chunk.start,
         end=chunk.end,
+        articles=articles,
     )
 
 
@@ -201,7 +230,7 @@ def _mentions(analyses: Mapping[str, ChunkAnalysis]) -> Iterator[MentionRow]:
                 yield MentionRow(chunk_id=chunk_id, label=label, name=entity_name(label, raw))
         for amount in analysis.amounts:
             if math.isfinite(amount.value):
-                currency = amount.currency.strip().upper()
+                currency = storable(amount.currency.strip().upper())
                 name = f"{currency} {_number(amount.value)}".strip()
                 yield MentionRow(
                     chunk_id=chunk_id,
@@ -235,19 +264,18 @@ def _number(value: float) -> str:
 
 
 def _references(
-    chunks: tuple[Chunk, ...], analyses: Mapping[str, ChunkAnalysis]
+    chunks: tuple[Chunk, ...], held: list[list[str]], analyses: Mapping[str, ChunkAnalysis]
 ) -> tuple[tuple[ReferenceRow, ...], int]:
     first_chunk: dict[str, str] = {}
-    for chunk in chunks:
-        article = article_of_heading(chunk.heading)
-        if article is not None:
-            first_chunk.setdefault(article, chunk.id)
+    for chunk, keys in zip(chunks, held, strict=True):
+        for key in keys:
+            first_chunk.setdefault(key, chunk.id)
     rows: dict[tuple[str, str], ReferenceRow] = {}
     unresolved = 0
     for chunk in chunks:
         analysis = analyses.get(chunk.id)
         for ref in analysis.references if analysis else ():
-            article = _resolve(ref.article, first_chunk)
+            article = resolve_reference(ref.article, first_chunk)
             if article is None:
                 unresolved += 1
             elif first_chunk[article] != chunk.id:
@@ -257,14 +285,3 @@ def _references(
                     ReferenceRow(source=chunk.id, target=target, article=article),
                 )
     return tuple(rows.values()), unresolved
-
-
-def _resolve(reference: str, first_chunk: Mapping[str, str]) -> str | None:
-    match = _ARTICLE_NUMBER.match(reference)
-    if match is None:
-        return None
-    number = match.group(1).lower()
-    if number in first_chunk:
-        return number
-    main = number.split(".", 1)[0]
-    return main if main in first_chunk else None

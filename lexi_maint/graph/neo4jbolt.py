@@ -163,13 +163,19 @@ class Neo4jTransaction:
 class Neo4jSession:
     """A `BoltSession`: one driver with one session on the configured database."""
 
-    def __init__(self, driver: neo4j.Driver, config: MemgraphConfig, credentials: Credentials):
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        config: MemgraphConfig,
+        credentials: Credentials,
+        *,
+        read_only: bool = False,
+    ):
         self._driver = driver
         self._credentials = credentials
         self._timeout = config.transaction_timeout
-        self._session = driver.session(
-            database=config.database or None, default_access_mode=neo4j.WRITE_ACCESS
-        )
+        mode = neo4j.READ_ACCESS if read_only else neo4j.WRITE_ACCESS
+        self._session = driver.session(database=config.database or None, default_access_mode=mode)
 
     def begin(self) -> Neo4jTransaction:
         with _translated(self._credentials):
@@ -189,7 +195,9 @@ class Neo4jSession:
                 self._driver.close()
 
 
-def open_session(config: MemgraphConfig, credentials: Credentials) -> Neo4jSession:
+def open_session(
+    config: MemgraphConfig, credentials: Credentials, *, read_only: bool = False
+) -> Neo4jSession:
     """A session on `config.uri`; the driver connects on first use, not here."""
     try:
         driver = neo4j.GraphDatabase.driver(
@@ -198,4 +206,4 @@ def open_session(config: MemgraphConfig, credentials: Credentials) -> Neo4jSessi
     except (neo4j_errors.ConfigurationError, ValueError) as exc:
         detail = credentials.redact(describe(exc))
         raise GraphError(f"{config.where}: cannot set up the Bolt driver: {detail}") from None
-    return Neo4jSession(driver, config, credentials)
+    return Neo4jSession(driver, config, credentials, read_only=read_only)

@@ -10,6 +10,9 @@ from lexi_maint.tomltable import Table
 
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service")
 GROUP_NAME = re.compile(r"[a-z_][a-z0-9_-]*\$?")
+# The job unit's User= unless a job sets another (`make install` creates it via sysusers.d);
+# a foreground `run` and `config check` do not require it to exist, preflight and doctor do
+DEFAULT_JOB_USER = "lexi-batch"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class JobLimits:
     memory_high: int = 3 * 2**30
     memory_max: int = 4 * 2**30
     runtime_max: float = 6 * 3600.0
-    user: str | None = "lexi-batch"  # User= of the job unit; None (`user = ""`): root
+    user: str | None = DEFAULT_JOB_USER  # User= of the job unit; None (`user = ""`): root
     oom_restarts: int = 2
     oom_score_adjust: int = 500
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
@@ -67,6 +68,7 @@ class RunResult:
     message: str
     unit_results: tuple[str, ...] = ()
     checks: tuple[Check, ...] = field(default=())
+    service_downtime: float | None = None  # seconds from stopping the service to restored
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class Executor:
         self._holds.record(request.run_id, job.name, service)
         outcome: _PipelineOutcome | None = None
         problems: list[str] = []
+        stopped_at = time.monotonic()
         try:
             self._enter(machine, request, Phase.QUIESCE, f"stopping {service}")
             self._quiesce(request)
@@ -140,7 +143,9 @@ class Executor:
         finally:
             self._enter(machine, request, Phase.RESTORE, f"starting {service} again")
             restored = self._restore_reporting(request, problems)
-        return self._conclude(machine, request, outcome, problems, restored)
+        result = self._conclude(machine, request, outcome, problems, restored)
+        downtime = time.monotonic() - stopped_at if restored else None
+        return replace(result, service_downtime=downtime)
 
     def _conclude(
         self,
@@ -320,8 +325,10 @@ def _verdict(
         return EXIT_PREFLIGHT, f"the pipeline refused its configuration (job units: {units})"
     if outcome.result == "exit-code" and outcome.exit_status == 3:
         return EXIT_SYSTEM, (
-            "the pipeline stopped: graph store or ledger unavailable, or the LLM API refused"
-            f" the key or the balance ran out (journalctl -u 'lexi-pipeline-*'; job units: {units})"
+            "the pipeline stopped: graph store, model API or disk unavailable past outage_budget"
+            " (unprocessed documents stay pending), ledger or state_dir unusable, or the LLM API"
+            " refused the key or the balance ran out"
+            f" (journalctl -u 'lexi-pipeline-*'; job units: {units})"
         )
     detail = f"status {outcome.exit_status}" if outcome.result == "exit-code" else outcome.result
     return EXIT_SYSTEM, f"job unit ended with {detail} (job units: {units})"

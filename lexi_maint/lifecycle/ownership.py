@@ -12,11 +12,15 @@ Safety, because this runs as root over a directory another user owned a moment a
 - the walk goes by directory descriptors and never follows a symbolic link (`os.fwalk`,
   `follow_symlinks=False`), so a link planted in the tree cannot redirect a chown to
   /etc or anywhere else;
-- the daemon's own records (hold record) live in `[daemon] records_dir`, outside this tree.
+- the daemon's own records (hold record) live in `[daemon] records_dir`, outside this tree;
+- a file with more than one hard link is left alone (logged): lexi-maint never makes hard
+  links, and a link to a file elsewhere (a root-owned secret linked in where
+  fs.protected_hardlinks=0) must not change owner with the tree.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import stat
@@ -26,9 +30,12 @@ from pathlib import Path
 
 from lexi_maint.errors import LexiMaintError
 
+log = logging.getLogger(__name__)
+
 # Everything lexi-maint creates directly under state_dir: the ledger and its SQLite side
 # files (jobrun.StatePaths), the run lock, the embedded FalkorDB (graph.falkordb), the LLM
-# cache and slots (llm.config) and the run event files (reporters.events_path).
+# cache and slots (llm.config), the run event files (reporters.events_path) and the
+# fingerprint caches (inventory.cache_path).
 PIPELINE_ENTRIES = frozenset(
     {
         "ledger.sqlite3",
@@ -39,9 +46,10 @@ PIPELINE_ENTRIES = frozenset(
         "falkordb",
         "llm",
         "runs",
+        "inventory",
     }
 )
-STATE_DIR_MODE = 0o750  # the owner writes, its group reads, nobody else enters
+STATE_DIR_MODE = 0o700  # the owner alone: ledger, graph data and cached answers are private
 
 
 class OwnershipError(LexiMaintError):
@@ -127,8 +135,8 @@ def hand_over(state_dir: Path, owner: Owner) -> int:
     try:
         changed += _chown(".", dir_fd, owner)
         mode = stat.S_IMODE(top.st_mode)
-        if mode & 0o007 or mode & 0o700 != 0o700:
-            os.chmod(dir_fd, (mode | 0o700) & ~0o007)
+        if mode != STATE_DIR_MODE:
+            os.chmod(dir_fd, STATE_DIR_MODE)
         for name in sorted(PIPELINE_ENTRIES):
             changed += _hand_over_entry(name, dir_fd, owner)
     except OSError as exc:
@@ -161,6 +169,10 @@ def _chown(name: str, dir_fd: int, owner: Owner, st: os.stat_result | None = Non
         except FileNotFoundError:  # removed while we walked: nothing to give
             return 0
     if (st.st_uid, st.st_gid) == (owner.uid, owner.gid):
+        return 0
+    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+        log.warning("state entry %s has %d hard links: not lexi-maint's, left to uid %d",
+                    name, st.st_nlink, st.st_uid)  # fmt: skip
         return 0
     os.chown(name, owner.uid, owner.gid, dir_fd=dir_fd, follow_symlinks=False)
     return 1

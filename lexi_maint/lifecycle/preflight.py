@@ -37,8 +37,9 @@ class Check:
 
 def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None) -> list[Check]:
     checks = [
-        check_input(job),
+        check_input(job, config.state_dir),
         check_job_user(config, job),
+        check_private_tmp(config, job),
         check_graph(config),
         check_llm(config),
     ]
@@ -52,14 +53,24 @@ def preflight_checks(config: Config, job: JobConfig, systemd: SystemdPort | None
     return checks
 
 
-def check_input(job: JobConfig) -> Check:
+def check_input(job: JobConfig, state_dir: Path | None = None) -> Check:
+    """List and fingerprint the documents now, before the service is touched.
+
+    With `state_dir` the hashes go to the job's fingerprint cache, so the job unit's run
+    only `stat`s the files; files it will refuse (not regular, sparse, too large) are named.
+    """
+    from lexi_maint.inventory import inventory_summary
+
     path = job.input
     if not path.is_dir():
         return Check("input directory", False, f"{path} does not exist or is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
         return Check("input directory", False, f"{path} is not readable")
-    count = sum(len(list(path.glob(p))) for p in job.patterns)
-    return Check("input directory", True, f"{path}: {count} files match {', '.join(job.patterns)}")
+    try:
+        summary = inventory_summary(job, state_dir)
+    except LexiMaintError as exc:
+        return Check("input directory", False, str(exc))
+    return Check("input directory", True, f"{path}: {summary}")
 
 
 def check_job_user(config: Config, job: JobConfig) -> Check:
@@ -94,6 +105,28 @@ def check_job_user(config: Config, job: JobConfig) -> Check:
                 f"{owner.name} cannot reach state_dir {config.state_dir}: {parent} is closed to it",
             )
     return Check("job user", True, f"{owner.name} (uid {owner.uid}) can read {job.input}")
+
+
+PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
+
+
+def check_private_tmp(config: Config, job: JobConfig) -> Check:
+    """The job unit has its own /tmp and /var/tmp (PrivateTmp=): a job path below the
+    host's would be missing or empty inside it."""
+    paths = {"input": job.input.absolute(), "state_dir": config.state_dir.absolute()}
+    hidden = [
+        f"{key} {path}"
+        for key, path in paths.items()
+        if any(path == tmp or tmp in path.parents for tmp in PRIVATE_TMP)
+    ]
+    if hidden:
+        return Check(
+            "job paths",
+            False,
+            f"{' and '.join(hidden)} lie below /tmp or /var/tmp, which the job unit gets"
+            " private and empty (PrivateTmp=): move them",
+        )
+    return Check("job paths", True, "input and state_dir are visible inside the job unit")
 
 
 def check_graph(config: Config) -> Check:

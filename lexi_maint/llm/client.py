@@ -8,8 +8,8 @@ token count. What each outcome means (`classify` and `ChatClient.complete`):
     429, 408, 409, 5xx          retried with exponential backoff and jitter, honouring
     connection errors           Retry-After (seconds or an HTTP date); a malformed 200 body
     malformed 200 body          and a request over `request_deadline` count the same way.
-    request_deadline passed     After `max_retries` retries: DocumentError llm_unavailable
-                                (retryable: the runner may try the document again later)
+    request_deadline passed     After `max_retries` retries: OutageError llm_unavailable
+                                (the API's fault: the runner pauses, probes, tries again)
     400, 422, other 4xx         DocumentError llm_bad_request with the API's message
     401, 403                    JobStopError llm_auth: every document would fail
     402                         JobStopError llm_balance: the job stops, documents stay pending
@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
+from lexi_maint.errors import Dependency, DocumentError, ErrorClass, JobStopError, OutageError
 from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.keys import ApiKey
 from lexi_maint.llm.slots import Slots
@@ -107,6 +107,7 @@ class ClientSettings:
     request_deadline: float
     retry: RetrySettings
     max_connections: int
+    max_response_bytes: int = 8 * 2**20
 
     @classmethod
     def of(cls, config: LlmConfig) -> ClientSettings:
@@ -117,6 +118,7 @@ class ClientSettings:
             request_deadline=config.request_deadline,
             retry=config.retry,
             max_connections=config.document_concurrency,
+            max_response_bytes=config.max_response_bytes,
         )
 
 
@@ -290,16 +292,20 @@ class ChatClient:
             delay = backoff_delay(retry, attempt, retry_after, self._rand)
             log.info("%s: %s; retry %d in %.2f s", request.model, reason, attempt + 1, delay)
             await self._sleep(delay)
-        raise DocumentError(
+        raise OutageError(  # not the document's fault: the runner pauses and probes the API
+            Dependency.LLM,
             ErrorClass.LLM_UNAVAILABLE,
             f"{request.model}: no answer after {retry.max_retries + 1} attempts; last: {reason}",
-            retryable=True,
         )
 
     async def _attempt(self, model: str, body: bytes) -> Completion:
         try:
-            async with self._slots.slot(), asyncio.timeout(self._s.request_deadline):
-                response = await self._http.post(self._s.endpoint, content=body)
+            async with (
+                self._slots.slot(),
+                asyncio.timeout(self._s.request_deadline),
+                self._http.stream("POST", self._s.endpoint, content=body) as response,
+            ):
+                content = await _read_capped(response, self._s.max_response_bytes, model)
         except TimeoutError:
             raise Transient(
                 f"no complete answer within request_deadline ({self._s.request_deadline:g} s)"
@@ -307,9 +313,29 @@ class ChatClient:
         except httpx.HTTPError as exc:
             detail = str(exc) or "the connection failed or was closed"
             raise Transient(f"{type(exc).__name__}: {detail}") from None
-        return classify(
-            response.status_code, response.headers, response.content, model, self._key.redact
-        )
+        return classify(response.status_code, response.headers, content, model, self._key.redact)
+
+
+async def _read_capped(response: httpx.Response, cap: int, model: str) -> bytes:
+    """The body, read chunk by chunk; more than `cap` bytes is the answer's fault, refused."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        raise _too_large(model, f"announced {int(length)} bytes", cap)
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            raise _too_large(model, f"more than {cap} bytes", cap)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _too_large(model: str, what: str, cap: int) -> DocumentError:
+    return DocumentError(
+        ErrorClass.LLM_INVALID_OUTPUT,
+        f"{model}: the answer's body is too large ({what}; max_response_bytes = {cap})",
+    )
 
 
 class LaneTransport(httpx.AsyncBaseTransport):

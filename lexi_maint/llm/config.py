@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from lexi_maint.tomltable import Table
 
@@ -71,11 +72,14 @@ class LlmConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 300.0  # silence between two bytes of an answer
     request_deadline: float = 900.0  # one request from sending to the last byte
+    max_response_bytes: int = 8 * 2**20  # an answer's body beyond this is refused unread
     retry: RetrySettings = field(default_factory=RetrySettings)
     chunk_max_tokens: int = 4096
     analysis_max_tokens: int = 32768
     chunk_response_format: str = "json_object"
     analysis_response_format: str = "text"
+    analysis_batch_chunks: int = 16  # chunks per analysis call; 1: one call per chunk
+    analysis_batch_tokens: int = 4000  # about this many tokens of chunk text per call
     window_chars: int = 24000
     prices: Prices = field(default_factory=Prices)
     # Not a key: <state_dir>/llm, filled in by lexi_maint.config (response cache, slots).
@@ -97,13 +101,29 @@ class LlmConfig:
     def slots_dir(self) -> Path:
         return self.state_dir / "slots"
 
+    @property
+    def inflight_dir(self) -> Path:
+        return self.state_dir / "inflight"
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    return parts.username is not None or parts.password is not None
+
 
 def parse_llm(top: Table) -> LlmConfig:
     d = LlmConfig()
     with top.sub("llm") as t:
         provider = t.choice("provider", PROVIDERS, d.provider)
         base_url = t.string("base_url", d.base_url)
-        if not _URL.fullmatch(base_url):
+        if _has_credentials(base_url):  # never repeat them in the message
+            t.problem("base_url", "must not contain credentials (user:password@): put the API"
+                      " key in api_key_file or the deepseek-api-key credential")  # fmt: skip
+            base_url = d.base_url
+        elif not _URL.fullmatch(base_url):
             t.problem("base_url", f"{base_url!r} is not an http(s) URL (try {d.base_url!r})")
             base_url = d.base_url
         chunk_model = _model(t, "chunk_model", d.chunk_model)
@@ -115,6 +135,7 @@ def parse_llm(top: Table) -> LlmConfig:
         connect = t.number("connect_timeout", d.connect_timeout, low=0.01, high=600.0)
         read = t.number("read_timeout", d.read_timeout, low=0.01, high=86400.0)
         deadline = t.number("request_deadline", d.request_deadline, low=0.01, high=86400.0)
+        body_cap = t.integer("max_response_bytes", d.max_response_bytes, low=4096, high=2**30)
         retry = _retry(t)
         chunk_tokens = t.integer("chunk_max_tokens", d.chunk_max_tokens, low=16, high=2**20)
         analysis_tokens = t.integer(
@@ -122,6 +143,10 @@ def parse_llm(top: Table) -> LlmConfig:
         )
         chunk_format = t.choice("chunk_response_format", RESPONSE_FORMATS, "json_object")
         analysis_format = t.choice("analysis_response_format", RESPONSE_FORMATS, "text")
+        batch_chunks = t.integer("analysis_batch_chunks", d.analysis_batch_chunks, low=1, high=256)
+        batch_tokens = t.integer(
+            "analysis_batch_tokens", d.analysis_batch_tokens, low=100, high=10**6
+        )
         window = t.integer("window_chars", d.window_chars, low=1000, high=10**7)
         prices = _prices(t)
         if provider != "none":
@@ -140,11 +165,14 @@ def parse_llm(top: Table) -> LlmConfig:
         connect_timeout=connect,
         read_timeout=read,
         request_deadline=deadline,
+        max_response_bytes=body_cap,
         retry=retry,
         chunk_max_tokens=chunk_tokens,
         analysis_max_tokens=analysis_tokens,
         chunk_response_format=chunk_format,
         analysis_response_format=analysis_format,
+        analysis_batch_chunks=batch_chunks,
+        analysis_batch_tokens=batch_tokens,
         window_chars=window,
         prices=prices,
     )

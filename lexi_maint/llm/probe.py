@@ -4,7 +4,7 @@
 for a valid key and charges nothing) within one overall deadline, and returns a line for
 the operator or raises `LlmProbeError`, whose `problem` says what went wrong:
 
-    unreachable     DNS failure, connection refused or reset, no route
+    unreachable     DNS failure, connection refused, reset or timed out, no route
     tls             the TLS handshake failed (certificate not trusted, not a TLS port)
     timeout         no complete answer within the deadline (a trickle of bytes included)
     key_rejected    401 or 403
@@ -104,6 +104,12 @@ async def _fetch(
         raise LlmProbeError(
             Problem.TIMEOUT, f"{target.url} gave no complete answer within {deadline:g} s"
         ) from None
+    except httpx.ConnectTimeout:
+        raise LlmProbeError(
+            Problem.UNREACHABLE,
+            f"cannot reach {_host(target)}: no connection within"
+            f" {min(target.connect_timeout, deadline):g} s ([llm] connect_timeout)",
+        ) from None
     except httpx.TimeoutException as exc:
         raise LlmProbeError(
             Problem.TIMEOUT, f"{target.url}: {type(exc).__name__} ({_reason(exc, key)})"
@@ -113,8 +119,7 @@ async def _fetch(
 
 
 def _transport_error(target: ProbeTarget, exc: httpx.HTTPError, key: ApiKey) -> LlmProbeError:
-    url = httpx.URL(target.url)
-    host = f"{url.host}:{url.port}" if url.port else url.host
+    host = _host(target)
     tls = _ssl_error(exc)
     if tls is not None:
         return LlmProbeError(
@@ -123,6 +128,11 @@ def _transport_error(target: ProbeTarget, exc: httpx.HTTPError, key: ApiKey) -> 
             f" {target.base_url} an https endpoint whose certificate this host trusts?)",
         )
     return LlmProbeError(Problem.UNREACHABLE, f"cannot reach {host}: {_reason(exc, key)}")
+
+
+def _host(target: ProbeTarget) -> str:
+    url = httpx.URL(target.url)
+    return f"{url.host}:{url.port}" if url.port else url.host
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:

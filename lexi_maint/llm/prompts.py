@@ -14,15 +14,24 @@ Semantic chunking (the chunk model, JSON mode)
     min_chars is merged into its neighbour when the result fits, as the splitter does.
 
 Analysis (the reasoning model)
-    One request per chunk, with the schema of `lexi_maint.pipeline.schema` and an example;
-    the answer must be one JSON object that `parse_analysis` accepts (a ```json fence or
-    text around the object is tolerated). The system prompts never change, so the
-    provider's context cache can serve their tokens.
+    Batched (the default): the document's chunks, in order, are packed into batches of at
+    most `analysis_batch_chunks` chunks and about `analysis_batch_tokens` tokens of chunk
+    text (`make_batches`; a chunk larger than the budget goes alone). One request per
+    batch: the fixed instructions first (system), then the document's shared context (its
+    title), then the chunks, each under a marker with its number; so every request of a
+    job starts with the same bytes and the provider's prefix cache serves them. The answer
+    maps each chunk number to its analysis; `parse_batch_answer` validates the entries one
+    by one: a missing or invalid entry costs that chunk a request of its own, not the batch.
+    Per chunk (`analysis_batch_chunks = 1`): one request per chunk, the schema of
+    `lexi_maint.pipeline.schema` and an example; the answer must be one JSON object that
+    `parse_analysis` accepts (a ```json fence or text around the object is tolerated).
+    The system prompts never change, so the provider's context cache can serve their tokens.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +45,9 @@ from lexi_maint.pipeline.schema import ChunkAnalysis, SchemaError, parse_analysi
 MAX_TITLE = 200
 SEGMENTS_HEADER = 'Segments ("number [characters] text"):'
 CHUNK_TEXT_HEADER = "Chunk text:"
+BATCH_HEADER = "Chunks to analyse:"
+BATCH_MARKER = "=== chunk {number} ==="
+CHARS_PER_TOKEN = 4  # an estimate, for packing batches
 SIZE_LINE = "Chunk size: {low} to {high} characters."
 
 CHUNK_SYSTEM = """\
@@ -72,6 +84,32 @@ Reply with one JSON object and nothing else, for example:
 "amounts": [{"value": 2450.0, "currency": "EUR", "text": "€ 2.450,00"}], \
 "percentages": [{"value": 3.5, "text": "3,5%"}], \
 "references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV", "CNV Vakmensen"]}"""
+
+
+ANALYSIS_BATCH_SYSTEM = """\
+You analyse the chunks of a Dutch collective labour agreement (CAO) and extract facts from \
+each chunk as JSON. Each chunk follows a line "=== chunk N ===" and its heading line; \
+analyse every chunk on its own text only.
+For every chunk, all fields are required:
+- section_title: the heading of the section the chunk belongs to (e.g. "Artikel 5 Loon"), \
+else "".
+- defined_terms: terms the text defines ("onder werknemer wordt verstaan ..."), without a \
+leading "de", "het" or "een".
+- dates: dates written in the text, as YYYY-MM-DD; leave out dates without a year.
+- amounts: money amounts as {"value": <number in euro>, "currency": "EUR", "text": <as written>}.
+- percentages: {"value": <number>, "text": <as written>}.
+- references: references to articles of this agreement, not of statutes: \
+{"article": "12", "text": <as written>}.
+- parties: unions and employer organisations that are party to the agreement.
+Lists keep the order of first appearance, without duplicates; use [] when there is nothing.
+Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with one entry \
+per chunk number, for example:
+{"chunks": {"1": {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], \
+"dates": ["2025-01-01"], "amounts": [{"value": 2450.0, "currency": "EUR", \
+"text": "€ 2.450,00"}], "percentages": [{"value": 3.5, "text": "3,5%"}], \
+"references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV"]}, \
+"2": {"section_title": "Artikel 6 Verlof", "defined_terms": [], "dates": [], "amounts": [], \
+"percentages": [], "references": [], "parties": []}}}"""
 
 
 # --- windows and segments ------------------------------------------------------------------
@@ -254,6 +292,77 @@ def analysis_request(config: LlmConfig, title: str, chunk: Chunk) -> ChatRequest
         max_tokens=config.analysis_max_tokens,
         response_format=config.analysis_response_format,
     )
+
+
+def make_batches(
+    chunks: Sequence[Chunk], most_chunks: int, budget_tokens: int
+) -> list[tuple[Chunk, ...]]:
+    """Consecutive chunks packed into batches of at most `most_chunks` chunks and about
+    `budget_tokens` tokens of text (a chunk over the budget goes alone)."""
+    batches: list[list[Chunk]] = []
+    used = 0
+    for chunk in chunks:
+        cost = estimate_tokens(chunk.text)
+        if batches and len(batches[-1]) < most_chunks and used + cost <= budget_tokens:
+            batches[-1].append(chunk)
+            used += cost
+        else:
+            batches.append([chunk])
+            used = cost
+    return [tuple(batch) for batch in batches]
+
+
+def estimate_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def batch_analysis_request(config: LlmConfig, title: str, chunks: Sequence[Chunk]) -> ChatRequest:
+    """Instructions, then the document's shared context, then the chunks (prefix-cache
+    friendly: every batch of the job starts with the same bytes, every batch of a document
+    with the same title line)."""
+    parts = [f"Document: {title or '(untitled)'}", BATCH_HEADER]
+    for chunk in chunks:
+        parts.append(BATCH_MARKER.format(number=chunk.index))
+        parts.append(f"Heading: {chunk.heading or '(none)'}")
+        parts.append(chunk.text)
+    return ChatRequest(
+        model=config.analysis_model,
+        messages=(("system", ANALYSIS_BATCH_SYSTEM), ("user", "\n".join(parts))),
+        max_tokens=config.analysis_max_tokens,
+        response_format=config.analysis_response_format,
+    )
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """A batch answer checked entry by entry: what passed, and why each other chunk did not."""
+
+    analyses: Mapping[str, ChunkAnalysis]  # by chunk id
+    problems: Mapping[str, str]  # chunk id -> reason
+
+
+def parse_batch_answer(content: str, chunks: Sequence[Chunk]) -> BatchAnswer:
+    """Each chunk's entry validated on its own; InvalidAnswer only when no entry passes
+    (then the batch is asked again as a whole)."""
+    data = load_json_object(content)
+    entries = data.get("chunks")
+    if not isinstance(entries, dict):
+        raise InvalidAnswer('"chunks" must be an object mapping chunk numbers to analyses')
+    analyses: dict[str, ChunkAnalysis] = {}
+    problems: dict[str, str] = {}
+    for chunk in chunks:
+        entry = entries.get(str(chunk.index))
+        if not isinstance(entry, dict):
+            problems[chunk.id] = f"no analysis for chunk {chunk.index}"
+            continue
+        try:
+            analyses[chunk.id] = parse_analysis(chunk.id, entry)
+        except SchemaError as exc:
+            problems[chunk.id] = f"chunk {chunk.index}: schema: {exc.message}"
+    if not analyses:
+        first = next(iter(problems.values()), "no chunks")
+        raise InvalidAnswer(f"no chunk's analysis is valid; first: {first}")
+    return BatchAnswer(analyses, problems)
 
 
 def parse_analysis_answer(chunk_id: str, content: str) -> ChunkAnalysis:

@@ -1,10 +1,11 @@
 """Everything a worker needs to call the model, built once in the runner process.
 
 `LlmRuntime` holds the validated `[llm]` config, the API key (read before any worker
-starts, so a missing key stops the job at once) and the TLS context (the CA bundle is
-loaded once, not twice per document). Workers inherit it by fork; inside a stage,
-`async with runtime.session(meter)` opens what belongs to one event loop: the job-wide
-call slots, the response cache and the HTTP client.
+starts, so a missing key stops the job at once), the TLS context (the CA bundle is
+loaded once, not twice per document) and the job's name (spend is journalled per job and
+document). Workers inherit it by fork; inside a stage, `async with
+runtime.session(meter, document)` opens what belongs to one event loop: the job-wide call
+slots, the single-flight key locks, the response cache and the HTTP client.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import TypeVar
 import httpx
 
 from lexi_maint.errors import DocumentError, JobStopError
-from lexi_maint.llm.cache import ResponseCache
+from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatClient, ClientSettings
 from lexi_maint.llm.config import LlmConfig
+from lexi_maint.llm.flight import KeyLocks
 from lexi_maint.llm.keys import ApiKey
 from lexi_maint.llm.session import LlmSession
 from lexi_maint.llm.slots import FileSlots
@@ -36,21 +38,31 @@ class LlmRuntime:
     key: ApiKey
     transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
     ssl_context: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
+    job: str = ""
 
     @asynccontextmanager
-    async def session(self, meter: UsageMeter) -> AsyncIterator[LlmSession]:
+    async def session(self, meter: UsageMeter, document: str) -> AsyncIterator[LlmSession]:
+        """`document`: the path the ledger knows the document by (its spend is tagged so)."""
         config = self.config
         slots = FileSlots(config.slots_dir, config.max_concurrency)
         cache = ResponseCache(config.cache_path)
+        flights = KeyLocks(config.inflight_dir)
         try:
             settings = ClientSettings.of(config)
             async with ChatClient(
                 settings, self.key, slots, transport=self.transport, ssl_context=self.ssl_context
             ) as client:
                 yield LlmSession(
-                    client, cache, meter, config.prices, config.retry.invalid_output_retries
+                    client,
+                    cache,
+                    meter,
+                    config.prices,
+                    config.retry.invalid_output_retries,
+                    flights=flights,
+                    tag=SpendTag(self.job, document),
                 )
         finally:
+            flights.close()
             cache.close()
             slots.close()
 

@@ -2,13 +2,20 @@
 
 `LlmSession.ask(request, parse)`:
     1. an answer in the response cache that `parse` accepts is returned (no call, no cost);
-    2. otherwise the client is asked (it handles HTTP errors and retries); the usage of
-       every answered call is metered and priced, valid or not;
-    3. blank content or content that `parse` rejects (it raises `InvalidAnswer`) is asked
+    2. otherwise the request's key is held (`flight.KeyLocks`: one identical request in
+       flight at a time, across the job's workers) and the cache is read again: an
+       identical request that was in flight meanwhile has paid for the answer;
+    3. otherwise the client is asked (it handles HTTP errors and retries); the usage of
+       every answered call is metered and priced, valid or not, and written to the spend
+       journal the moment it arrives (`cache.ResponseCache.record`), together with the
+       answer when it is valid;
+    4. blank content or content that `parse` rejects (it raises `InvalidAnswer`) is asked
        again, `invalid_output_retries` times; then `AnswerRejected` carries the last
        reason and the start of the raw answer. The caller decides what that means (the
-       chunker falls back to the structural splitter, the analyzer fails the document).
-    4. a valid answer is stored in the cache before it is returned.
+       chunker falls back to the structural splitter, the analyzer asks chunk by chunk or
+       fails the document).
+An answer reused from the cache is journalled too (no cost; what it cost when bought is
+kept as `reused_cost`).
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from lexi_maint.llm.cache import ResponseCache
+from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatRequest, Completion
 from lexi_maint.llm.config import Prices
-from lexi_maint.llm.cost import priced_usage
-from lexi_maint.llm.usage import UsageMeter
+from lexi_maint.llm.cost import call_cost, priced_usage
+from lexi_maint.llm.flight import KeyLocks
+from lexi_maint.llm.usage import Usage, UsageMeter
 
 T = TypeVar("T")
 RAW_EXCERPT = 200
@@ -59,6 +67,9 @@ class LlmSession:
         prices: Prices,
         invalid_output_retries: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        flights: KeyLocks | None = None,
+        tag: SpendTag | None = None,
     ) -> None:
         self._client = client
         self._cache = cache
@@ -66,29 +77,53 @@ class LlmSession:
         self._prices = prices
         self._retries = invalid_output_retries
         self._clock = clock
+        self._flights = flights
+        self._tag = tag
 
     async def ask(self, request: ChatRequest, parse: Callable[[str], T]) -> T:
-        key = request.key
-        cached = self._cache.get(key)
-        if cached is not None:
-            try:
-                value = parse(cached.content)
-            except InvalidAnswer:
-                self._cache.drop(key)  # stored under other validation rules
-            else:
-                self._meter.add_cached_answer()
-                return value
+        reused = self._reuse(request, parse)
+        if reused is not None:
+            return reused[0]
+        if self._flights is None:
+            return await self._call(request, parse)
+        async with self._flights.hold(request.key):
+            reused = self._reuse(request, parse)  # an identical request may just have paid
+            if reused is not None:
+                return reused[0]
+            return await self._call(request, parse)
+
+    def _reuse(self, request: ChatRequest, parse: Callable[[str], T]) -> tuple[T] | None:
+        cached = self._cache.get(request.key)
+        if cached is None:
+            return None
+        try:
+            value = parse(cached.content)
+        except InvalidAnswer:
+            self._cache.drop(request.key)  # stored under other validation rules
+            return None
+        bought = call_cost(self._prices, request.model, cached.tokens, self._clock())
+        usage = Usage.of_reuse(bought, self._prices.currency)
+        self._meter.add(usage)
+        self._cache.record(self._tag, usage, None)
+        return (value,)
+
+    async def _call(self, request: ChatRequest, parse: Callable[[str], T]) -> T:
         reason, raw = "", ""
         for _ in range(self._retries + 1):
             answer = await self._client.complete(request)
-            self._meter.add(priced_usage(self._prices, request.model, answer.tokens, self._clock()))
+            usage = priced_usage(self._prices, request.model, answer.tokens, self._clock())
+            self._meter.add(usage)
             raw = answer.content
             try:
                 value = _parse(answer, parse)
             except InvalidAnswer as exc:
+                self._cache.record(self._tag, usage, None)
                 reason = exc.reason
                 continue
-            self._cache.put(key, request.model, answer)
+            except BaseException:
+                self._cache.record(self._tag, usage, None)  # paid for all the same
+                raise
+            self._cache.record(self._tag, usage, (request.key, request.model, answer))
             return value
         raise AnswerRejected(self._retries + 1, reason, raw)
 

@@ -7,11 +7,15 @@ can never leak a slot, and there is no server whose lifetime must be managed.
 
 Each worker opens the files itself (a lock belongs to the open file description, so
 descriptors must not be inherited across fork). Within a process one task at a time looks
-for a free slot (an asyncio.Lock queues the others in order); when all are taken it looks
-again after a pause of about 2 % of the recent call duration (2-50 ms): one pass is a
-non-blocking flock per slot, about 1 µs each, so waiting costs little CPU and a freed slot
-is taken within a few per cent of a call's time. Freed slots go to whichever process looks
-first, which shares them about evenly between the documents in flight.
+for a free slot (an asyncio.Lock queues the others in order). A freed slot is handed over
+without polling: the releasing process writes one byte to the slot file after unlocking it,
+and every process waiting for a slot watches the directory with inotify (`_Releases`), so
+the kernel wakes it with the name of the slot just freed, which it then tries (a
+non-blocking flock, about 1 µs). A slot freed by a process that died announces nothing:
+after `SAFETY_SECONDS` without an announcement a waiter looks at every slot once. Where
+inotify is unavailable, waiters look again after a pause of about 2 % of the recent call
+duration (2-50 ms). Freed slots go to whichever process takes them first, which shares
+them about evenly between the documents in flight.
 
 `LocalSlots` is the in-process equivalent for tests and tools.
 """
@@ -19,18 +23,25 @@ first, which shares them about evenly between the documents in flight.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
+import logging
 import os
 import random
+import struct
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
+log = logging.getLogger(__name__)
+
 MIN_POLL = 0.002
 MAX_POLL = 0.05
 POLL_SHARE = 0.02  # of the recent call duration
+SAFETY_SECONDS = 1.0  # a waiter looks at every slot at least this often
 _EWMA = 0.2
+_PREFIX = "slot-"
 
 
 class Slots(Protocol):
@@ -47,13 +58,14 @@ class FileSlots:
     def __init__(self, directory: Path, count: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._fds = [
-            os.open(directory / f"slot-{i:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.open(directory / f"{_PREFIX}{i:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             for i in range(count)
         ]
         self._free = list(range(count))  # slots this process does not hold
         self._turn = asyncio.Lock()
         self._call_seconds = 1.0
-        self.polls = 0  # passes that found every slot taken (for tests and the benchmark)
+        self._releases = _Releases.watch(directory)
+        self.polls = 0  # times every slot was found taken (for tests and the benchmark)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -64,27 +76,42 @@ class FileSlots:
         finally:
             elapsed = asyncio.get_running_loop().time() - started
             self._call_seconds += _EWMA * (elapsed - self._call_seconds)
-            fcntl.flock(self._fds[index], fcntl.LOCK_UN)
+            fd = self._fds[index]
+            fcntl.flock(fd, fcntl.LOCK_UN)
             self._free.append(index)
+            os.pwrite(fd, b"r", 0)  # announces the release to waiting processes (inotify)
 
     async def _acquire(self) -> int:
         async with self._turn:
+            if self._releases is not None:
+                self._releases.drain()  # old news: the full pass below sees every slot as is
+            candidates: set[int] | None = None  # None: look at every slot
             while True:
-                index = self._try_once()
+                index = self._try(candidates)
                 if index is not None:
                     return index
                 self.polls += 1
-                pause = min(MAX_POLL, max(MIN_POLL, POLL_SHARE * self._call_seconds))
-                await asyncio.sleep(pause * random.uniform(0.75, 1.25))
+                candidates = await self._next_release()
 
-    def _try_once(self) -> int | None:
-        random.shuffle(self._free)
-        for position, index in enumerate(self._free):
+    async def _next_release(self) -> set[int] | None:
+        if self._releases is not None:
+            return await self._releases.next(SAFETY_SECONDS)
+        pause = min(MAX_POLL, max(MIN_POLL, POLL_SHARE * self._call_seconds))
+        await asyncio.sleep(pause * random.uniform(0.75, 1.25))
+        return None
+
+    def _try(self, candidates: set[int] | None) -> int | None:
+        if candidates is None:
+            random.shuffle(self._free)
+            order = list(self._free)
+        else:
+            order = [i for i in self._free if i in candidates]
+        for index in order:
             try:
                 fcntl.flock(self._fds[index], fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
-            del self._free[position]
+            self._free.remove(index)
             return index
         return None
 
@@ -92,6 +119,87 @@ class FileSlots:
         for fd in self._fds:
             os.close(fd)  # closing drops any lock still held
         self._fds = []
+        if self._releases is not None:
+            self._releases.close()
+            self._releases = None
+
+
+class _Releases:
+    """inotify on the slot directory: the slot files written to (released) since last read."""
+
+    _IN_MODIFY = 0x00000002
+    _IN_Q_OVERFLOW = 0x00004000
+    _IN_NONBLOCK = os.O_NONBLOCK
+    _IN_CLOEXEC = os.O_CLOEXEC
+    _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def watch(cls, directory: Path) -> _Releases | None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = int(libc.inotify_init1(cls._IN_NONBLOCK | cls._IN_CLOEXEC))
+        except (OSError, AttributeError):
+            fd = -1
+        if fd < 0:
+            log.debug("inotify unavailable: waiting for a call slot polls")
+            return None
+        if int(libc.inotify_add_watch(fd, os.fsencode(directory), cls._IN_MODIFY)) < 0:
+            log.debug("cannot watch %s: waiting for a call slot polls", directory)
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def drain(self) -> set[int] | None:
+        """Slot numbers announced since the last read (None: too many, look at all)."""
+        released: set[int] = set()
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return released
+            for mask, name in self._events(data):
+                if mask & self._IN_Q_OVERFLOW:
+                    return None
+                if name.startswith(_PREFIX) and name[len(_PREFIX) :].isdigit():
+                    released.add(int(name[len(_PREFIX) :]))
+
+    def _events(self, data: bytes) -> list[tuple[int, str]]:
+        events, offset = [], 0
+        while offset + self._EVENT.size <= len(data):
+            _, mask, _, length = self._EVENT.unpack_from(data, offset)
+            start = offset + self._EVENT.size
+            name = data[start : start + length].rstrip(b"\0").decode("ascii", "replace")
+            events.append((mask, name))
+            offset = start + length
+        return events
+
+    async def next(self, timeout: float) -> set[int] | None:
+        """Wait for announcements (the kernel wakes the loop); None after `timeout`."""
+        released = self.drain()
+        if released or released is None:
+            return released
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(self._fd, wake)
+        try:
+            async with asyncio.timeout(timeout):
+                await readable
+        except TimeoutError:
+            return None
+        finally:
+            loop.remove_reader(self._fd)
+        return self.drain() or None
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class LocalSlots:

@@ -7,12 +7,13 @@ document has still been paid for).
 `completion_tokens` includes `reasoning_tokens` (the provider bills both as output);
 `cache_hit_tokens` is the part of `prompt_tokens` served from the provider's context
 cache. `cached_answers` counts answers taken from lexi-maint's own response cache: no call,
-no tokens, no cost.
+no tokens, no cost; `reused_cost` is what those answers cost when they were bought (shown
+as "reused from cache", never added to what was spent).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -36,6 +37,7 @@ class Usage:
     cache_hit_tokens: int = 0
     cost: float = 0.0
     currency: str = ""
+    reused_cost: float = 0.0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -47,6 +49,7 @@ class Usage:
             cache_hit_tokens=self.cache_hit_tokens + other.cache_hit_tokens,
             cost=self.cost + other.cost,
             currency=self.currency or other.currency,
+            reused_cost=self.reused_cost + other.reused_cost,
         )
 
     @property
@@ -69,9 +72,15 @@ class Usage:
             currency=currency,
         )
 
+    @classmethod
+    def of_reuse(cls, cost: float, currency: str) -> Usage:
+        """An answer taken from the response cache; `cost` is what it cost when bought."""
+        return cls(cached_answers=1, reused_cost=cost, currency=currency)
+
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["cost"] = round(self.cost, 6)
+        data["reused_cost"] = round(self.reused_cost, 6)
         return data
 
     @classmethod
@@ -90,9 +99,6 @@ class UsageMeter:
 
     def add(self, usage: Usage) -> None:
         self.total = self.total + usage
-
-    def add_cached_answer(self) -> None:
-        self.total = replace(self.total, cached_answers=self.total.cached_answers + 1)
 
 
 @runtime_checkable

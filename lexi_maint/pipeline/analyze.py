@@ -8,6 +8,8 @@ What is recognised (and what is deliberately not)
     section_title  the chunk's heading, else its first heading line, else "".
     defined_terms  list items in a definitions context (the chunk or its heading mentions
                    "verstaan onder", "definities", "begrippen"): "a. werkgever: ...";
+                   "1. Werkgever: ...", and two or more consecutive "Werkgever: ..." lines
+                   without a marker (as under "Lid 1");
                    "onder werknemer wordt (in deze cao) verstaan", "wordt onder X verstaan";
                    quoted terms of at most five words ("werknemer", „cao", 'loon'). A leading
                    "de"/"het"/"een" is dropped.
@@ -19,10 +21,20 @@ What is recognised (and what is deliberately not)
                    "€ 1,5 miljoen" -> value in euro, currency "EUR", text as written. Dutch
                    notation: "," is the decimal mark and "." groups thousands ("2.450" is
                    2450); "12.50" (one dot, two decimals) and "2,450.00" (both marks) are read
-                   as written in English. Numbers without a currency are not amounts.
+                   as written in English. A currency word does not reach over a line break.
+                   Numbers without a currency are amounts only in a table whose caption (up
+                   to three lines above its rows, column headers included) or else the
+                   chunk's heading says they are euros or wages: "1.877,61" and "2.450" in
+                   "0 fj   1.877,61   1.943,93" under "Bedragen in euro's per maand". A row
+                   has at most four words besides its amounts; a caption about hours
+                   ("uren", "arbeidsduur") or percentages wins over a wage heading; a number
+                   followed by "%", "uur", "jaar", "dagen" ... and years, hours and article
+                   numbers (no cents, no thousands group) are never bare amounts.
     percentages    "3,5%", "3.5 %", "3,5 procent", "0,5 procentpunt", "2 pct" -> 3.5 ...
-    references     "artikel 12", "art. 5 lid 2", "artikelen 3 en 4", "artikelen 3 t/m 6"
-                   (ranges of up to 50 expanded). Not references: heading lines, the chunk's
+    references     "artikel 12", "art. 5 lid 2", "artikel 5a", "artikelen 3 en 4", "artikelen
+                   3 t/m 6" (ranges of up to 50 expanded); a dotted number after "bedoeld in",
+                   "genoemd in", "zie" ... ("als bedoeld in 4.1"); annexes ("bijlage 1" ->
+                   article "bijlage 1"). Not references: heading lines, the chunk's
                    own article, and articles of statutes ("artikel 7:610 BW", "artikel 3 van
                    de Arbeidstijdenwet").
     parties        known unions and employer associations (FNV, CNV Vakmensen, De Unie, AWVN,
@@ -37,13 +49,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from lexi_maint.pipeline.chunk import Level, find_headings
+from lexi_maint.pipeline.articles import (
+    ANNEX_NUMBER,
+    BARE_NUMBER,
+    REFERENCE_NUMBER,
+    article_of_heading,
+    find_headings,
+)
 from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.schema import parse_analysis
 
@@ -152,7 +170,9 @@ _AMOUNT_NUMBER = (
 _MULTIPLIER = r"(?:\s?(miljoen|mln\.?|miljard|mrd\.?)(?![\w]))?"
 _AMOUNT = _starting_with(
     r"€Ee\d",
-    rf"(?:€|(?<![A-Za-z])(?:EUR|EURO|[Ee]uro)(?![A-Za-z]))\s{{0,2}}({_AMOUNT_NUMBER}){_MULTIPLIER}"
+    # a currency word does not reach over a line break: "Salaris in euro" above a table row
+    rf"(?:€\s{{0,2}}|(?<![A-Za-z])(?:EUR|EURO|[Ee]uro)(?![A-Za-z])[^\S\n\r\f]{{0,2}})"
+    rf"({_AMOUNT_NUMBER}){_MULTIPLIER}"
     # "2.450 euro", but not "2025 € 2.450" (a year before an amount in a table row)
     rf"|({_AMOUNT_NUMBER}){_MULTIPLIER}\s?(?:€|(?<![A-Za-z])(?:EUR|[Ee]uro)(?![A-Za-z]))"
     r"(?!\s{0,2}\d)",
@@ -166,15 +186,76 @@ _PERCENT = _starting_with(
 )
 
 
-def find_amounts(text: str) -> list[dict[str, Any]]:
-    """Money amounts in euro: {"value", "currency", "text"}, in order of appearance."""
+# A bare amount in a table cell: Dutch notation with cents ("1.877,61", "12,45") or grouped
+# thousands ("2.450"); not followed by a unit that says it is something else.
+_BARE_AMOUNT = re.compile(
+    r"(?<![\w.,/-])(\d{1,3}(?:\.\d{3})*,\d{2}|\d{1,3}(?:\.\d{3})+)"
+    r"(?![\w.,/%-]|[ \t]?(?:procent|pct|uur|uren|dag|dagen|jaar|punt|km))"
+)
+_ROW_WORD = re.compile(r"[^\W\d_]{2,}")
+_MAX_ROW_WORDS = 4
+_CAPTION_LINES = 3
+_MONEY_MARK = re.compile(r"€|\bEUR\b|\beuro", re.IGNORECASE)
+_MONEY_WORD = re.compile(r"salaris|loon|lonen|bedrag|vergoeding|toeslag", re.IGNORECASE)
+_NOT_MONEY = re.compile(r"\buren\b|arbeidsduur|werktijd|\bpunten\b|percentage", re.IGNORECASE)
+
+
+def _money_signal(context: str) -> bool | None:
+    """Whether a table caption says its numbers are euros (None: it does not say)."""
+    if _MONEY_MARK.search(context):
+        return True
+    if _NOT_MONEY.search(context):
+        return False
+    return True if _MONEY_WORD.search(context) else None
+
+
+def _table_amounts(text: str, heading: str) -> Iterator[tuple[int, str, float]]:
+    """Bare amounts in table rows whose caption (or else the heading) says they are money.
+
+    A row is a line with a bare amount and at most four other words ("0 fj   1.877,61");
+    its caption is up to three non-blank lines before the rows (a column header included).
+    """
+    if not _BARE_AMOUNT.search(text):
+        return
+    caption: list[str] = []
+    money: bool | None = None
+    in_rows = False
+    position = 0
+    for line in text.splitlines(keepends=True):
+        cells = list(_BARE_AMOUNT.finditer(line))
+        rest = _BARE_AMOUNT.sub(" ", line)
+        if cells and len(_ROW_WORD.findall(rest)) <= _MAX_ROW_WORDS:
+            if not in_rows:
+                said = _money_signal(" ".join(caption))
+                money = said if said is not None else (money or _money_signal(heading))
+                in_rows, caption = True, []
+            if money:
+                for cell in cells:
+                    yield position + cell.start(1), cell[1], dutch_number(cell[1])
+        elif line.strip():
+            caption = [*caption, line][-_CAPTION_LINES:]
+            in_rows = False
+        position += len(line)
+
+
+def find_amounts(text: str, heading: str = "") -> list[dict[str, Any]]:
+    """Money amounts in euro: {"value", "currency", "text"}, in order of appearance.
+
+    Besides amounts written with a currency, bare amounts in a table whose caption or heading
+    says they are euros or wages (see `_table_amounts`).
+    """
     found = []
+    covered: list[tuple[int, int]] = []
     for m in _AMOUNT.finditer(text):
         number, factor_word = (m[1], m[2]) if m[1] else (m[3], m[4])
         factor = _FACTORS[factor_word.rstrip(".").lower()] if factor_word else 1
         value = dutch_number(number) * factor
         written = m.group().strip()
+        covered.append(m.span())
         found.append((m.start(), written, {"value": value, "currency": "EUR", "text": written}))
+    for start, written, value in _table_amounts(text, heading):
+        if not any(low <= start < high for low, high in covered):
+            found.append((start, written, {"value": value, "currency": "EUR", "text": written}))
     return _unique(found)
 
 
@@ -188,7 +269,6 @@ def find_percentages(text: str) -> list[dict[str, Any]]:
 
 # --- references ------------------------------------------------------------------------------
 
-_ARTICLE_NUMBER = r"\d{1,3}[a-z]?(?:\.\d{1,3}[a-z]?)*(?![\d:])(?!,\d)"
 _PART = (
     r"(?:\s*,?\s*(?:lid|leden)\s+\d{1,2}(?:\s*(?:,|en|of|t/m|tot\s+en\s+met)\s*\d{1,2}(?!\d))*)?"
     r"(?:\s*,?\s*(?:sub|onder)\s+[a-z0-9]{1,3}\b)?"
@@ -196,17 +276,25 @@ _PART = (
 _LIST_SEPARATOR = r"\s*(?:,|en|of|t/m|tot\s+en\s+met|-|–)\s*"
 _REFERENCE = _starting_with(
     "aA",
-    rf"\b(?:artikelen|artikel|art\.?)\s*({_ARTICLE_NUMBER}{_PART}"
-    rf"(?:{_LIST_SEPARATOR}{_ARTICLE_NUMBER}{_PART})*)",
+    rf"\b(?:artikelen|artikel|art\.?)\s*({REFERENCE_NUMBER}{_PART}"
+    rf"(?:{_LIST_SEPARATOR}{REFERENCE_NUMBER}{_PART})*)",
     re.IGNORECASE,
 )
-_LISTED = re.compile(rf"(?:^|{_LIST_SEPARATOR})({_ARTICLE_NUMBER}){_PART}", re.IGNORECASE)
+_LISTED = re.compile(rf"(?:^|{_LIST_SEPARATOR})({REFERENCE_NUMBER}){_PART}", re.IGNORECASE)
+# A dotted number without "artikel" after a phrase that points at a provision:
+# "als bedoeld in 4.1", "genoemd in 6.2 lid 1", "zie 4.3".
+_BARE_REFERENCE = _starting_with(
+    "bgvoazBGVOAZ",
+    r"\b(?:(?:bedoeld|genoemd|vermeld|bepaald|omschreven|opgenomen|geregeld|beschreven)\s+in"
+    rf"|zie(?:\s+ook)?)\s+({BARE_NUMBER}){_PART}(?![\d,])",
+    re.IGNORECASE,
+)
+_ANNEX_REFERENCE = _starting_with("bB", rf"\b(?i:bijlage)\s+({ANNEX_NUMBER})")
 _STATUTE_AFTER = re.compile(
     r"[ \t]*,?\s*(?:(?:van|uit)\s+(?:de|het)\s+)?"
     r"(?:BW\b|Burgerlijk\s+Wetboek|\w*[Ww]et(?:boek)?\b|Besluit\b|AOW\b|WW\b|ZW\b|WIA\b|WAO\b)"
 )
 _MAX_RANGE = 50
-_OWN_ARTICLE = re.compile(rf"(?:Artikel|Art\.)\s*({_ARTICLE_NUMBER})", re.IGNORECASE)
 
 
 def _listed_articles(numbers: str) -> list[str]:
@@ -224,24 +312,32 @@ def _listed_articles(numbers: str) -> list[str]:
 
 
 def own_article(heading: str) -> str:
-    """The article number of a heading ("Hoofdstuk 2 > Artikel 5a Loon" -> "5a"), or ""."""
-    numbers = _OWN_ARTICLE.findall(heading)
-    return str(numbers[-1]) if numbers else ""
+    """The article key of a heading ("Hoofdstuk 2 > Artikel 5a Loon" -> "5a"), or ""."""
+    return article_of_heading(heading) or ""
 
 
 def find_references(text: str, own: str = "") -> list[dict[str, str]]:
-    """References to articles of this document: {"article", "text"}, in order of appearance."""
-    heading_starts = {h.start for h in find_headings(text) if h.level is Level.ARTICLE}
-    found = []
+    """References to articles and annexes of this document: {"article", "text"}, in order.
+
+    "article" is the article number as written ("5a", "4.1") or "bijlage 1" for an annex.
+    """
+    heading_starts = {h.start for h in find_headings(text)}
+    found: list[tuple[int, str, dict[str, str]]] = []
+
+    def add(start: int, article: str, phrase: str) -> None:
+        line_start = max(text.rfind(c, 0, start) for c in "\n\r\f") + 1
+        is_heading = line_start in heading_starts and not text[line_start:start].strip()
+        if not is_heading and article.casefold() != own.casefold():
+            found.append((start, article.casefold(), {"article": article, "text": phrase}))
+
     for m in _REFERENCE.finditer(text):
-        line_start = max(text.rfind(c, 0, m.start()) for c in "\n\r\f") + 1
-        is_heading = line_start in heading_starts and not text[line_start : m.start()].strip()
-        if is_heading or _STATUTE_AFTER.match(text, m.end()):
-            continue
-        phrase = " ".join(m.group().split())
-        for article in _listed_articles(m[1]):
-            if article.casefold() != own.casefold():
-                found.append((m.start(), article.casefold(), {"article": article, "text": phrase}))
+        if not _STATUTE_AFTER.match(text, m.end()):
+            for article in _listed_articles(m[1]):
+                add(m.start(), article, " ".join(m.group().split()))
+    for m in _BARE_REFERENCE.finditer(text):
+        add(m.start(1), m[1], " ".join(text[m.start(1) : m.end()].split()))
+    for m in _ANNEX_REFERENCE.finditer(text):
+        add(m.start(), f"bijlage {m[1].lower()}", " ".join(m.group().split()))
     return _unique(found)
 
 
@@ -258,6 +354,10 @@ _LIST_TERM = re.compile(
     rf"({_TERM})[ \t]*:"
 )
 _BULLET_TERM = re.compile(rf"(?m)^[ \t]*[-–•][ \t]+({_TERM})[ \t]*:")
+# Two or more consecutive lines "Werkgever: ...", "Pedagogisch medewerker: ..." (no marker).
+_TERM_LINE = r"[ \t]*[A-ZÀ-Ý][\w\-’']*(?:[ \t]+[\w\-’']+){0,3}[ \t]*:[ \t]+\S[^\n]*"
+_LINE_TERMS = re.compile(rf"(?m)^(?:{_TERM_LINE}\n)+{_TERM_LINE}$")
+_LINE_TERM = re.compile(r"(?m)^[ \t]*([^:\n]+?)[ \t]*:")
 _QUOTE_OPEN = "\"“„'‘«"
 _QUOTE_CLOSE = "\"”'’»"
 _ONDER_VERSTAAN = _starting_with(
@@ -295,6 +395,12 @@ def find_defined_terms(text: str, heading: str = "") -> list[str]:
         for m in pattern.finditer(text):
             raw = next(group for group in m.groups() if group)
             found.append((m.start(), _clean_term(raw)))
+    if len(patterns) > 3:
+        for block in _LINE_TERMS.finditer(text):
+            found += [
+                (block.start() + m.start(), _clean_term(m[1]))
+                for m in _LINE_TERM.finditer(block.group())
+            ]
     return _unique(
         (pos, term.casefold(), term)
         for pos, term in found
@@ -409,7 +515,7 @@ def analyze_chunk(chunk: Chunk) -> dict[str, Any]:
         "section_title": title,
         "defined_terms": find_defined_terms(chunk.text, title),
         "dates": find_dates(chunk.text),
-        "amounts": find_amounts(chunk.text),
+        "amounts": find_amounts(chunk.text, title),
         "percentages": find_percentages(chunk.text),
         "references": find_references(chunk.text, own_article(title)),
         "parties": find_parties(chunk.text),

@@ -5,8 +5,9 @@ chunk texts in order reproduces the input, offsets are contiguous, every chunk i
 `max_chars` long and none is empty (empty text gives no chunks).
 
 How the text is cut
-    1. Sections: every chapter heading ("Hoofdstuk 3 Arbeidsduur", "Bijlage 1 ...") and
-       article heading ("Artikel 5 Loon", "Artikel 5a", "Art. 12 ...") starts a new section.
+    1. Sections: every chapter heading ("Hoofdstuk 3 Arbeidsduur", "Bijlage 1 ...", "§2 |
+       SALARIS") and article heading ("Artikel 5 Loon", "Art. 12 ...", "4.1 Overwerk")
+       starts a new section.
        A section that fits in `max_chars` is one chunk.
     2. A longer section is cut at the best boundaries available, in this order: numbered
        clauses ("1.", "5.1", "a.", "Lid 2"), paragraphs (after a blank line; bullet lines),
@@ -25,12 +26,11 @@ heading. Inside a chapter it is prefixed with the chapter heading, joined by " >
 "Hoofdstuk 3 Arbeidsduur > Artikel 7 Werktijden", because several CAOs restart article
 numbers per chapter; before the first heading it is "".
 
-What counts as a heading (`parse_heading`): a whole line of at most 200 characters that is
-"Hoofdstuk"/"Bijlage" or "Artikel"/"Art." (capitalised or upper case), a number ("5", "5a",
-"3.2", "IV", "A"), then nothing, a separator (".", ":", a dash) and a title, or a title that
-starts with a capital, digit or bracket. So "Artikel 5 lid 2 is van toepassing" is running
-text, and table-of-contents lines (dot leaders, or a tab before the page number) are not
-headings.
+What counts as a heading is decided in `lexi_maint.pipeline.articles` (`find_headings`):
+"Hoofdstuk"/"Bijlage"/"§" chapters, "Artikel"/"Art." articles with any number ("5", "5a",
+"3.1", "12.3b") and separator (".", ":", "|", a dash), and dotted numbers without the word
+("4.1 Normale arbeidsduur") inside a chapter of that number. "Artikel 5 lid 2 is van
+toepassing" is running text; table-of-contents lines are not headings.
 
 Line breaks are "\\n", "\\r\\n", "\\r" and "\\f" (PDF page separators); "\\f" also counts as
 blank space, so a page break is a paragraph break.
@@ -52,12 +52,10 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from itertools import pairwise
 
+from lexi_maint.pipeline.articles import HEADING_SEPARATOR, Kind, find_headings
 from lexi_maint.pipeline.contract import Chunk, Work
 
 logger = logging.getLogger(__name__)
-
-HEADING_SEPARATOR = " > "
-MAX_HEADING_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -103,71 +101,23 @@ class Level(IntEnum):
 
 # --- recognising lines -------------------------------------------------------------------
 
-_NUMBER = r"(?:\d{1,3}[a-zA-Z]?(?:\.\d{1,3}[a-zA-Z]?)*|[IVXLC]{1,6}|[A-Z])"
-# The heading keyword and its number, then nothing, a separator (".", ":", a dash) and any
-# title, or a title that starts with a capital, a digit or a bracket: "Artikel 5 lid 2 is ..."
-# is running text, "Artikel 5 Loon" and "Artikel 5 - loon" are headings.
-_TITLE = r"(?:[ \t]*[.:\-–—](?:[ \t]+\S.*)?|[ \t]+[\"'(\[A-ZÀ-Ý0-9].*)?"
-_CHAPTER_WORD = r"(?:Hoofdstuk|HOOFDSTUK|Bijlage|BIJLAGE)"
-_ARTICLE_WORD = r"(?:Artikel|ARTIKEL|Art\.|ART\.)"
-_CHAPTER_RE = re.compile(rf"{_CHAPTER_WORD}[ \t]+{_NUMBER}\b{_TITLE}")
-_ARTICLE_RE = re.compile(rf"{_ARTICLE_WORD}[ \t]*{_NUMBER}\b{_TITLE}")
 _CLAUSE = (
     r"(?:\d{1,3}(?:\.\d{1,3})+\.?|\d{1,3}[.)]|[a-z][.)]|[ivx]{1,4}[.)]|(?:Lid|LID)[ \t]+\d{1,3}"
     r"[.:]?)[ \t]+\S"
 )
 _BULLET = r"[-–•·*▪][ \t]+\S"
-# What a line may start with: a heading candidate (checked by parse_heading), a numbered
-# clause or a bullet. _STRUCTURE_RE finds such lines after a line break ("\r\n" is one break).
-_LINE_START = (
-    rf"[ \t]*(?:(?P<heading>(?:{_CHAPTER_WORD}|{_ARTICLE_WORD})[^\n\r\f]*)"
-    rf"|(?P<clause>{_CLAUSE})|(?P<bullet>{_BULLET}))"
-)
+# What a line may start with besides a heading (articles.find_headings): a numbered clause or
+# a bullet. _STRUCTURE_RE finds such lines after a line break ("\r\n" is one break).
+_LINE_START = rf"[ \t]*(?:(?P<clause>{_CLAUSE})|(?P<bullet>{_BULLET}))"
 _FIRST_LINE_RE = re.compile(rf"(?P<line>{_LINE_START})")
 _STRUCTURE_RE = re.compile(rf"(?:[\n\f]|\r(?!\n))(?P<line>{_LINE_START})")
 # A paragraph starts after a blank line or a page break: a run of white space holding two line
 # breaks or a form feed. It starts after the run's last line break (indentation included).
 _BREAK = r"(?:\r\n|\n|\r(?!\n))"
 _PARAGRAPH_RE = re.compile(rf"(?:{_BREAK}[^\S\n\r\f]*{_BREAK}|\f)\s*")
-# Table-of-contents lines ("Artikel 5 Loon ........ 12") are not headings.
-_TOC_RE = re.compile(r"(?:\.[ \t]?){4,}|…{2,}|\t[ \t]*\d{1,4}[ \t]*$")
 _SENTENCE_END = re.compile(r"[.!?;][\"'”’)\]]*\s+")
 _WHITESPACE = re.compile(r"\s+")
 _NON_SPACE = re.compile(r"\S")
-
-
-def parse_heading(line: str) -> tuple[Level, str] | None:
-    """Classify one line as a chapter or article heading; return its level and clean text."""
-    stripped = line.strip()
-    if not stripped or len(stripped) > MAX_HEADING_CHARS or _TOC_RE.search(stripped):
-        return None
-    if _CHAPTER_RE.fullmatch(stripped):
-        return Level.CHAPTER, " ".join(stripped.split())
-    if _ARTICLE_RE.fullmatch(stripped):
-        return Level.ARTICLE, " ".join(stripped.split())
-    return None
-
-
-@dataclass(frozen=True)
-class HeadingLine:
-    """A chapter or article heading line found in a text: text[start:end] is the line."""
-
-    start: int
-    end: int
-    level: Level
-    title: str  # whitespace collapsed: "Artikel 5 Loon"
-
-
-def find_headings(text: str) -> list[HeadingLine]:
-    """Every chapter and article heading line in `text`, in order."""
-    found: list[HeadingLine] = []
-    for match in _line_matches(text):
-        candidate = match.group("heading")
-        heading = parse_heading(candidate) if candidate else None
-        if heading is not None:
-            start = match.start("line")
-            found.append(HeadingLine(start, start + len(match.group("line").rstrip()), *heading))
-    return found
 
 
 @dataclass(frozen=True)
@@ -195,31 +145,31 @@ def _after_last_break(text: str, start: int, end: int) -> int:
 
 
 def _scan(text: str) -> _Structure:
-    clauses: list[int] = []
-    paragraphs = {_after_last_break(text, *m.span()) for m in _PARAGRAPH_RE.finditer(text)}
-    starts: list[int] = []
-    ends: list[int] = []
+    headings = find_headings(text)
+    starts = [h.start for h in headings]
     contexts: list[str] = []
     chapters: set[int] = set()
     chapter = ""
+    for line in headings:
+        if line.kind is Kind.CHAPTER:
+            chapters.add(line.start)
+            chapter = context = line.title
+        else:
+            context = f"{chapter}{HEADING_SEPARATOR}{line.title}" if chapter else line.title
+        contexts.append(context)
+    clauses: list[int] = []
+    paragraphs = {_after_last_break(text, *m.span()) for m in _PARAGRAPH_RE.finditer(text)}
+    heading_lines = set(starts)
     for match in _line_matches(text):
         line_start = match.start("line")
+        if line_start in heading_lines:
+            continue
         if match.group("clause"):
             clauses.append(line_start)
-        elif match.group("bullet"):
+        else:
             paragraphs.add(line_start)
-        elif (heading := parse_heading(match.group("heading"))) is not None:
-            level, title = heading
-            if level is Level.CHAPTER:
-                chapters.add(line_start)
-                chapter, context = title, title
-            else:
-                context = f"{chapter}{HEADING_SEPARATOR}{title}" if chapter else title
-            starts.append(line_start)
-            ends.append(line_start + len(match.group("line").rstrip()))
-            contexts.append(context)
     levels = {Level.ARTICLE: starts, Level.CLAUSE: clauses, Level.PARAGRAPH: sorted(paragraphs)}
-    return _Structure(levels, starts, ends, contexts, chapters)
+    return _Structure(levels, starts, [h.end for h in headings], contexts, chapters)
 
 
 # --- cutting -------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class LlmChunkStage:
         if not parsed.text:
             return replace(work, chunks=()).with_warning("no text to chunk")
         windows = make_windows(parsed.text, self.settings, self.runtime.config.window_chars)
-        results = asyncio.run(self._chunk(parsed, windows))
+        results = asyncio.run(self._chunk(str(work.source.path), parsed, windows))
         key = document_key(work)
         spans = [span for result in results for span in result.spans]
         chunks = tuple(
@@ -68,8 +68,10 @@ class LlmChunkStage:
                 work = work.with_warning(result.warning)
         return replace(work, chunks=chunks)
 
-    async def _chunk(self, parsed: ParsedDocument, windows: list[Window]) -> list[WindowResult]:
-        async with self.runtime.session(self._meter) as session:
+    async def _chunk(
+        self, document: str, parsed: ParsedDocument, windows: list[Window]
+    ) -> list[WindowResult]:
+        async with self.runtime.session(self._meter, document) as session:
             jobs = [partial(self._window, session, parsed, w, len(windows)) for w in windows]
             return await gather_all(jobs, self.runtime.config.document_concurrency)
 

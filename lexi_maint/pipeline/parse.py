@@ -23,7 +23,9 @@ import codecs
 import logging
 import os
 import re
+import signal
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -56,6 +58,7 @@ class ParseSettings:
 
     fallback_encoding: str = "cp1252"
     max_bytes: int = 200 * _MIB
+    page_seconds: float = 10.0  # CPU seconds one PDF page may take (0: no limit)
 
     def __post_init__(self) -> None:
         try:
@@ -87,7 +90,7 @@ class ParseStage:
         resolved = resolve_inside(source.path, source.input_root)
         with open_regular(resolved, self._settings.max_bytes) as handle:
             if kind == "pdf":
-                parsed, warnings = parse_pdf(handle)
+                parsed, warnings = parse_pdf(handle, self._settings.page_seconds)
             else:
                 parsed, warnings = parse_text(_read_all(handle, resolved), self._settings)
         logger.debug(
@@ -141,8 +144,17 @@ def outside_input_problem(path: Path, resolved: Path, root: Path) -> DocumentErr
     return DocumentError(ErrorClass.OUTSIDE_INPUT, message)
 
 
-def file_problem(mode: int, size: int, max_bytes: int) -> DocumentError | None:
-    """The error for a file that is not a regular, non-empty file of a readable size."""
+# A file with less than 1/16 of its length on disk is sparse (holes), not a document;
+# compressing filesystems stay well above that for text. Small files may be inline (0 blocks).
+_SPARSE_RATIO = 16
+_SPARSE_MIN = _MIB
+
+
+def file_problem(
+    mode: int, size: int, max_bytes: int, blocks: int | None = None
+) -> DocumentError | None:
+    """The error for a file that is not a regular, non-empty, non-sparse file of a readable
+    size (`blocks`: st_blocks, 512-byte units on disk)."""
     if not stat.S_ISREG(mode):
         return DocumentError(ErrorClass.NOT_A_FILE, f"not a regular file ({_file_type(mode)})")
     if size == 0:
@@ -152,6 +164,11 @@ def file_problem(mode: int, size: int, max_bytes: int) -> DocumentError | None:
             ErrorClass.UNSUPPORTED,
             f"file is {size / _MIB:.1f} MiB, larger than the parse limit of "
             f"{max_bytes / _MIB:.1f} MiB (parse.max_bytes)",
+        )
+    if blocks is not None and size > _SPARSE_MIN and blocks * 512 * _SPARSE_RATIO < size:
+        return DocumentError(
+            ErrorClass.UNSUPPORTED,
+            f"sparse file: {size / _MIB:.1f} MiB long but {blocks * 512 / 1024:.0f} KiB on disk",
         )
     return None
 
@@ -169,7 +186,7 @@ def open_regular(path: Path, max_bytes: int) -> Iterator[BinaryIO]:
         raise DocumentError(ErrorClass.UNREADABLE, f"cannot open {path}: {_reason(exc)}") from exc
     with os.fdopen(fd, "rb") as handle:
         status = os.fstat(handle.fileno())
-        _raise_if(file_problem(status.st_mode, status.st_size, max_bytes))
+        _raise_if(file_problem(status.st_mode, status.st_size, max_bytes, status.st_blocks))
         yield handle
 
 
@@ -274,10 +291,13 @@ def first_line(text: str) -> str:
 # --- PDF ----------------------------------------------------------------------------------
 
 
-def parse_pdf(handle: BinaryIO) -> tuple[ParsedDocument, tuple[str, ...]]:
-    """Extract a PDF's text page by page from an open binary file."""
+def parse_pdf(
+    handle: BinaryIO, page_seconds: float = 0.0
+) -> tuple[ParsedDocument, tuple[str, ...]]:
+    """Extract a PDF's text page by page from an open binary file (each page within
+    `page_seconds` of CPU time, when that is not 0)."""
     with _CapturedPypdfLog() as captured:
-        pages, metadata_title = _read_pdf(handle)
+        pages, metadata_title = _read_pdf(handle, page_seconds)
     warnings = (captured.summary(),) if captured.count else ()
     if not pages:
         raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
@@ -297,12 +317,12 @@ def join_pages(pages: list[str]) -> str:
     return PAGE_SEPARATOR.join(normalise_newlines(page).rstrip() for page in pages)
 
 
-def _read_pdf(handle: BinaryIO) -> tuple[list[str], str]:
+def _read_pdf(handle: BinaryIO, page_seconds: float) -> tuple[list[str], str]:
     """(page texts, metadata title) with every pypdf failure translated."""
     try:
         with _open_reader(handle) as reader:
             _unlock(reader)
-            return _extract_pages(reader), _metadata_title(reader)
+            return _extract_pages(reader, page_seconds), _metadata_title(reader)
     except (DocumentError, MemoryError):
         raise
     except OSError as exc:
@@ -337,14 +357,20 @@ def _unlock(reader: PdfReader) -> None:
         )
 
 
-def _extract_pages(reader: PdfReader) -> list[str]:
+def _extract_pages(reader: PdfReader, page_seconds: float) -> list[str]:
     count = len(reader.pages)
     trimmer = _ObjectCacheTrimmer()
     texts: list[str] = []
     for index in range(count):
         try:
-            with trimmer.trimming(reader):
+            with trimmer.trimming(reader), cpu_limit(page_seconds):
                 texts.append(reader.pages[index].extract_text())
+        except _CpuLimit:
+            raise DocumentError(
+                ErrorClass.PDF_CORRUPT,
+                f"page {index + 1} of {count} took more than {page_seconds:g} s of CPU"
+                " (parse.page_seconds): a page built to burn CPU, or damaged",
+            ) from None
         except (DocumentError, MemoryError):
             raise
         except Exception as exc:
@@ -352,6 +378,37 @@ def _extract_pages(reader: PdfReader) -> list[str]:
                 ErrorClass.PDF_CORRUPT, f"cannot read page {index + 1} of {count}: {_describe(exc)}"
             ) from exc
     return texts
+
+
+class _CpuLimit(BaseException):
+    """Raised by the SIGPROF handler inside a page that used up its CPU time.
+
+    A BaseException, so that pypdf's own `except Exception` blocks cannot swallow it."""
+
+
+@contextmanager
+def cpu_limit(seconds: float) -> Iterator[None]:
+    """Raise _CpuLimit once this process has spent `seconds` of CPU time inside the block.
+
+    ITIMER_PROF counts CPU time (user and system), so a page waiting on I/O is not cut
+    short. Signals reach only the main thread: elsewhere (or with 0) there is no limit,
+    and the worker's document_timeout still applies.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise _CpuLimit()
+
+    previous = signal.signal(signal.SIGPROF, expired)
+    # it fires again every 0.1 s: one raised where a library swallows it is not the last
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _metadata_title(reader: PdfReader) -> str:

@@ -41,7 +41,7 @@ def _llm_stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
     from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
     from lexi_maint.pipeline.llm_chunk import LlmChunkStage
 
-    runtime = LlmRuntime(job.llm, load_api_key(job.llm))
+    runtime = LlmRuntime(job.llm, load_api_key(job.llm), job=job.name)
 
     def make() -> Sequence[Stage]:
         return (

@@ -8,6 +8,12 @@ A failure marked `stop_job` (the model API rejected the key, or the account has 
 every document would fail the same way) stops the job: nothing new starts, running workers
 are killed and their documents put back to `pending` without counting the attempt, and the
 summary says why (`RunSummary.stopped`, exit status 3).
+
+A failure marked `outage` (the graph store, the model API or the disk failed, not the
+document) is checked by `OutageGuard` (outage.py): a real outage gives the attempt back and
+pauses the run - no document starts while the dependency is probed with backoff - until it
+answers again or the outage budget is spent; then the run stops like a stopped job, and
+the documents it did not process stay `pending` for the next run.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from lexi_maint.errors import ErrorClass
+from lexi_maint.errors import Dependency, ErrorClass
 from lexi_maint.events import (
     DocumentFinished,
     DocumentStarted,
@@ -36,9 +42,9 @@ from lexi_maint.events import (
     RunSummary,
 )
 from lexi_maint.ledger import Failure, Ledger, Outcome, Success
-from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryProbe, MemoryReading
 from lexi_maint.pipeline.contract import SourceFile
+from lexi_maint.pipeline.outage import OutageGuard, Verdict
 from lexi_maint.pipeline.worker import StageFactory, worker_main
 from lexi_maint.plan import Action, Decision, Found, Status
 from lexi_maint.scheduler import Attempt, Scheduler
@@ -78,7 +84,6 @@ class _Tally:
     failed: int = 0
     finished: int = 0
     started_at: float = field(default_factory=time.monotonic)
-    usage: Usage = field(default_factory=Usage)
 
 
 class Runner:
@@ -91,8 +96,10 @@ class Runner:
         probe: MemoryProbe,
         on_event: Callable[[Event], None] = lambda event: None,
         stop: StopSignal | None = None,
+        outage: OutageGuard | None = None,
     ) -> None:
         self._stop = stop
+        self._outage = outage
         self._s = settings
         self._ledger = ledger
         self._run_id = run_id
@@ -113,18 +120,24 @@ class Runner:
         queue = [d.path for d in decisions if d.action is Action.PROCESS]
         self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
         scheduler = Scheduler(
-            [d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+            largest_first([d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
+                          self._found),
             workers=self._s.workers,
             max_attempts=self._s.max_attempts,
             solo_last=[d.path for d in decisions if d.action is Action.PROCESS and d.solo],
-        )
+        )  # fmt: skip
         try:
+            if self._outage is not None:
+                self._outage.check_all()  # a dependency down at the start: wait before any work
             while not scheduler.finished and self._stopped is None and not self._stopping:
                 self._start_what_fits(scheduler)
                 self._wait_and_collect(scheduler, queued=len(queue))
+                self._watch_outage(scheduler)
         finally:
             self._kill_all()
-        if self._stop is not None:
+        if self._stop is not None and self._stop.signum is not None:
+            # the operator still sees what the run did before it raises
+            self._summary(found, decisions, queued=len(queue), signum=self._stop.signum)
             self._stop.check()  # raises Stopped: the caller records the run as cancelled
         return self._summary(found, decisions, queued=len(queue))
 
@@ -135,7 +148,7 @@ class Runner:
     # -- starting --------------------------------------------------------------------------
 
     def _start_what_fits(self, scheduler: Scheduler) -> None:
-        while not self._stopping:
+        while not self._stopping and not self._paused:
             reading = self._probe()
             memory_ok = reading.ratio < self._s.memory_watermark
             path = scheduler.next(memory_ok=memory_ok)
@@ -173,11 +186,14 @@ class Runner:
     # -- waiting ---------------------------------------------------------------------------
 
     def _wait_and_collect(self, scheduler: Scheduler, *, queued: int) -> None:
-        if not self._running:
+        probe_in = self._outage.next_probe_in() if self._outage is not None else None
+        if not self._running and probe_in is None:
             return
         now = time.monotonic()
-        timeout = min(r.deadline for r in self._running.values()) - now
-        if scheduler.waiting and len(self._running) < self._s.workers:
+        timeout = min((r.deadline for r in self._running.values()), default=now + 3600) - now
+        if probe_in is not None:
+            timeout = min(timeout, probe_in)  # paused on an outage: probe on time
+        elif scheduler.waiting and len(self._running) < self._s.workers:
             timeout = min(timeout, HOLD_RECHECK_SECONDS)  # holding on memory: look again soon
         handles: list[object] = [self._stop.fd] if self._stop is not None else []
         for r in self._running.values():
@@ -206,7 +222,11 @@ class Runner:
         r.conn.close()
         del self._running[r.path]
         self._ledger.record(self._s.job, r.path, outcome)
-        self._tally.usage = self._tally.usage + outcome.usage
+        if isinstance(outcome, Failure) and self._outage_claim_holds(r, outcome):
+            self._give_back(scheduler, r, outcome, queued=queued)
+            return
+        if isinstance(outcome, Success) and self._outage is not None:
+            self._outage.document_succeeded()
         if isinstance(outcome, Failure) and outcome.stop_job:
             self._stop_job(scheduler, r, outcome, queued=queued)
             return
@@ -243,6 +263,41 @@ class Runner:
         log.error("job %s stopped: %s", self._s.job, outcome.message)
         self._emit(self._stopped)
 
+    # -- outages ---------------------------------------------------------------------------
+
+    @property
+    def _paused(self) -> bool:
+        return self._outage is not None and self._outage.paused
+
+    def _outage_claim_holds(self, r: _Running, outcome: Failure) -> bool:
+        if not outcome.outage or self._outage is None:
+            return False
+        return self._outage.failed(Dependency(outcome.outage), r.started)
+
+    def _give_back(
+        self, scheduler: Scheduler, r: _Running, outcome: Failure, *, queued: int
+    ) -> None:
+        """A dependency failed this attempt: it does not count, the document waits again."""
+        self._ledger.release(self._s.job, r.path, keep_error=True)
+        scheduler.give_back(r.path)
+        log.warning("%s: %s is down; attempt given back: %s", Path(r.path).name,
+                    outcome.outage, outcome.message)  # fmt: skip
+        self._emit(self._finished_event(r, outcome, queued=queued, requeued=True))
+
+    def _watch_outage(self, scheduler: Scheduler) -> None:
+        """While paused: probe when due; past the outage budget, stop the run."""
+        if self._outage is None or not self._outage.paused:
+            return
+        if self._outage.probe_due() is not Verdict.GIVE_UP:
+            return
+        budget = self._outage.policy.budget
+        reason = f"{self._outage.describe()}; outage budget of {budget:g} s spent"
+        released = self._release_running()
+        self._left_pending = released + scheduler.waiting
+        self._stopped = JobStopped("", reason, released)
+        log.error("job %s stopped: %s", self._s.job, reason)
+        self._emit(self._stopped)
+
     def _release_running(self) -> int:
         """Kill the running workers; documents without a result go back to pending."""
         released = 0
@@ -259,7 +314,6 @@ class Runner:
                 released += 1
                 continue
             self._ledger.record(self._s.job, r.path, result)  # it finished just in time
-            self._tally.usage = self._tally.usage + result.usage
             self._tally.finished += 1
             if isinstance(result, Failure):
                 self._tally.failed += 1
@@ -319,7 +373,12 @@ class Runner:
         self._running.clear()
 
     def _summary(
-        self, found: Sequence[Found], decisions: Sequence[Decision], *, queued: int
+        self,
+        found: Sequence[Found],
+        decisions: Sequence[Decision],
+        *,
+        queued: int,
+        signum: int | None = None,
     ) -> RunSummary:
         counts = {a: sum(1 for d in decisions if d.action is a) for a in Action}
         failed_rows = sum(
@@ -337,9 +396,10 @@ class Runner:
             vanished=counts[Action.VANISHED],
             failed_in_ledger=failed_rows,
             seconds=time.monotonic() - self._tally.started_at,
-            usage=self._tally.usage,
+            usage=self._ledger.run_usage(self._run_id),  # killed attempts' spend included
             stopped=self._stopped.reason if self._stopped else "",
             left_pending=self._left_pending,
+            signal=signal.Signals(signum).name if signum is not None else "",
         )
         self._emit(RunFinished(summary))
         return summary
@@ -361,6 +421,13 @@ def _started_event(
         vanished=count(Action.VANISHED),
         interrupted=interrupted,
     )
+
+
+def largest_first(paths: Sequence[str], found: Mapping[str, Found]) -> list[str]:
+    """The longest documents start first (by file size; ties keep the plan's order): a
+    large document that started last would run alone at the end, its model calls
+    trickling through a pool the others have left empty."""
+    return sorted(paths, key=lambda path: -found[path].size)
 
 
 def _receive(conn: Connection) -> Outcome | None:

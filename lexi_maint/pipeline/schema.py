@@ -13,7 +13,12 @@ JSON form of one chunk's analysis::
     }
 
 `parse_analysis` validates such a mapping and returns a `ChunkAnalysis`, or raises
-`SchemaError` listing every problem with its JSON path.
+`SchemaError` listing the problems with their JSON paths (the first `MAX_PROBLEMS`).
+
+Bounds no answer can pass (a prompt-injected answer once carried 20,000 terms per chunk):
+each list keeps its first `MAX_ITEMS` items and each string its first `MAX_TEXT`
+characters; what was cut is said in `ChunkAnalysis.notes`, which the stage turns into a
+warning in the ledger.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lexi_maint.errors import DocumentError, ErrorClass
+
+MAX_ITEMS = 200  # per list of one chunk's analysis
+MAX_TEXT = 500  # characters per string
+MAX_PROBLEMS = 20  # listed in a SchemaError's message
 
 FIELDS = (
     "section_title",
@@ -65,6 +74,7 @@ class ChunkAnalysis:
     percentages: tuple[Percentage, ...]
     references: tuple[Reference, ...]
     parties: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what the bounds cut off (not part of the analysis)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,7 +95,9 @@ class SchemaError(DocumentError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(ErrorClass.SCHEMA, "; ".join(problems))
+        shown = "; ".join(problems[:MAX_PROBLEMS])
+        more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
+        super().__init__(ErrorClass.SCHEMA, shown + more)
 
 
 class _Checker:
@@ -93,9 +105,13 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.notes: list[str] = []
 
     def text(self, value: object, path: str) -> str:
         if isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                self.notes.append(f"{path}: {len(value)} characters, kept the first {MAX_TEXT}")
+                return value[:MAX_TEXT]
             return value
         self.problems.append(f"{path}: expected a string, got {type(value).__name__}")
         return ""
@@ -109,6 +125,9 @@ class _Checker:
     def items(self, data: Mapping[str, Any], key: str) -> list[Any]:
         value = data.get(key)
         if isinstance(value, list):
+            if len(value) > MAX_ITEMS:
+                self.notes.append(f"$.{key}: {len(value)} items, kept the first {MAX_ITEMS}")
+                return value[:MAX_ITEMS]
             return value
         self.problems.append(f"$.{key}: expected a list, got {type(value).__name__}")
         return []
@@ -159,6 +178,7 @@ def parse_analysis(chunk_id: str, data: object) -> ChunkAnalysis:
         parties=tuple(
             check.text(v, f"$.parties[{i}]") for i, v in enumerate(check.items(root, "parties"))
         ),
+        notes=tuple(check.notes),
     )
     if check.problems:
         raise SchemaError(check.problems)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from lexi_maint.errors import DocumentError, ErrorClass, GraphError
+from lexi_maint.errors import Dependency, DocumentError, ErrorClass, GraphError, OutageError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.model import build_graph_document
 from lexi_maint.pipeline.contract import Work
@@ -26,7 +26,10 @@ class StoreStage:
         try:
             self.store.write_document(doc)
         except GraphError as exc:
-            raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=True) from exc
+            if exc.unavailable:  # the store is down or full: not this document's fault
+                raise OutageError(Dependency.GRAPH, ErrorClass.GRAPH, str(exc)) from exc
+            # refused for its content: the same write fails again, so it is not retried
+            raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=not exc.rejected) from exc
         log.debug(
             "stored %s: %d chunks, %d mentions, %d references",
             doc.path,

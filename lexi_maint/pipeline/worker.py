@@ -8,6 +8,7 @@ through its pipe and exits, giving its memory back to the system.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import resource
@@ -16,8 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 
-from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
-from lexi_maint.ledger import Failure, Outcome, Success
+from lexi_maint.errors import (
+    Dependency,
+    DocumentError,
+    ErrorClass,
+    GraphError,
+    JobStopError,
+    OutageError,
+)
+from lexi_maint.ledger import Failure, Outcome, Success, bounded, bounded_warnings
 from lexi_maint.llm.usage import MetersUsage, Usage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
 
@@ -37,19 +45,39 @@ def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
         started = time.monotonic()
         try:
             work = stage.run(work)
-        except DocumentError as exc:
-            timings[stage.name] = round(time.monotonic() - started, 4)
-            stop = isinstance(exc, JobStopError)
-            return Failure(exc.error_class, exc.message, exc.retryable, timings, _peak_rss(),
-                           work.warnings, _usage(stages), stop)  # fmt: skip
         except Exception as exc:  # a bug in a stage must cost one document, not the job
-            log.exception("stage %s crashed on %s", stage.name, source.path)
             timings[stage.name] = round(time.monotonic() - started, 4)
-            message = f"{stage.name} stage crashed: {type(exc).__name__}: {exc}"
-            return Failure(ErrorClass.INTERNAL, message, False, timings, _peak_rss(),
-                           work.warnings, _usage(stages))  # fmt: skip
+            if not isinstance(exc, DocumentError) and not disk_full(exc):
+                log.exception("stage %s crashed on %s", stage.name, source.path)
+            return _failure(stage.name, exc, timings, work.warnings, _usage(stages))
         timings[stage.name] = round(time.monotonic() - started, 4)
-    return Success(len(work.chunks), timings, _peak_rss(), work.warnings, _usage(stages))
+    warnings = tuple(bounded_warnings(work.warnings))
+    return Success(len(work.chunks), timings, _peak_rss(), warnings, _usage(stages))
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
+
+
+def _failure(
+    stage: str, exc: Exception, timings: dict[str, float], warnings: tuple[str, ...], usage: Usage
+) -> Failure:
+    """The outcome for an exception a stage raised: whose fault it is, and whether to retry."""
+    rss = _peak_rss()
+    warnings = tuple(bounded_warnings(warnings))  # an answer may carry megabytes of problems
+    if isinstance(exc, DocumentError):
+        outage = exc.dependency.value if isinstance(exc, OutageError) else ""
+        return Failure(exc.error_class, bounded(exc.message), exc.retryable, timings, rss, warnings,
+                       usage, isinstance(exc, JobStopError), outage)  # fmt: skip
+    if disk_full(exc):
+        message = f"{stage} stage: the disk is full: {exc}"
+        return Failure(ErrorClass.INTERNAL, message, True, timings, rss, warnings, usage,
+                       outage=Dependency.DISK.value)  # fmt: skip
+    message = bounded(f"{stage} stage crashed: {type(exc).__name__}: {exc}")
+    return Failure(ErrorClass.INTERNAL, message, False, timings, rss, warnings, usage)
 
 
 def _usage(stages: Sequence[Stage]) -> Usage:
@@ -70,9 +98,14 @@ def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory)
     try:
         outcome = process_document(source, make_stages())
     except Exception as exc:  # building the stages failed (e.g. graph store unreachable)
-        outcome = Failure(ErrorClass.INTERNAL, f"worker setup failed: {exc}", True)
+        outage = Dependency.GRAPH.value if _graph_down(exc) else ""
+        outcome = Failure(ErrorClass.INTERNAL, f"worker setup failed: {exc}", True, outage=outage)
     conn.send(outcome)
     conn.close()
+
+
+def _graph_down(exc: Exception) -> bool:
+    return isinstance(exc, GraphError) and exc.unavailable
 
 
 def _peak_rss() -> int:

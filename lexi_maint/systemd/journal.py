@@ -1,7 +1,11 @@
 """Logging to journald's native protocol, with lexi-maint's own fields.
 
-Fields: LEXI_JOB, LEXI_RUN, LEXI_DOCUMENT, LEXI_PHASE and MESSAGE_ID, taken from a log
-record's `extra`. Without a journal socket, records go to stderr as "<N>message" lines,
+Fields: LEXI_JOB, LEXI_RUN, LEXI_DOCUMENT, LEXI_PHASE, the run summary's LEXI_DONE,
+LEXI_FAILED, LEXI_SKIPPED and LEXI_DURATION, a document's LEXI_OUTCOME and LEXI_ERROR_CLASS,
+and MESSAGE_ID, taken from a log record's `extra` (lower-case names). Every MESSAGE_ID
+below has an entry in systemd/lexi-maint.catalog, which `journalctl -x` shows beside it.
+
+Without a journal socket, records go to stderr as "<N>message" lines,
 which journald (or a terminal) reads as MESSAGE with PRIORITY.
 """
 
@@ -15,8 +19,15 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from lexi_maint.printable import EscapeArguments, printable
+
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
-FIELDS = ("LEXI_JOB", "LEXI_RUN", "LEXI_DOCUMENT", "LEXI_PHASE", "MESSAGE_ID")
+FIELDS = (
+    "LEXI_JOB", "LEXI_RUN", "LEXI_DOCUMENT", "LEXI_PHASE",
+    "LEXI_DONE", "LEXI_FAILED", "LEXI_SKIPPED", "LEXI_DURATION",
+    "LEXI_OUTCOME", "LEXI_ERROR_CLASS",
+    "MESSAGE_ID",
+)  # fmt: skip
 
 # MESSAGE_IDs (128-bit, as journalctl MESSAGE_ID= filters expect)
 RUN_STARTED = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c01"
@@ -25,6 +36,9 @@ RUN_FAILED = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c03"
 SERVICE_STOPPED = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c04"
 SERVICE_RESTORED = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c05"
 DOCUMENT_FINISHED = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c06"
+RUN_SUMMARY = "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c07"  # the pipeline's own summary of a run
+MESSAGE_IDS = (RUN_STARTED, RUN_FINISHED, RUN_FAILED, SERVICE_STOPPED, SERVICE_RESTORED,
+               DOCUMENT_FINISHED, RUN_SUMMARY)  # fmt: skip
 
 
 def syslog_priority(levelno: int) -> int:
@@ -64,7 +78,7 @@ def record_fields(record: logging.LogRecord, message: str, identifier: str) -> d
     for name in FIELDS:
         value = getattr(record, name.lower(), None)
         if value is not None:
-            fields[name] = str(value)
+            fields[name] = printable(str(value))
     return fields
 
 
@@ -115,6 +129,7 @@ def configure_logging(verbose: bool, environ: Mapping[str, str] = os.environ) ->
     else:
         handler = StderrHandler(prefix=False)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(EscapeArguments())  # names and messages cannot forge lines
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose or journal_available(environ) else logging.WARNING)

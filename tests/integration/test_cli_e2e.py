@@ -222,7 +222,11 @@ def test_a_second_run_on_the_same_state_is_refused(ws: Workspace) -> None:
     )
     assert first.stdout is not None
     first.stdout.readline()  # the run has its lock once it printed its plan
-    second = ws.cli("run", "cao_import")
+    first.send_signal(signal.SIGSTOP)  # keep it holding the lock however slow the second start
+    try:
+        second = ws.cli("run", "cao_import")
+    finally:
+        first.send_signal(signal.SIGCONT)
     first.wait(timeout=300)
     first.stdout.close()
     assert second.returncode == 2

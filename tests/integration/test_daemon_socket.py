@@ -122,14 +122,21 @@ def test_leftover_killer_stops_real_processes_and_ignores_zombies(tmp_path: Path
     from lexi_maint.lifecycle.config import ProcessMatcher
     from lexi_maint.procs import LeftoverKiller
 
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-    polite = "import time; time.sleep(600)"
-    workers = [
-        subprocess.Popen([sys.executable, "-c", stubborn, "lexi-test-worker"], cwd=tmp_path),
-        subprocess.Popen([sys.executable, "-c", polite, "lexi-test-worker"], cwd=tmp_path),
-    ]
-    decoy = subprocess.Popen([sys.executable, "-c", polite, "lexi-test-decoy"], cwd=tmp_path)
-    time.sleep(0.5)  # let the stubborn one install its handler
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ready', flush=True); time.sleep(600)"
+    )
+    polite = "import time; print('ready', flush=True); time.sleep(600)"
+
+    def start(code: str, tag: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, tag], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        return child  # its handlers are in place: no sleep that load can outrun
+
+    workers = [start(stubborn, "lexi-test-worker"), start(polite, "lexi-test-worker")]
+    decoy = start(polite, "lexi-test-decoy")
     matcher = ProcessMatcher(exe=None, cmdline_contains="lexi-test-worker", cwd=str(tmp_path))
     report = LeftoverKiller([matcher], grace=1.0).stop("")
     try:

@@ -5,6 +5,8 @@ over TLS. Nothing is swapped in: the checks read the key file and speak HTTP the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import json
 import socket
 import threading
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import Config, parse_config
+from lexi_maint.doctor import doctor
 from lexi_maint.lifecycle.preflight import check_llm
 from lexi_maint.llm.keys import REDACTED, ApiKey
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, Problem, probe
@@ -186,3 +189,17 @@ def echoing_port() -> contextlib.AbstractContextManager[int]:
         conn.sendall(head + body)
 
     return _listener(answer)
+
+
+def test_doctor_prints_the_same_check(server: FakeLlmServer, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    good = config(tmp_path, server.url)
+    job = parse_config({"jobs": {"j": {"input": str(docs)}}}, tmp_path / "j.toml").job("j")
+    out = io.StringIO()
+    doctor(dataclasses.replace(good, jobs={"j": job}), "j", out)
+    assert f"✓ LLM endpoint: {server.url} accepts the key" in out.getvalue(), out.getvalue()
+    bad = config(tmp_path, server.url, key="sk-wrong-key-0000")
+    out = io.StringIO()
+    assert doctor(dataclasses.replace(bad, jobs={"j": job}), "j", out) == 1
+    assert f"✗ LLM endpoint: {server.url} rejected the API key" in out.getvalue(), out.getvalue()

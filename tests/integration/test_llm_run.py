@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,8 +15,8 @@ import psutil
 import pytest
 
 from lexi_maint.llm.keys import REDACTED
-from tests.integration.lexi_env import Workspace, copy_samples, lexi_argv, workspace
-from tests.llm_server import API_KEY, FakeLlmServer, LatencyModel
+from tests.integration.lexi_env import SAMPLES, Workspace, copy_samples, lexi_argv, workspace
+from tests.llm_server import API_KEY, Call, FakeLlmServer, LatencyModel
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +89,14 @@ def test_the_samples_go_through_both_llm_stages(ws: Workspace, server: FakeLlmSe
     assert not any("splitter" in str(d["warnings"]) for d in docs.values())  # no fallback
     chunks = sum(int(str(d["chunks"])) for d in docs.values())
     assert server.count(CHUNK) == len(names)  # one window each: the samples are short
-    assert server.count(REASONER) == chunks  # one analysis per chunk
+    batches = sum(-(-int(str(d["chunks"])) // 16) for d in docs.values())
+    assert batches <= server.count(REASONER) < chunks  # chunks analysed in batches of <= 16
     for d in docs.values():
         usage = d["llm"]
         assert isinstance(usage, dict)
-        assert usage["calls"] == 1 + int(str(d["chunks"]))
+        assert 2 <= usage["calls"] <= 1 + int(str(d["chunks"]))
         assert usage["reasoning_tokens"] > 0 and usage["cost"] > 0
+    assert sum(d["llm"]["calls"] for d in docs.values()) == server.count()  # type: ignore[index]
     run_usage = status(ws)["last_run"]["llm"]  # type: ignore[index]
     assert run_usage["calls"] == server.count() and run_usage["cached_answers"] == 0
     assert ws.graph_stats().node_count("Chunk") == chunks
@@ -203,31 +206,96 @@ def test_the_api_key_stays_out_of_processes_logs_ledger_and_cache(
             assert API_KEY.encode() not in path.read_bytes(), path
 
 
-def test_a_killed_run_pays_nothing_twice(ws: Workspace, server: FakeLlmServer) -> None:
-    copy_samples(ws.input, copies=2)
-    server.latency = LatencyModel.parse("fixed:0.02")
-    configure(ws, server)
+def answered(server: FakeLlmServer) -> list[Call]:
+    return [c for c in server.calls() if c.answered]
+
+
+def journalled_calls(cache_path: Path) -> int:
+    with sqlite3.connect(cache_path) as db:
+        return int(db.execute("SELECT total(calls) FROM spend").fetchone()[0])
+
+
+def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    texts = sorted(p for p in SAMPLES.iterdir() if p.suffix == ".txt")
+    for i in range(3):  # distinct documents: each pays for its own calls
+        for source in texts:
+            (ws.input / f"c{i}-{source.name}").write_text(f"Kopie {i}\n\n{source.read_text()}")
+    server.latency = LatencyModel.parse("fixed:0.2")
+    configure(ws, server, llm="analysis_batch_chunks = 1\n")
     proc = subprocess.Popen(lexi_argv(ws.config, "run", "cao_import"), stdout=subprocess.DEVNULL)
     tree = psutil.Process(proc.pid)
-    wait_until(lambda: len(server.answered_keys()) >= 30)
+    # analyses in flight: their document was answered its chunking, so it has spent
+    wait_until(lambda: len(answered(server)) >= 10 and server.waiting(REASONER) > 0)
+    # Hold the answers back and wait until every answer already sent has been received and
+    # journalled, then kill the whole run while requests are waiting: the kill catches
+    # attempts in the middle, and no answer is on its way at that moment (an answer killed
+    # on the wire cannot be counted by anyone but the provider).
+    server.hold()
+    cache_path = ws.state / "llm" / "responses.sqlite3"
+
+    def all_received() -> bool:
+        before = len(answered(server))
+        time.sleep(0.3)  # an answer that passed the gate before hold() is sent by now
+        now = len(answered(server))
+        return now == before == journalled_calls(cache_path) and server.waiting(REASONER) > 0
+
+    wait_until(all_received)
+    settled = len(answered(server))
     children = tree.children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
+    server.release()
     answered_first = server.answered_keys()
-    cache_path = ws.state / "llm" / "responses.sqlite3"
     with sqlite3.connect(cache_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         cached = {row[0] for row in db.execute("SELECT key FROM answers")}
     assert cached and cached <= answered_first  # only answers that were really given
 
-    server.reset()
+    calls_before = len(server.calls())
     rerun = ws.cli("run", "cao_import")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    asked_again = {c.key for c in server.calls()}
+    assert "interrupted by an earlier run" in rerun.stdout  # attempts were killed mid-way
+    asked_again = {c.key for c in server.calls()[calls_before:]}
     assert not asked_again & cached  # nothing already answered was paid for again
     assert all(d["status"] == "done" for d in documents(ws).values())
+
+    # What the server billed, over both runs, is what lexi-maint counts: per job ...
+    billed = answered(server)
+    total = status(ws)["llm"]
+    assert isinstance(total, dict)
+    assert total["calls"] == len(billed) > settled
+    assert total["prompt_tokens"] == sum(c.prompt_tokens for c in billed)
+    assert total["completion_tokens"] == sum(c.completion_tokens for c in billed)
+    assert total["cache_hit_tokens"] == sum(c.cache_hit_tokens for c in billed)
+    # ... and per run: the killed run keeps what its killed workers were answered
+    with sqlite3.connect(ws.state / "ledger.sqlite3") as db:
+        runs = db.execute("SELECT status, llm_calls FROM runs ORDER BY started_at").fetchall()
+    assert [status for status, _ in runs] == ["interrupted", "finished"]
+    assert runs[0][1] == settled and runs[0][1] + runs[1][1] == len(billed)
+    last = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    assert last["cached_answers"] > 0 and last["reused_cost"] > 0
+    assert "reused from cache:" in rerun.stdout
+
+
+def test_identical_requests_in_flight_at_once_share_one_call(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    source = next(p for p in sorted(SAMPLES.iterdir()) if p.suffix == ".txt")
+    for i in range(4):  # the same text four times: every request of one is a request of all
+        shutil.copyfile(source, ws.input / f"copy-{i}.txt")
+    server.latency = LatencyModel.parse("fixed:0.3")
+    configure(ws, server, workers=4)
+    result = ws.cli("run", "cao_import", "--progress", "lines")
+    assert result.returncode == 0, result.stdout + result.stderr
+    keys = [c.key for c in answered(server)]
+    assert keys and len(keys) == len(set(keys))  # no request was paid for twice
+    docs = documents(ws).values()
+    assert sum(d["llm"]["calls"] for d in docs) == len(keys)  # type: ignore[index]
+    assert sum(d["llm"]["cached_answers"] for d in docs) == 3 * len(keys)  # type: ignore[index]
 
 
 def test_a_missing_key_stops_before_any_document(ws: Workspace, server: FakeLlmServer) -> None:

@@ -107,3 +107,35 @@ def test_a_killed_holder_leaks_no_slot(tmp_path: Path) -> None:
         slots.close()
 
     asyncio.run(take_both())  # the kernel dropped the dead process's locks
+
+
+def test_a_freed_slot_wakes_a_waiter_in_another_process_without_polling(tmp_path: Path) -> None:
+    slots_dir = tmp_path / "slots"
+    ready = tmp_path / "ready"
+
+    def hold_a_while() -> None:
+        async def main() -> None:
+            slots = FileSlots(slots_dir, 1)
+            async with slots.slot():
+                ready.write_text("holding")
+                await asyncio.sleep(0.5)
+            slots.close()
+
+        asyncio.run(main())
+
+    pid = fork(hold_a_while)
+    while not ready.exists():
+        time.sleep(0.01)
+
+    async def wait_for_it() -> int:
+        slots = FileSlots(slots_dir, 1)
+        async with asyncio.timeout(5), slots.slot():
+            pass
+        slots.close()
+        return slots.polls
+
+    looks = asyncio.run(wait_for_it())
+    os.waitpid(pid, 0)
+    # one look before waiting, then the kernel's wake-up when the child lets go (a poll
+    # every 2-50 ms would have looked 10-250 times in 0.5 s)
+    assert 1 <= looks <= 2

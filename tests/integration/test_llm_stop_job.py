@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,12 +32,29 @@ class StopOn:
     def run(self, work: Work) -> Work:
         name = work.source.path.name
         if "-stop" in name:
-            time.sleep(0.3)  # let the slow documents start
+            _wait_for_the_others(work.source.path.parent)
             raise self.error
         if "-slow" in name:
+            (work.source.path.parent / f"{name}.started").touch()
             time.sleep(60)
         chunk = Chunk(id=f"{name}:0", index=0, start=0, end=1, heading="", text="x")
         return replace(work, chunks=(chunk,))
+
+
+def _wait_for_the_others(root: Path) -> None:
+    """Until a-done is recorded done and both slow documents run: the scene the tests assert."""
+    ledger = root.parent / "ledger.sqlite3"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
+            row = conn.execute(
+                "SELECT status FROM documents WHERE path LIKE '%a-done.txt'"
+            ).fetchone()
+        slow_running = all((root / f"{n}.started").exists() for n in ("b-slow.txt", "d-slow.txt"))
+        if row is not None and row[0] == "done" and slow_running:
+            return
+        time.sleep(0.02)
+    raise AssertionError("a-done did not finish or the slow documents did not start in 60 s")
 
 
 def run(tmp_path: Path, names: list[str], error: JobStopError) -> tuple[Ledger, list[Event]]:

@@ -49,7 +49,7 @@ def test_document_and_chunk_properties_round_trip(contract_store: GraphStore) ->
         "MATCH (d:Document)-[:HAS_CHUNK]->(c:Chunk) "
         "RETURN d.path AS path, d.title AS title, d.pages AS pages, d.sha256 AS sha, "
         "c.id AS id, c.index AS index, c.`text` AS `text`, c.heading AS heading, "
-        "c.start AS start, c.end AS end"
+        "c.start AS start, c.end AS end, c.articles AS articles"
     )
     assert rows == [
         {
@@ -63,6 +63,7 @@ def test_document_and_chunk_properties_round_trip(contract_store: GraphStore) ->
             "heading": "Artikel 1",
             "start": 0,
             "end": len(tricky),
+            "articles": ["1"],
         }
     ]
 
@@ -199,3 +200,26 @@ def test_query_returns_plain_python_values(contract_store: GraphStore) -> None:
         "p": "x",
     }
     assert type(row["m"]) is dict
+
+
+def test_articles_merged_into_one_chunk_are_listed_and_referenced(
+    contract_store: GraphStore,
+) -> None:
+    merged = "Artikel 3 Proeftijd\nKort.\nArtikel 4 Opzegging\nKort.\n4.1 Termijn\nEen maand.\n"
+    doc = make_doc(
+        "/in/short.txt",
+        [
+            ("Artikel 3 Proeftijd", merged, [], []),
+            ("Artikel 5 Loon", "Artikel 5 Loon\n", [], ["4"]),
+        ],
+    )
+    contract_store.write_document(doc)
+    rows = contract_store.query(
+        "MATCH (c:Chunk) RETURN c.index AS index, c.articles AS articles ORDER BY index"
+    )
+    assert rows == [{"index": 0, "articles": ["3", "4"]}, {"index": 1, "articles": ["5"]}]
+    edges = contract_store.query(
+        "MATCH (a:Chunk)-[r:REFERS_TO]->(b:Chunk) RETURN a.index AS a, r.article AS article, "
+        "b.index AS b"
+    )
+    assert edges == [{"a": 1, "article": "4", "b": 0}]

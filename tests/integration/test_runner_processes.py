@@ -199,13 +199,14 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
             stop.trigger(signal.SIGTERM)  # what the handler does when systemd stops the unit
 
     with pytest.raises(Stopped):
-        run(tmp_path, ["slow.txt", "victim.txt", "z.txt"], workers=2, on_event=oom_then_stop,
-            stop=stop)  # fmt: skip
+        # the largest starts first: "slow-and-large" is running when the victim starts
+        run(tmp_path, ["slow-and-large.txt", "victim.txt", "z.txt"], workers=2,
+            on_event=oom_then_stop, stop=stop)  # fmt: skip
     ledger = Ledger.open(tmp_path / "ledger.sqlite3")
     ledger.finish_run("j", "r1", "cancelled", {})  # what run_job does on the way out
     result = statuses(ledger)
     assert result["victim.txt"] == (Status.FAILED, 1, "killed")
-    assert result["slow.txt"] == (Status.FAILED, 0, "interrupted")
+    assert result["slow-and-large.txt"] == (Status.FAILED, 0, "interrupted")
     assert result["z.txt"] == (Status.PENDING, 0, None)
 
 

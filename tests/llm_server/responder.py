@@ -4,7 +4,8 @@ Chunking: the segments are read back from the prompt and grouped greedily: a new
 starts at a heading line (once the current chunk has min_chars) or where the next segment
 would push it past max_chars; the title is the first line's heading, else its first words.
 Analysis: the chunk text is read back and run through the embedded analyzer, so every
-answer follows the schema. Anything else gets "{}".
+answer follows the schema; a batch prompt (several chunks under "=== chunk N ===" markers)
+gets {"chunks": {"N": analysis, ...}}. Anything else gets "{}".
 
 `reasoning` is what a reasoning model would think out loud; the server sends it as
 `reasoning_content` and reports its tokens (lexi-maint must not store it).
@@ -17,13 +18,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lexi_maint.llm.prompts import CHUNK_TEXT_HEADER, SEGMENTS_HEADER
+from lexi_maint.llm.prompts import BATCH_HEADER, CHUNK_TEXT_HEADER, SEGMENTS_HEADER
 from lexi_maint.pipeline.analyze import analyze_chunk
-from lexi_maint.pipeline.chunk import parse_heading
+from lexi_maint.pipeline.articles import parse_heading
 from lexi_maint.pipeline.contract import Chunk
 
 _SIZE = re.compile(r"Chunk size: (\d+) to (\d+) characters\.")
 _SEGMENT = re.compile(r"(\d+) \[(\d+)\] ?(.*)")
+_MARKER = re.compile(r"^=== chunk (\d+) ===$", re.MULTILINE)
 REASONING_MARK = "REASONING-NOT-TO-BE-STORED"
 
 
@@ -38,6 +40,9 @@ class LexiResponder:
         user = messages[-1].get("content", "") if messages else ""
         if SEGMENTS_HEADER in user:
             return Answer(json.dumps({"chunks": chunk_answer(user)}, ensure_ascii=False))
+        if BATCH_HEADER in user:
+            content = json.dumps({"chunks": batch_answer(user)}, ensure_ascii=False)
+            return Answer(content, f"{REASONING_MARK}: reading the chunks, listing their facts.")
         if CHUNK_TEXT_HEADER in user:
             content = json.dumps(analysis_answer(user), ensure_ascii=False)
             return Answer(content, f"{REASONING_MARK}: reading the chunk, listing its facts.")
@@ -58,7 +63,7 @@ def chunk_answer(prompt: str) -> list[dict[str, object]]:
         heading = parse_heading(text)
         starts = not chunks or current + length > high or (heading is not None and current >= low)
         if starts:
-            title = heading[1] if heading else " ".join(text.split()[:6])
+            title = heading.title if heading else " ".join(text.split()[:6])
             chunks.append({"start": number, "title": title})
             current = 0
         current += length
@@ -73,3 +78,17 @@ def analysis_answer(prompt: str) -> dict[str, object]:
             heading = line.removeprefix("Heading: ")
     chunk = Chunk(id="x", index=0, start=0, end=len(text), heading=heading, text=text)
     return analyze_chunk(chunk)
+
+
+def batch_answer(prompt: str) -> dict[str, object]:
+    """Each chunk under a marker, analysed as if it had been asked alone."""
+    body = prompt.split(BATCH_HEADER, 1)[1]
+    markers = list(_MARKER.finditer(body))
+    answers: dict[str, object] = {}
+    for marker, following in zip(markers, [*markers[1:], None], strict=True):
+        end = following.start() - 1 if following else len(body)
+        heading_line, _, text = body[marker.end() + 1 : end].partition("\n")
+        heading = heading_line.removeprefix("Heading: ")
+        single = f"Heading: {heading}\n{CHUNK_TEXT_HEADER}\n{text}"
+        answers[marker[1]] = analysis_answer(single)
+    return answers

@@ -5,9 +5,18 @@ It runs an asyncio event loop in a background thread (one loop, no thread per co
 so a benchmark with hundreds of connections costs little CPU next to the client it tests).
 
 Every request is checked for `Authorization: Bearer <api_key>` (else 401, as DeepSeek
-answers), waits its simulated latency, then gets the responder's answer with a `usage`
-block shaped like DeepSeek's (prompt_cache_hit_tokens, completion_tokens_details.
-reasoning_tokens) and, for reasoning models, a `reasoning_content`.
+answers), gets the responder's answer with a `usage` block shaped like DeepSeek's
+(prompt_cache_hit_tokens, completion_tokens_details.reasoning_tokens) and, for reasoning
+models, a `reasoning_content`, and is sent after its simulated latency (`latency.py`; it
+may grow with the answer's output tokens). Token counts: 4 characters per token; a
+reasoning model thinks (200 + 35 * sqrt(prompt tokens of the user message)) tokens, times
+0.75-1.25 drawn per request: more for a larger input, but less than linearly. Prompt cache:
+like DeepSeek's, a request's prefix that an earlier request (any model) already sent is
+served from the cache, in whole units of 64 tokens (`PrefixCache`).
+
+A client that disconnects while its answer is pending is not answered (recorded with
+answered=False: nothing was delivered to bill). `hold()` keeps answers back until
+`release()` (a test can then kill the client at a moment when no answer is on the way).
 
 `GET /models` lists `models` (OpenAI's shape, as DeepSeek answers it) for the right key, 401
 otherwise; it spends nothing and is counted apart (`listings()`), not among the calls. Only
@@ -28,12 +37,16 @@ Faults, queued with `inject(kind, times=1, model=None, ...)` and applied to the 
     "bad_json"          200 with content that is not JSON
     "bad_body"          200 whose body is not JSON at all
     "content"           200 with the given `content`
+`outage(seconds, status=500)` makes every request (the `GET <base>/models` probe included)
+answer `status` until `seconds` have passed: a dependency outage rather than a counted fault.
 Every call is recorded (`calls()`): the sha256 of its body (lexi-maint's cache key), the
 model, the fault, the status sent and whether a complete answer went out.
 
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
-over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", "listings"}),
-`POST /_admin/reset` and `POST /_admin/inject` with a JSON object of `inject`'s arguments.
+over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", and the answered
+calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"; the same per model under
+"by_model"; "listings": how many GET /models}), `POST /_admin/reset` and `POST /_admin/inject`
+with a JSON object of `inject`'s arguments (`/_admin/outage`: `outage`'s).
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ import contextlib
 import hashlib
 import json
 import math
+import random
 import socket
 import struct
 import threading
@@ -93,6 +107,9 @@ class Call:
     answered: bool
     latency: float
     started: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hit_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,41 @@ def tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+CACHE_UNIT = 64  # tokens
+
+
+class PrefixCache:
+    """Which prompt prefixes were sent before, in units of CACHE_UNIT tokens."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def hit_tokens(self, messages: Sequence[dict[str, Any]]) -> int:
+        """Tokens of the longest already-seen prefix of `messages`; remembers this one."""
+        text = "".join(f"{m.get('role', '')}:{m.get('content', '')}\n" for m in messages)
+        unit = CACHE_UNIT * 4
+        digest = hashlib.blake2b(digest_size=16)
+        hits, still_hitting, new = 0, True, []
+        for start in range(0, len(text) - unit + 1, unit):
+            digest.update(text[start : start + unit].encode())
+            mark = digest.copy().digest()
+            if still_hitting and mark in self._seen:
+                hits += CACHE_UNIT
+            else:
+                still_hitting = False
+                new.append(mark)
+        self._seen.update(new)
+        return hits
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+
+def thinking_tokens(user_prompt_tokens: int, seed: str) -> int:
+    jitter = random.Random(seed).uniform(0.75, 1.25)
+    return round((200 + 35 * math.sqrt(user_prompt_tokens)) * jitter)
+
+
 class FakeLlmServer:
     def __init__(
         self,
@@ -116,6 +168,7 @@ class FakeLlmServer:
         api_key: str = API_KEY,
         echo_auth: bool = False,
         models: tuple[str, ...] = MODELS,
+        port: int = 0,  # 0: any free port
     ) -> None:
         self.responder = responder or LexiResponder()
         self.latency = latency or LatencyModel()
@@ -125,12 +178,18 @@ class FakeLlmServer:
         self._listings: list[int] = []  # status of each GET /models
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._outage: tuple[float, int] = (0.0, 500)  # (until, on the monotonic clock; status)
+        self._armed: float | None = None  # an outage's length, waiting for its first request
+        self.probes = 0  # GET /models requests seen
         self._calls: list[Call] = []
-        self._seen_prefixes: set[str] = set()
+        self._prefixes = PrefixCache()
+        self._readers: dict[asyncio.StreamWriter, asyncio.StreamReader] = {}
+        self._open: asyncio.Event | None = None  # set: answers go out; cleared by hold()
+        self._waiting: dict[str, int] = {}  # by model: requests whose answer has not gone out
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._port = 0
+        self._port = port
 
     @property
     def url(self) -> str:
@@ -149,7 +208,11 @@ class FakeLlmServer:
         self._loop.close()
 
     async def _start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, backlog=1024
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _stop(self) -> None:
@@ -164,6 +227,23 @@ class FakeLlmServer:
     def inject(self, kind: str, times: int = 1, model: str | None = None, **options: Any) -> None:
         with self._lock:
             self._faults.append(Fault(kind, times, model, **options))
+
+    def outage(
+        self, seconds: float, status: int = 500, *, from_first_request: bool = False
+    ) -> None:
+        """Answer every request with `status` for the next `seconds` (counted from the next
+        request that arrives, with `from_first_request`: a client slow to start meets it)."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status)
+            self._armed = seconds if from_first_request else None
+
+    def _outage_status(self) -> int | None:
+        with self._lock:
+            if self._armed is not None:
+                self._outage = (time.monotonic() + self._armed, self._outage[1])
+                self._armed = None
+            until, status = self._outage
+        return status if time.monotonic() < until else None
 
     def calls(self) -> list[Call]:
         with self._lock:
@@ -188,6 +268,24 @@ class FakeLlmServer:
             self._faults.clear()
             self._calls.clear()
             self._listings.clear()
+            self._prefixes.clear()
+
+    def waiting(self, model: str | None = None) -> int:
+        """Requests received and not yet answered (they are not in calls() yet)."""
+        with self._lock:
+            return sum(n for m, n in self._waiting.items() if model is None or m == model)
+
+    def hold(self) -> None:
+        """Keep every answer back (requests still arrive and wait) until release()."""
+        self._loop.call_soon_threadsafe(self._gate().clear)
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._gate().set)
+
+    def _gate(self) -> asyncio.Event:
+        if self._open is None:
+            raise RuntimeError("the server is not running")
+        return self._open
 
     def _take_fault(self, model: str) -> Fault | None:
         with self._lock:
@@ -206,11 +304,9 @@ class FakeLlmServer:
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         messages = request.get("messages") or []
-        system = str(messages[0].get("content", "")) if messages else ""
         with self._lock:
-            seen = system in self._seen_prefixes
-            self._seen_prefixes.add(system)
-        return chat_completion(request, self.responder, system_cached=seen)
+            hits = self._prefixes.hit_tokens(messages)
+        return chat_completion(request, self.responder, hit_tokens=hits)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -219,12 +315,14 @@ class FakeLlmServer:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._readers[writer] = reader
             while True:
                 request = await _read_request(reader)
                 if request is None:
                     break
                 if not await self._handle(request, writer):
                     break
+        self._readers.pop(writer, None)
         if not writer.is_closing():
             writer.close()
 
@@ -246,6 +344,9 @@ class FakeLlmServer:
             return await self._error(writer, 404, call)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return await self._error(writer, 401, call, request)
+        down = self._outage_status()
+        if down is not None:
+            return await self._error(writer, down, replace(call, fault="outage"), request)
         fault = self._take_fault(model)
         kind = fault.kind if fault else ""
         call = replace(call, fault=kind)
@@ -265,10 +366,15 @@ class FakeLlmServer:
             self.reset()
         elif action == "inject":
             self.inject(**json.loads(request.body))
+        elif action == "outage":
+            self.outage(**json.loads(request.body))
         calls = self.calls()
-        stats = {"calls": len(calls), "answered": sum(1 for c in calls if c.answered),
-                 "total_latency": sum(c.latency for c in calls),
-                 "listings": len(self.listings())}  # fmt: skip
+        stats: dict[str, Any] = call_stats(calls)
+        stats["by_model"] = {
+            model: call_stats([c for c in calls if c.model == model])
+            for model in sorted({c.model for c in calls})
+        }
+        stats["listings"] = len(self.listings())
         writer.write(_response_bytes(200, _json(stats)))
         await writer.drain()
         return True
@@ -277,12 +383,15 @@ class FakeLlmServer:
         status = 200
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             status = 401
+        elif (down := self._outage_status()) is not None:
+            status = down
         else:
             fault = self._take_fault(LISTING)
             if fault is not None and fault.kind.isdigit():
                 status = int(fault.kind)
         with self._lock:
             self._listings.append(status)
+            self.probes += 1
         if status != 200:
             message = ERROR_MESSAGES.get(status, f"HTTP {status}")
             body = _json({"error": {"message": message, "type": "invalid_request_error"}})
@@ -296,12 +405,17 @@ class FakeLlmServer:
     async def _respond(
         self, writer: asyncio.StreamWriter, data: dict[str, Any], fault: Fault | None, call: Call
     ) -> bool:
-        delay = self.latency.seconds(call.model, call.key)
-        await asyncio.sleep(delay)
-        call = replace(call, latency=delay)
+        answer = self._answer(data)
+        usage = answer["usage"]
+        delay = self.latency.seconds(call.model, call.key, int(usage["completion_tokens"]))
+        call = replace(call, latency=delay, prompt_tokens=int(usage["prompt_tokens"]),
+                       completion_tokens=int(usage["completion_tokens"]),
+                       cache_hit_tokens=int(usage["prompt_cache_hit_tokens"]))  # fmt: skip
+        if not await self._wait(writer, delay, call.model):
+            self._record(replace(call, status=200, answered=False))  # nobody to answer
+            return False
         if call.fault == "bad_body":
             return await self._send(writer, 200, b"<html>502 Bad Gateway</html>", call, False)
-        answer = self._answer(data)
         message = answer["choices"][0]["message"]
         if call.fault == "blank":
             message["content"] = ""
@@ -310,6 +424,31 @@ class FakeLlmServer:
         elif call.fault == "content" and fault is not None:
             message["content"] = fault.content
         return await self._send(writer, 200, _json(answer), call, True)
+
+    async def _wait(self, writer: asyncio.StreamWriter, seconds: float, model: str) -> bool:
+        """Sleep `seconds`, then while answers are held; False if the client went away."""
+        reader = self._readers.get(writer)
+
+        async def ready() -> None:
+            await asyncio.sleep(seconds)
+            await self._gate().wait()
+
+        waiting = asyncio.ensure_future(ready())
+        watched: set[asyncio.Future[Any]] = {waiting}
+        gone = asyncio.ensure_future(reader.read(1)) if reader is not None else None
+        if gone is not None:
+            watched.add(gone)  # a client waiting for its answer sends nothing: EOF = gone
+        with self._lock:
+            self._waiting[model] = self._waiting.get(model, 0) + 1
+        try:
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            with self._lock:
+                self._waiting[model] -= 1
+            for task in watched:
+                task.cancel()
+            await asyncio.gather(*watched, return_exceptions=True)  # the reader is free again
+        return waiting in done
 
     async def _stall(
         self, writer: asyncio.StreamWriter, data: dict[str, Any], fault: Fault, call: Call
@@ -369,17 +508,28 @@ class FakeLlmServer:
         return True
 
 
+def call_stats(calls: Sequence[Call]) -> dict[str, Any]:
+    """Counts over `calls`; the token sums cover the answered (billed) calls."""
+    answered = [c for c in calls if c.answered]
+    return {"calls": len(calls), "answered": len(answered),
+            "total_latency": sum(c.latency for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in answered),
+            "completion_tokens": sum(c.completion_tokens for c in answered),
+            "cache_hit_tokens": sum(c.cache_hit_tokens for c in answered)}  # fmt: skip
+
+
 def chat_completion(
-    request: dict[str, Any], responder: Responder, *, system_cached: bool = False
+    request: dict[str, Any], responder: Responder, *, hit_tokens: int = 0
 ) -> dict[str, Any]:
     """A chat.completion body answering `request`, with DeepSeek-style usage."""
     model = str(request.get("model", ""))
     messages = request.get("messages") or []
     answer = responder(model, messages)
     prompt = sum(tokens(str(m.get("content", ""))) for m in messages)
-    hit = tokens(str(messages[0].get("content", ""))) if messages and system_cached else 0
+    hit = min(hit_tokens, prompt)
     completion = tokens(answer.content)
-    reasoning = 3 * completion if answer.reasoning else 0
+    user = str(messages[-1].get("content", "")) if messages else ""
+    reasoning = thinking_tokens(tokens(user), user) if answer.reasoning else 0
     message: dict[str, Any] = {"role": "assistant", "content": answer.content}
     if answer.reasoning:
         message["reasoning_content"] = answer.reasoning

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.pipeline.articles import Kind, find_headings, parse_heading
 from lexi_maint.pipeline.chunk import (
     ChunkSettings,
     ChunkStage,
-    Level,
     Span,
-    find_headings,
-    parse_heading,
     split_text,
 )
 from lexi_maint.pipeline.contract import ParsedDocument, SourceFile, Work
@@ -97,18 +95,20 @@ def test_settings_reject_impossible_limits(min_chars: int, max_chars: int, messa
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("Hoofdstuk 3 Arbeidsduur", (Level.CHAPTER, "Hoofdstuk 3 Arbeidsduur")),
-        ("HOOFDSTUK IV – VAKANTIE\n", (Level.CHAPTER, "HOOFDSTUK IV – VAKANTIE")),
-        ("Bijlage 1 Loontabellen", (Level.CHAPTER, "Bijlage 1 Loontabellen")),
-        ("  Artikel 5   Loon  ", (Level.ARTICLE, "Artikel 5 Loon")),
-        ("Artikel 5a", (Level.ARTICLE, "Artikel 5a")),
-        ("Artikel 3.2: arbeidsduur", (Level.ARTICLE, "Artikel 3.2: arbeidsduur")),
-        ("Art. 12 Vakantie", (Level.ARTICLE, "Art. 12 Vakantie")),
-        ("ARTIKEL 7 - WERKTIJDEN", (Level.ARTICLE, "ARTIKEL 7 - WERKTIJDEN")),
+        ("Hoofdstuk 3 Arbeidsduur", (Kind.CHAPTER, "Hoofdstuk 3 Arbeidsduur")),
+        ("HOOFDSTUK IV – VAKANTIE\n", (Kind.CHAPTER, "HOOFDSTUK IV – VAKANTIE")),
+        ("Bijlage 1 Loontabellen", (Kind.CHAPTER, "Bijlage 1 Loontabellen")),
+        ("  Artikel 5   Loon  ", (Kind.ARTICLE, "Artikel 5 Loon")),
+        ("Artikel 5a", (Kind.ARTICLE, "Artikel 5a")),
+        ("Artikel 3.2: arbeidsduur", (Kind.ARTICLE, "Artikel 3.2: arbeidsduur")),
+        ("Art. 12 Vakantie", (Kind.ARTICLE, "Art. 12 Vakantie")),
+        ("ARTIKEL 7 - WERKTIJDEN", (Kind.ARTICLE, "ARTIKEL 7 - WERKTIJDEN")),
     ],
 )
-def test_parse_heading_recognises_headings(line: str, expected: tuple[Level, str]) -> None:
-    assert parse_heading(line) == expected
+def test_parse_heading_recognises_headings(line: str, expected: tuple[Kind, str]) -> None:
+    heading = parse_heading(line)
+    assert heading is not None
+    assert (heading.kind, heading.title) == expected
 
 
 @pytest.mark.parametrize(
@@ -139,12 +139,12 @@ def test_find_headings_reports_positions_and_titles() -> None:
         "Artikel 5 Loon",
     ]
     assert [CAO[h.start : h.end] for h in found] == [h.title for h in found]
-    assert [h.level for h in found] == [
-        Level.CHAPTER,
-        Level.ARTICLE,
-        Level.ARTICLE,
-        Level.CHAPTER,
-        Level.ARTICLE,
+    assert [h.kind for h in found] == [
+        Kind.CHAPTER,
+        Kind.ARTICLE,
+        Kind.ARTICLE,
+        Kind.CHAPTER,
+        Kind.ARTICLE,
     ]
 
 
@@ -373,7 +373,7 @@ def test_random_texts_keep_every_invariant() -> None:
         assert_tiles(text, spans, settings)
         headings = find_headings(text)
         titles = {h.title for h in headings}
-        chapters = {h.start for h in headings if h.level is Level.CHAPTER}
+        chapters = {h.start for h in headings if h.kind is Kind.CHAPTER}
         for span in spans:
             assert span.heading == "" or span.heading.split(" > ")[-1] in titles
             inner = [c for c in chapters if span.start < c < span.end]

@@ -52,7 +52,7 @@ def test_every_problem_is_reported_with_its_dotted_path() -> None:
     )
     assert found == [
         "state_dir: must be a path string, got an integer",
-        "jobs.bad name!: job names may only use letters, digits, '_' and '-'",
+        "jobs.bad name!: job names may only use letters, digits, '_' and '-', at most 64 of them",
         "jobs.a.patterns[1]: must be a non-empty string",
         "jobs.a.workers: must be between 1 and 64, got 0",
         "jobs.a.parse.fallback_encoding: unknown encoding 'klingon' (try 'cp1252')",

@@ -189,6 +189,6 @@ def test_a_document_without_analyses_still_writes_its_chunks() -> None:
 
 def test_chunk_property_keys_are_quoted_against_reserved_words() -> None:
     # `text` is reserved in Memgraph >= 2.17; `end` and `index` are keywords in Cypher
-    for key in ("id", "index", "text", "heading", "start", "end"):
+    for key in ("id", "index", "text", "heading", "start", "end", "articles"):
         assert f"`{key}`: row.`{key}`" in cypher.CREATE_CHUNKS.text
     assert not re.search(r"[{,]\s*text\s*:", cypher.FALKORDB_WRITE_DOCUMENT)

@@ -15,10 +15,11 @@ from lexi_maint.errors import DocumentError, ErrorClass, GraphError
 from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.model import (
     GraphStats,
-    article_of_heading,
+    articles_held,
     build_graph_document,
     entity_name,
 )
+from lexi_maint.pipeline.articles import article_of_heading
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
 from lexi_maint.pipeline.schema import Amount, ChunkAnalysis, Percentage, Reference
 from lexi_maint.pipeline.store import StoreStage
@@ -99,6 +100,7 @@ def test_document_and_chunk_rows() -> None:
         "heading": "Artikel 1 Definities",
         "start": 10,
         "end": 24,
+        "articles": ["1"],
     }
 
 
@@ -276,8 +278,6 @@ def test_graph_stats_defaults_to_zero() -> None:
 
 
 def test_article_of_a_nested_heading_is_its_last_part() -> None:
-    from lexi_maint.graph.model import article_of_heading
-
     assert article_of_heading("Hoofdstuk 3 Beloning > Artikel 5a Loon") == "5a"
     assert article_of_heading("Hoofdstuk 3 Beloning") is None
 
@@ -287,3 +287,29 @@ def test_fake_store_reports_schema_creation_once() -> None:
     assert store.ensure_schema() == ("index (in memory)",)
     assert store.ensure_schema() == ()
     assert store.schema_ensured is True
+
+
+def test_articles_held_lists_every_heading_and_the_article_a_chunk_continues() -> None:
+    texts = [
+        "Inleiding\nArtikel 1 Begrippen\nKort.\nArtikel 2 Loon\nHet loon is",
+        " hoog.\nArtikel 3 Verlof\n",
+        "nog meer verlof.\n",
+        "Hoofdstuk 2 Slot\nTekst zonder artikel.\n",
+        "Bijlage 1 Loontabel\nA  2.000,00\n",
+        "B  2.100,00\n",
+    ]
+    chunks = []
+    offset = 0
+    for index, text in enumerate(texts):
+        chunks.append(Chunk(f"c{index}", index, offset, offset + len(text), "", text))
+        offset += len(text)
+    assert articles_held(chunks) == [
+        ["1", "2"],
+        ["2", "3"],
+        ["3"],
+        [],
+        ["bijlage 1"],
+        ["bijlage 1"],
+    ]
+    titled = [Chunk("t", 0, 0, 5, "Artikel 9 Slot", "Tekst")]  # a model's title alone
+    assert articles_held(titled) == [["9"]]

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-UNITS = ("lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service",
+UNITS = ("lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service", "lexi-notify@.service",
          "lexi-batch@.timer", "lexi-batch.slice")  # fmt: skip
 
 

@@ -23,7 +23,7 @@ def seed(ledger: Ledger, found: list[Found], job: str = "j") -> None:
 def test_wal_mode_and_schema(ledger: Ledger) -> None:
     conn = sqlite3.connect(ledger.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_document_lifecycle(ledger: Ledger) -> None:

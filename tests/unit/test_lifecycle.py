@@ -123,6 +123,7 @@ def test_success_stops_runs_and_restores_in_order(tmp_path: Path) -> None:
     assert listener.beats > 0
     assert holds.load() is None
     assert systemd.units[SERVICE].active_state == "active"
+    assert result.service_downtime is not None and result.service_downtime >= 0
 
 
 def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stops(
@@ -249,6 +250,7 @@ def test_a_failed_restore_keeps_the_hold_for_the_next_start(tmp_path: Path) -> N
     result = run(executor)
     assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
     assert f"restoring {SERVICE} failed" in result.message  # type: ignore[attr-defined]
+    assert result.service_downtime is None  # type: ignore[attr-defined]  # still down
     hold = holds.load()
     assert hold is not None and hold.run_id == "run1"
 

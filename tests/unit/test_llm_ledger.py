@@ -1,4 +1,5 @@
-"""Ledger schema version 2: model usage per document and per run, release for stopped jobs."""
+"""Ledger schema versions 2-3: model usage per document and per run, folded in from the
+spend journal (killed attempts included); release for stopped jobs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from lexi_maint.errors import ErrorClass
 from lexi_maint.ledger import SCHEMA_VERSION, Failure, Ledger, Success
+from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.usage import Usage
 from lexi_maint.plan import Found, Status, plan
 
@@ -49,18 +51,32 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def ledger(tmp_path: Path) -> Ledger:
-    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+def journal(tmp_path: Path) -> ResponseCache:
+    return ResponseCache(tmp_path / "llm" / "responses.sqlite3")
+
+
+@pytest.fixture()
+def ledger(tmp_path: Path, journal: ResponseCache) -> Ledger:
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3", spend_journal=journal.path)
     found = [Found("/in/a.txt", "aa", 1), Found("/in/b.txt", "bb", 1)]
     ledger.apply_plan("j", found, plan(found, {}, reprocess=False, max_attempts=3))
     ledger.start_run("j", "run1", 1)
     return ledger
 
 
-def test_usage_adds_up_per_document_and_per_run_failed_attempts_included(ledger: Ledger) -> None:
+def spend(journal: ResponseCache, path: str, usage: Usage) -> None:
+    """What a worker does the moment an answer arrives."""
+    journal.record(SpendTag("j", path), usage, None)
+
+
+def test_usage_adds_up_per_document_and_per_run_failed_attempts_included(
+    ledger: Ledger, journal: ResponseCache
+) -> None:
     ledger.mark_running("j", "/in/a.txt", "run1")
-    ledger.record("j", "/in/a.txt", Failure(ErrorClass.LLM_UNAVAILABLE, "503", True, usage=U1))
+    spend(journal, "/in/a.txt", U1)
+    ledger.record("j", "/in/a.txt", Failure(ErrorClass.LLM_UNAVAILABLE, "503", True))
     ledger.mark_running("j", "/in/a.txt", "run1")
+    spend(journal, "/in/a.txt", U2)
     ledger.record("j", "/in/a.txt", Success(2, {}, None, usage=U2))
     ledger.mark_running("j", "/in/b.txt", "run1")
     ledger.record("j", "/in/b.txt", Success(1, {}, None))
@@ -71,8 +87,43 @@ def test_usage_adds_up_per_document_and_per_run_failed_attempts_included(ledger:
     assert Usage.from_json(ledger.last_run("j")["llm"]) == U1 + U2  # type: ignore[index]
 
 
-def test_changed_content_starts_the_documents_usage_again(ledger: Ledger) -> None:
+def test_a_results_own_usage_is_not_counted_only_the_journal_is(ledger: Ledger) -> None:
     ledger.mark_running("j", "/in/a.txt", "run1")
+    ledger.record("j", "/in/a.txt", Success(2, {}, None, usage=U1))  # nothing journalled
+    assert ledger.document("j", "/in/a.txt").usage == Usage()
+
+
+def test_a_killed_runs_spend_is_folded_in_when_the_next_run_starts(
+    ledger: Ledger, journal: ResponseCache
+) -> None:
+    ledger.mark_running("j", "/in/a.txt", "run1")
+    spend(journal, "/in/a.txt", U1)  # then the whole run is SIGKILLed: no record()
+    assert ledger.start_run("j", "run2", 2) == ["/in/a.txt"]
+    a = ledger.document("j", "/in/a.txt")
+    assert (a.status, a.usage) == (Status.FAILED, U1)
+    assert ledger.run_usage("run1") == U1 and ledger.run_usage("run2") == Usage()
+    ledger.mark_running("j", "/in/a.txt", "run2")
+    spend(journal, "/in/a.txt", U2)
+    ledger.record("j", "/in/a.txt", Success(1, {}, None))
+    ledger.settle("j", "/in/a.txt")  # folding again adds nothing
+    assert ledger.document("j", "/in/a.txt").usage == U1 + U2
+    assert ledger.run_usage("run1") == U1 and ledger.run_usage("run2") == U2
+
+
+def test_spend_is_folded_in_when_a_stopped_job_releases_the_document(
+    ledger: Ledger, journal: ResponseCache
+) -> None:
+    ledger.mark_running("j", "/in/b.txt", "run1")
+    spend(journal, "/in/b.txt", U2)
+    ledger.release("j", "/in/b.txt")
+    assert ledger.document("j", "/in/b.txt").usage == U2 == ledger.run_usage("run1")
+
+
+def test_changed_content_starts_the_documents_usage_again(
+    ledger: Ledger, journal: ResponseCache
+) -> None:
+    ledger.mark_running("j", "/in/a.txt", "run1")
+    spend(journal, "/in/a.txt", U1)
     ledger.record("j", "/in/a.txt", Success(2, {}, None, usage=U1))
     changed = [Found("/in/a.txt", "a2", 1)]
     ledger.apply_plan("j", changed, plan(changed, ledger.known("j"), reprocess=False,

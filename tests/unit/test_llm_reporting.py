@@ -19,6 +19,7 @@ USAGE = Usage(
     cache_hit_tokens=900_000,
     cost=0.4213,
     currency="USD",
+    reused_cost=0.1,
 )
 
 
@@ -29,10 +30,14 @@ def summary(**changes: object) -> RunSummary:
     return RunSummary(**{**base, **changes})  # type: ignore[arg-type]
 
 
-def test_format_usage() -> None:
+def test_format_usage_shows_spent_and_reused_apart() -> None:
     assert format_usage(USAGE) == (
-        "120 calls + 30 from cache · tokens in 1.50M (900.0k cache hit), out 42.0k "
-        "(30.5k reasoning) · cost 0.4213 USD"
+        "spent: 120 calls · tokens in 1.50M (900.0k cache hit), out 42.0k "
+        "(30.5k reasoning) · cost 0.4213 USD · reused from cache: 30 answers"
+        " (bought for 0.1000 USD)"
+    )
+    assert format_usage(Usage(calls=1, currency="USD")).endswith(
+        "cost 0.0000 USD · reused from cache: 0 answers"
     )
 
 

@@ -15,12 +15,14 @@ from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.keys import ApiKey
+from lexi_maint.llm.prompts import BATCH_HEADER, make_batches
 from lexi_maint.llm.runtime import LlmRuntime
+from lexi_maint.pipeline.analyze import analyze_chunk
 from lexi_maint.pipeline.chunk import ChunkSettings, split_text
-from lexi_maint.pipeline.contract import ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
-from lexi_maint.pipeline.schema import parse_analysis
+from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis
 from lexi_maint.pipeline.worker import process_document
 from tests.llm_server.responder import REASONING_MARK, LexiResponder
 from tests.llm_server.server import chat_completion
@@ -106,20 +108,78 @@ def test_invalid_boundaries_fall_back_to_the_structural_splitter_with_a_warning(
         structural[0].start, structural[0].end, structural[0].heading)  # fmt: skip
 
 
-def test_analysis_gives_one_valid_analysis_per_chunk(tmp_path: Path) -> None:
+def reference_analyses(chunks: tuple[Chunk, ...]) -> list[ChunkAnalysis]:
+    """What the embedded analyzer says (the test server's responder answers with it)."""
+    return [parse_analysis(c.id, analyze_chunk(c)) for c in chunks]
+
+
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_analysis_gives_one_valid_analysis_per_chunk(tmp_path: Path, batch: int) -> None:
     api = Api()
-    rt = runtime(tmp_path, api)
+    rt = runtime(tmp_path, api, analysis_batch_chunks=batch)
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
     stage = LlmAnalyzeStage(rt)
     analyzed = stage.run(chunked)
     assert [a.chunk_id for a in analyzed.analyses] == [c.id for c in chunked.chunks]
-    for analysis in analyzed.analyses:
-        assert parse_analysis(analysis.chunk_id, analysis.to_json()) == analysis
+    assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
     assert analyzed.analyses[1].amounts[0].currency == "EUR"
     usage = stage.usage()
-    assert usage.calls == len(chunked.chunks) and usage.reasoning_tokens > 0
+    calls = len(make_batches(chunked.chunks, batch, rt.config.analysis_batch_tokens))
+    assert usage.calls == calls == api.models.count("deepseek-reasoner")
+    assert calls == -(-len(chunked.chunks) // batch)  # the samples' chunks fit the budget
+    assert usage.reasoning_tokens > 0
     cache = (tmp_path / "llm" / "responses.sqlite3").read_bytes()
     assert REASONING_MARK.encode() not in cache  # reasoning_content is never stored
+
+
+def test_batches_respect_the_token_budget_and_keep_the_order() -> None:
+    chunks = tuple(
+        Chunk(f"d:{i}", i, 0, 0, "", "x" * size) for i, size in enumerate([400, 400, 4000, 40, 40])
+    )
+    batches = make_batches(chunks, most_chunks=16, budget_tokens=250)  # 4 characters a token
+    assert [[c.index for c in b] for b in batches] == [[0, 1], [2], [3, 4]]
+    assert [[c.index for c in b] for b in make_batches(chunks, 1, 10**6)] == [[i] for i in range(5)]
+
+
+def batch_request(body: dict[str, object]) -> bool:
+    return body["model"] == "deepseek-reasoner" and BATCH_HEADER in json.dumps(body)
+
+
+def test_an_invalid_entry_is_asked_again_alone_not_the_whole_batch(tmp_path: Path) -> None:
+    def spoil_chunk_2(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+        if batch_request(body):
+            message = answer["choices"][0]["message"]  # type: ignore[index]
+            data = json.loads(message["content"])
+            if "2" in data["chunks"]:
+                data["chunks"]["2"]["dates"] = ["not a date"]
+                data["chunks"].pop("3", None)  # and one entry missing
+            message["content"] = json.dumps(data)
+        return httpx.Response(200, json=answer)
+
+    api = Api(spoil_chunk_2)
+    rt = runtime(tmp_path, api, analysis_batch_chunks=16)
+    chunked = LlmChunkStage(SETTINGS, rt).run(work())
+    analyzed = LlmAnalyzeStage(rt).run(chunked)
+    assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
+    batches = len(make_batches(chunked.chunks, 16, rt.config.analysis_batch_tokens))
+    assert api.models.count("deepseek-reasoner") == batches + 2  # chunks 2 and 3 alone
+
+
+def test_a_batch_whose_answers_are_all_rejected_is_asked_chunk_by_chunk(tmp_path: Path) -> None:
+    def no_batches(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+        if batch_request(body):
+            answer["choices"][0]["message"]["content"] = '{"chunks": []}'  # type: ignore[index]
+        return httpx.Response(200, json=answer)
+
+    api = Api(no_batches)
+    rt = runtime(tmp_path, api, analysis_batch_chunks=4)
+    chunked = LlmChunkStage(SETTINGS, rt).run(work())
+    stage = LlmAnalyzeStage(rt)
+    analyzed = stage.run(chunked)
+    assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
+    batches = len(make_batches(chunked.chunks, 4, rt.config.analysis_batch_tokens))
+    # each batch asked twice (invalid_output_retries = 1), then every chunk alone
+    assert stage.usage().calls == 2 * batches + len(chunked.chunks)
 
 
 def test_invalid_analyses_fail_the_document_with_the_raw_reason(tmp_path: Path) -> None:
@@ -151,7 +211,7 @@ def test_a_rejected_key_fails_the_document_and_asks_to_stop_the_job(tmp_path: Pa
 
 
 def test_the_outcome_carries_the_usage_of_both_stages(tmp_path: Path) -> None:
-    rt = runtime(tmp_path, Api())
+    rt = runtime(tmp_path, Api(), analysis_batch_chunks=1)
     chunk, analyze = LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt)
     outcome = process_document(work().source, (Parsed(), chunk, analyze))
     assert isinstance(outcome, Success)

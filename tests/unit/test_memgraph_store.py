@@ -399,3 +399,24 @@ def test_close_closes_the_session_and_swallows_a_dead_connection() -> None:
 
     store = MemgraphGraphStore(Dead(), CONFIG, Credentials("", None))
     store.close()  # no exception
+
+
+# --- read-only queries (`graph query` without --write) -----------------------------------
+
+
+def test_a_read_only_query_runs_in_a_transaction_that_is_always_rolled_back() -> None:
+    r = rig(answers={"MATCH (n) RETURN n": [{"n": 1}]})
+    read_only = MemgraphGraphStore(r.bolt, CONFIG, Credentials("", None), read_only=True)
+    assert read_only.query("MATCH (n) RETURN n") == [{"n": 1}]
+    assert read_only.query("CREATE (x:Evil) RETURN x") == []
+    assert r.bolt.log == [
+        "begin", "tx MATCH (n) RETURN n", "rollback",
+        "begin", "tx CREATE (x:Evil) RETURN x", "rollback",
+    ]  # fmt: skip
+    assert "commit" not in r.bolt.log
+
+
+def test_a_writable_query_is_auto_committed() -> None:
+    r = rig()
+    r.store.query("CREATE (x:Wanted) RETURN x")
+    assert r.bolt.log == ["auto CREATE (x:Wanted) RETURN x"]

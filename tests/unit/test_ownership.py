@@ -100,7 +100,7 @@ def test_the_whole_tree_goes_to_the_user_but_not_what_a_link_points_at(tmp_path:
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in tree} == {(NOBODY, NOBODY)}
     assert changed == len(tree)
     assert outside.stat().st_uid == 0 and tmp_path.stat().st_uid == 0
-    assert stat.S_IMODE(state.stat().st_mode) == 0o750
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert hand_over(state, owner_nobody()) == 0  # nothing left to change
     assert hand_over(state, ROOT) == len(tree)  # and back, for a job without a user
     assert {p.lstat().st_uid for p in [state, *state.rglob("*")]} == {0}
@@ -130,7 +130,7 @@ def test_a_missing_state_dir_is_created_private(tmp_path: Path) -> None:
     me = Owner("me", os.geteuid(), os.getegid(), frozenset({os.getegid()}))
     state = tmp_path / "new" / "state"
     hand_over(state, me)
-    assert stat.S_IMODE(state.stat().st_mode) == 0o750
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
 
 
 def test_a_state_dir_that_is_a_link_is_refused(tmp_path: Path) -> None:
@@ -185,3 +185,15 @@ def test_nothing_changes_when_root_owns_the_state_or_it_is_missing(tmp_path: Pat
     if os.geteuid() == 0:
         assert become_state_owner(tmp_path) is None  # tmp_path is root's
     assert os.getresuid() == before
+
+
+@as_root
+def test_a_hard_link_to_a_file_elsewhere_keeps_its_owner(tmp_path: Path) -> None:
+    state = make_state(tmp_path)
+    secret = tmp_path / "shadow"
+    secret.write_text("root's secret")
+    secret.chmod(0o600)
+    os.link(secret, state / "runs" / "planted.jsonl")  # as if fs.protected_hardlinks=0
+    hand_over(state, owner_nobody())
+    assert secret.stat().st_uid == 0 and (state / "runs" / "planted.jsonl").stat().st_uid == 0
+    assert (state / "runs" / "r1.jsonl").stat().st_uid == NOBODY

@@ -324,7 +324,7 @@ def test_recoverable_pdf_damage_becomes_one_warning(root: Path) -> None:
 def test_object_cache_stays_bounded_while_pages_are_read(root: Path) -> None:
     path = make_many_pages_pdf(root / "lang.pdf", pages=60)
     with path.open("rb") as handle, PdfReader(handle) as reader:
-        texts = parse._extract_pages(reader)
+        texts = parse._extract_pages(reader, 0.0)
         cached = len(reader.resolved_objects)
     assert len(texts) == 60
     assert "Artikel 60 Loon" in texts[59]
@@ -407,3 +407,16 @@ def test_sample_parses_cleanly(path: Path) -> None:
         assert parsed.pages == source.count("=== pagina ===") + 1
     else:
         assert parsed.encoding == "utf-8" and "€" in parsed.text
+
+
+def test_a_page_that_burns_cpu_fails_the_document_in_seconds(root: Path) -> None:
+    from tests.pdfgen import make_shared_stream_pdf
+
+    path = make_shared_stream_pdf(root / "burn.pdf", pages=200, stream_bytes=4 * 2**20)
+    assert path.stat().st_size < 400_000  # the was 375 KB
+    stage = ParseStage(ParseSettings(page_seconds=1.0))
+    source = SourceFile(path, root, "0" * 64, path.stat().st_size)
+    with pytest.raises(DocumentError) as caught:
+        stage.run(Work(source=source))
+    assert caught.value.error_class is ErrorClass.PDF_CORRUPT
+    assert "page 1 of 200 took more than 1 s of CPU (parse.page_seconds)" in caught.value.message

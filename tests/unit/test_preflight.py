@@ -12,6 +12,7 @@ from lexi_maint.lifecycle.preflight import (
     check_input,
     check_job_user,
     check_memory,
+    check_private_tmp,
     fitting_size,
 )
 from lexi_maint.units import parse_size
@@ -77,3 +78,16 @@ def test_job_user_must_exist_and_be_able_to_read_the_input(tmp_path: Path) -> No
     hidden.mkdir(mode=0o700)
     unreachable = check("nobody", hidden / "state")
     assert not unreachable.ok and f"{hidden} is closed to it" in unreachable.detail
+
+
+def test_job_paths_below_tmp_are_refused() -> None:
+    def check(input_dir: str, state_dir: str) -> Check:
+        raw = {"state_dir": state_dir, "jobs": {"j": {"input": input_dir}}}
+        config = parse_config(raw, Path("/etc/lexi-maint/c.toml"))
+        return check_private_tmp(config, config.job("j"))
+
+    assert check("/srv/docs", "/var/lib/lexi-maint").ok
+    refused = check("/tmp/docs", "/var/tmp/state")
+    assert not refused.ok
+    assert "input /tmp/docs and state_dir /var/tmp/state lie below /tmp" in refused.detail
+    assert check("/tmpfiles/docs", "/var/lib/lexi-maint").ok

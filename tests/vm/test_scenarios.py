@@ -93,7 +93,7 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert observed["credential_readable_by_job_user"] == [True]
     assert "✓ job user: lexi-batch (uid" in r["doctor"], r["doctor"]
     assert r["ownership"] == {
-        "/var/lib/lexi-maint": "lexi-batch 0750",
+        "/var/lib/lexi-maint": "lexi-batch 0700",  # ownership.STATE_DIR_MODE
         "/var/lib/lexi-maint/ledger.sqlite3": "lexi-batch 0600",  # the job unit's UMask=0077
         "/var/lib/lexi-maint/falkordb": "lexi-batch 0700",
         "/var/lib/lexi-maintd": "root 0750",
@@ -169,6 +169,28 @@ def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult)
     assert len(victims) == 2, (victims, r["unit_results"], r["pipeline_journal"][-3000:])
 
 
+def test_s2_a_failed_batch_is_reported_explained_and_recorded(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    """Issue 12: OnFailure= starts lexi-notify@oom; journalctl -x shows the catalog's text; the
+    summary and the documents carry their fields; the run history has the daemon's part."""
+    r = scenario(results, "oom", boot)
+    assert r["notify_result"] == "success", r["notify_journal"]
+    assert "lexi-batch@oom.service failed (lexi-maint job oom)" in r["notify_journal"]
+    assert "MONITOR_EXIT_STATUS=1" in r["notify_journal"], r["notify_journal"]
+    assert "lexi-maint stopped the service for run" in r["explained"], r["explained"]
+    assert "every process" in r["explained"]  # the catalog's explanation, not only its subject
+    fields = r["summary_fields"]  # the last job unit's summary (each OOM restart has its own)
+    for name in ("LEXI_DONE", "LEXI_FAILED", "LEXI_SKIPPED"):
+        assert fields.get(name, "").isdigit(), fields
+    assert float(fields["LEXI_DURATION"]) >= 0, fields  # 0.0: the last unit had nothing left
+    assert "done:" in r["outcomes"] and "failed:killed" in r["outcomes"], r["outcomes"]
+    assert {o.split(":")[0] for o in r["outcomes"]} <= {"done", "failed", "retry"}, r["outcomes"]
+    history = r["history"]
+    assert (history["exit_status"], history["trigger"]) == (1, "operator"), history
+    assert history["service_downtime_seconds"] > 0, history
+
+
 def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult) -> None:
     r = scenario(results, "daemon_killed", boot)
     assert r["service_while_running"] == "inactive"
@@ -205,6 +227,7 @@ def test_s5_timer_triggers_a_run(results: dict[str, Any], boot: VmResult) -> Non
     r = scenario(results, "timer", boot)
     assert r["batch_result"] == "success"
     assert "lexi-batch@cao_import.timer" in r["triggered_by"]
+    assert r["history"]["trigger"] == "timer", r["history"]  # systemd set $TRIGGER_UNIT
 
 
 def test_s6_broken_config_is_named_in_the_journal(results: dict[str, Any], boot: VmResult) -> None:

@@ -244,6 +244,10 @@ class Sampler:
             self.samples["credential_seen"].add(credential.read_text().strip() == SECRET)
         pid = show(unit, "MainPID")
         with contextlib.suppress(OSError, ValueError, KeyError):
+            # until it execs lexi-maint, the main process is systemd's child, still root while
+            # it sets up the sandbox's namespaces: not the job yet
+            if b"--run-id" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
             status = Path(f"/proc/{pid}/status").read_text()
             uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
             user = pwd.getpwuid(uid).pw_name
@@ -428,6 +432,8 @@ def s5_timer(r: dict[str, Any]) -> None:
     r["waited"] = round(wait_for("the timer-started batch", ran, 180), 1)
     r["batch_result"] = show("lexi-batch@cao_import.service", "Result")
     r["triggered_by"] = show("lexi-batch@cao_import.service", "TriggeredBy")
+    history = json.loads(sh(LEXI, "runs", "cao_import", "--json", "--limit", "1").stdout)
+    r["history"] = history["runs"][0] if history["runs"] else {}
     sh("systemctl", "stop", "lexi-batch@cao_import.timer")
 
 
@@ -449,6 +455,29 @@ def s2_oom(r: dict[str, Any]) -> None:
         line for line in kernel
         if "Killed process" in line or "oom-kill:" in line or line.startswith(("anon ", "file "))
     ][-24:]  # fmt: skip
+    operator_view(r, "oom")
+
+
+def operator_view(r: dict[str, Any], job: str) -> None:
+    """Issue 12 in a real systemd: the failed batch started its OnFailure unit, the catalog
+    explains the entries (journalctl -x), the run summary and documents carry their fields."""
+    notify = f"lexi-notify@{job}.service"
+    r["notify_waited"] = round(wait_for("the OnFailure unit", lambda: show(
+        notify, "ExecMainExitTimestampMonotonic") not in ("", "0"), 60), 1)  # fmt: skip
+    r["notify_result"] = show(notify, "Result")
+    r["notify_journal"] = sh("journalctl", "-b", "-u", notify, "--no-pager", "-o", "cat").stdout
+    r["explained"] = sh("journalctl", "-b", "-x", "--no-pager", "-u", "lexi-maintd",
+                        "MESSAGE_ID=6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c04").stdout[-3000:]  # fmt: skip
+    entries = journal_fields()
+    summaries = [e for e in entries if e.get("MESSAGE_ID") == "6f3c1a5e2b9d4c8e9a1b7d2e4f6a8c07"
+                 and e.get("LEXI_JOB") == job]  # fmt: skip
+    r["summary_fields"] = summaries[-1] if summaries else {}
+    r["outcomes"] = sorted({
+        f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
+        for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
+    })  # fmt: skip
+    history = json.loads(sh(LEXI, "runs", job, "--json", "--limit", "1").stdout)
+    r["history"] = history["runs"][0] if history["runs"] else {}
 
 
 def s4_cancel(r: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Telling someone how a run went: Healthchecks-style pings and the OnFailure notifier."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics for node_exporter's textfile collector (see textfile.py)."""
