@@ -173,9 +173,10 @@ def test_notify_failure_without_a_notifier_prints_the_report(ws: Workspace) -> N
 
 def test_the_batch_unit_names_its_on_failure_unit() -> None:
     units = Path(__file__).resolve().parents[2] / "systemd"
-    assert "OnFailure=lexi-notify@%i.service" in (units / "lexi-batch@.service").read_text()
-    notify = (units / "lexi-notify@.service").read_text()
-    assert "ExecStart=/opt/lexi-maint/venv/bin/lexi-maint notify-failure %i" in notify
+    # templates: make install fills in @PREFIX@ (tests/unit/test_install_files.py)
+    assert "OnFailure=lexi-notify@%i.service" in (units / "lexi-batch@.service.in").read_text()
+    notify = (units / "lexi-notify@.service.in").read_text()
+    assert "ExecStart=@PREFIX@/venv/bin/lexi-maint notify-failure %i" in notify
 
 
 def test_notify_failure_reports_even_when_the_ledger_cannot_be_read(ws: Workspace) -> None:

@@ -81,6 +81,11 @@ def vm_run(vm_image: VmImage) -> VmRun:
     return run
 
 
+def record_boot(label: str, result: VmResult) -> None:
+    """Show a boot that did not go through ``vm_run`` (another image) in the timings."""
+    _BOOTS.append((label, result))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _IMAGE.done:
         return

@@ -1,0 +1,82 @@
+"""`make install`'s file steps write units, the PATH wrapper and the sysusers file whose paths
+follow PREFIX and CONFDIR (run here into temporary directories: these steps need no root)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = ("lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service", "lexi-notify@.service",
+         "lexi-batch@.timer", "lexi-batch.slice")  # fmt: skip
+
+
+def make(*args: str) -> None:
+    subprocess.run(["make", "-s", "-C", str(REPO), *args], check=True, capture_output=True)
+
+
+def test_units_follow_prefix_and_confdir(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    make("install-units", f"UNITDIR={units}", "PREFIX=/srv/lm", "CONFDIR=/srv/lm-etc")
+    assert sorted(p.name for p in units.iterdir()) == sorted(UNITS)
+    daemon = (units / "lexi-maintd.service").read_text()
+    assert "ExecStart=/srv/lm/venv/bin/lexi-maint daemon\n" in daemon
+    assert "Environment=LEXI_MAINT_CONFIG=/srv/lm-etc/lexi-maint.toml\n" in daemon
+    batch = (units / "lexi-batch@.service").read_text()
+    assert "ExecStart=/srv/lm/venv/bin/lexi-maint submit %i --wait\n" in batch
+    assert "ExecStopPost=/srv/lm/venv/bin/lexi-maint restore-orphaned\n" in batch
+    assert "Environment=LEXI_MAINT_CONFIG=/srv/lm-etc/lexi-maint.toml\n" in batch
+    for unit in UNITS:
+        text = (units / unit).read_text()
+        assert "/opt/lexi-maint" not in text and "/etc/lexi-maint" not in text, unit
+        assert not re.search(r"@(PREFIX|CONFDIR)@", text), unit
+        assert (units / unit).stat().st_mode & 0o777 == 0o644
+
+
+def test_default_paths(tmp_path: Path) -> None:
+    make("install-units", f"UNITDIR={tmp_path}")
+    daemon = (tmp_path / "lexi-maintd.service").read_text()
+    assert "ExecStart=/opt/lexi-maint/venv/bin/lexi-maint daemon\n" in daemon
+    assert "Environment=LEXI_MAINT_CONFIG=/etc/lexi-maint/lexi-maint.toml\n" in daemon
+
+
+def test_wrapper_on_path_runs_the_venv_with_the_installed_config(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    (prefix / "venv/bin").mkdir(parents=True)
+    program = prefix / "venv/bin/lexi-maint"
+    program.write_text('#!/bin/sh\necho "config=$LEXI_MAINT_CONFIG args=$*"\n')
+    program.chmod(0o755)
+    make("install-bin", f"BINDIR={tmp_path / 'bin'}", f"PREFIX={prefix}", "CONFDIR=/srv/lm-etc")
+    wrapper = tmp_path / "bin/lexi-maint"
+    assert wrapper.stat().st_mode & 0o777 == 0o755
+    env = {"PATH": "/usr/bin:/bin"}
+    run = subprocess.run([wrapper, "list", "-x"], env=env, capture_output=True, text=True)
+    assert run.stdout == "config=/srv/lm-etc/lexi-maint.toml args=list -x\n"
+    env["LEXI_MAINT_CONFIG"] = "/elsewhere.toml"  # an explicit choice still wins
+    run = subprocess.run([wrapper, "status"], env=env, capture_output=True, text=True)
+    assert run.stdout == "config=/elsewhere.toml args=status\n"
+
+
+def test_installed_config_names_the_chosen_paths(tmp_path: Path) -> None:
+    make("install-config", f"CONFDIR={tmp_path}", "PREFIX=/srv/lm")
+    installed = tmp_path / "lexi-maint.toml"
+    text = installed.read_text()
+    assert 'program = "/srv/lm/venv/bin/lexi-maint"' in text
+    assert f'# api_key_file = "{tmp_path}/deepseek-api-key"' in text
+    assert 'user = "lexi-batch"' in text
+    assert installed.stat().st_mode & 0o777 == 0o644  # the job user reads it
+    installed.write_text("# edited\n")
+    make("install-config", f"CONFDIR={tmp_path}")  # never overwritten
+    assert installed.read_text() == "# edited\n"
+
+
+def test_sysusers_file_declares_the_job_user_and_the_socket_group() -> None:
+    lines = [
+        line.split()
+        for line in (REPO / "packaging/lexi-maint.sysusers").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert ["g", "lexi-maint", "-"] in lines
+    user = next(line for line in lines if line[:2] == ["u", "lexi-batch"])
+    assert user[-2:] == ["/nonexistent", "/usr/sbin/nologin"]
