@@ -159,10 +159,14 @@ def test_graph_commands_read_the_running_jobs_graph_read_only() -> None:
             for line in run.stdout:
                 if "✅" in line:
                     break
-            stats = ws.cli("graph", "stats")
-            count = ws.cli("graph", "query", "MATCH (d:Document) RETURN count(d) AS n")
-            write = ws.cli("graph", "query", "CREATE (:Intruder)")
-            init = ws.cli("graph", "init")
+            run.send_signal(signal.SIGSTOP)  # the run holds its lock however fast the rest goes
+            try:
+                stats = ws.cli("graph", "stats")
+                count = ws.cli("graph", "query", "MATCH (d:Document) RETURN count(d) AS n")
+                write = ws.cli("graph", "query", "CREATE (:Intruder)")
+                init = ws.cli("graph", "init")
+            finally:
+                run.send_signal(signal.SIGCONT)
         finally:
             rest, _ = run.communicate(timeout=300)  # keep reading: the run writes on
         assert run.returncode == 0, rest
