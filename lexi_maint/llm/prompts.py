@@ -65,9 +65,8 @@ Reply with JSON only, in this form:
 {"chunks": [{"start": 1, "title": "Artikel 1 Definities"}, \
 {"start": 9, "title": "Artikel 2 Werkingssfeer"}]}"""
 
-ANALYSIS_SYSTEM = """\
-You analyse one chunk of a Dutch collective labour agreement (CAO) and extract facts as JSON.
-All fields are required:
+# The fields both analysis prompts ask for, word for word (one place to change them).
+ANALYSIS_FIELDS = """\
 - section_title: the heading of the section the chunk belongs to (e.g. "Artikel 5 Loon"), \
 else "".
 - defined_terms: terms the text defines ("onder werknemer wordt verstaan ..."), without a \
@@ -79,29 +78,32 @@ leading "de", "het" or "een".
 {"article": "12", "text": <as written>}.
 - parties: unions and employer organisations that are party to the agreement.
 Lists keep the order of first appearance, without duplicates; use [] when there is nothing.
+"""
+
+ANALYSIS_SYSTEM = (
+    """\
+You analyse one chunk of a Dutch collective labour agreement (CAO) and extract facts as JSON.
+All fields are required:
+"""
+    + ANALYSIS_FIELDS
+    + """\
 Reply with one JSON object and nothing else, for example:
 {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], "dates": ["2025-01-01"], \
 "amounts": [{"value": 2450.0, "currency": "EUR", "text": "€ 2.450,00"}], \
 "percentages": [{"value": 3.5, "text": "3,5%"}], \
 "references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV", "CNV Vakmensen"]}"""
+)
 
 
-ANALYSIS_BATCH_SYSTEM = """\
+ANALYSIS_BATCH_SYSTEM = (
+    """\
 You analyse the chunks of a Dutch collective labour agreement (CAO) and extract facts from \
 each chunk as JSON. Each chunk follows a line "=== chunk N ===" and its heading line; \
 analyse every chunk on its own text only.
 For every chunk, all fields are required:
-- section_title: the heading of the section the chunk belongs to (e.g. "Artikel 5 Loon"), \
-else "".
-- defined_terms: terms the text defines ("onder werknemer wordt verstaan ..."), without a \
-leading "de", "het" or "een".
-- dates: dates written in the text, as YYYY-MM-DD; leave out dates without a year.
-- amounts: money amounts as {"value": <number in euro>, "currency": "EUR", "text": <as written>}.
-- percentages: {"value": <number>, "text": <as written>}.
-- references: references to articles of this agreement, not of statutes: \
-{"article": "12", "text": <as written>}.
-- parties: unions and employer organisations that are party to the agreement.
-Lists keep the order of first appearance, without duplicates; use [] when there is nothing.
+"""
+    + ANALYSIS_FIELDS
+    + """\
 Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with one entry \
 per chunk number, for example:
 {"chunks": {"1": {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], \
@@ -110,6 +112,7 @@ per chunk number, for example:
 "references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV"]}, \
 "2": {"section_title": "Artikel 6 Verlof", "defined_terms": [], "dates": [], "amounts": [], \
 "percentages": [], "references": [], "parties": []}}}"""
+)
 
 
 # --- windows and segments ------------------------------------------------------------------
