@@ -60,6 +60,7 @@ class Verification:
     checked: int  # documents done in the ledger
     missing: tuple[str, ...] = ()  # done in the ledger, absent from the graph
     stale: tuple[str, ...] = ()  # in the graph with another sha256
+    hashes: tuple[tuple[str, str], ...] = ()  # per stale path: (ledger, graph) sha256
     chunk_mismatch: tuple[tuple[str, int | None, int | None], ...] = ()  # path, ledger, graph
     not_done: tuple[tuple[str, str], ...] = field(default=())  # in the graph; ledger status
 
@@ -71,8 +72,11 @@ class Verification:
         lines = [f"job {self.job}: {self.checked} documents done in the ledger"]
         for path in self.missing:
             lines.append(f"  missing from the graph: {path}")
-        for path in self.stale:
-            lines.append(f"  other content in the graph (sha256 differs): {path}")
+        for path, (ledger, graph) in zip(self.stale, self.hashes, strict=True):
+            lines.append(
+                f"  other content in the graph (sha256 differs): {path}"
+                f" (ledger {ledger[:12] or '-'}, graph {graph[:12] or '-'})"
+            )
         for path, ledger, graph in self.chunk_mismatch:
             lines.append(f"  chunks: ledger {ledger}, graph {graph}: {path}")
         for path, status in self.not_done:
@@ -99,4 +103,7 @@ def verify(
     not_done = tuple(
         (r.path, r.status.value) for r in records if r.status is not Status.DONE and r.path in graph
     )
-    return Verification(job, len(done), missing, stale, chunks, not_done)
+    hashes = tuple(
+        (r.sha256, graph[r.path].sha256) for r in done if r.path in graph and r.path in stale
+    )
+    return Verification(job, len(done), missing, stale, hashes, chunks, not_done)

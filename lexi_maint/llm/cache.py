@@ -85,12 +85,18 @@ class ResponseCache:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = _open(path)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("response cache %s unusable, calls are not cached: %s", path, exc)
+
+    @staticmethod
+    def prepare(path: Path) -> None:
+        """Create the file, its WAL mode and its tables once, in the runner, before any
+        worker opens it: workers that race to create it can be refused with "database is
+        locked" (switching to WAL takes an exclusive lock the busy timeout does not wait
+        for), and a worker without the journal would lose its spend rows."""
+        try:
+            _open(path).close()
         except (sqlite3.Error, OSError) as exc:
             log.warning("response cache %s unusable, calls are not cached: %s", path, exc)
 
@@ -153,6 +159,41 @@ class ResponseCache:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+_OPEN_ATTEMPTS = 5
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode with the tables in place. The mode and the tables are
+    written only when missing (both need a write lock); "database is locked" while
+    another process holds that lock is retried a few times."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(_OPEN_ATTEMPTS):
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not _has_tables(conn):
+                conn.executescript(_SCHEMA)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+        except BaseException:
+            conn.close()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name IN ('answers', 'spend', 'spend_by_document')"
+    ).fetchone()
+    return int(found[0]) == 3
 
 
 def _insert_answer(conn: sqlite3.Connection, key: str, model: str, answer: Completion,

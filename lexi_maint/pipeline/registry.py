@@ -36,12 +36,14 @@ def stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
 
 
 def _llm_stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
+    from lexi_maint.llm.cache import ResponseCache
     from lexi_maint.llm.keys import load_api_key
     from lexi_maint.llm.runtime import LlmRuntime
     from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
     from lexi_maint.pipeline.llm_chunk import LlmChunkStage
 
     runtime = LlmRuntime(job.llm, load_api_key(job.llm), job=job.name)
+    ResponseCache.prepare(job.llm.cache_path)  # before any worker opens it
 
     def make() -> Sequence[Stage]:
         return (

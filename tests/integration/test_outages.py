@@ -7,6 +7,7 @@ model API down when the run starts.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -109,10 +110,19 @@ class TinyDisk:
         return self
 
     def fill(self, leave: int) -> None:
+        """Fill up to `leave` free bytes; the server writes too, so with `leave=0` the disk
+        may be full before the filler's last block (ENOSPC then means done)."""
         st = os.statvfs(self.data)
         free = st.f_bavail * st.f_frsize
-        with self.filler.open("ab") as handle:
-            handle.write(b"\0" * max(free - leave, 0))
+        remaining = max(free - leave, 0)
+        with self.filler.open("ab", buffering=0) as handle:
+            while remaining > 0:
+                try:
+                    remaining -= handle.write(b"\0" * min(remaining, 1 << 20))
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC or leave:
+                        raise
+                    return
 
     def free_up(self) -> None:
         self.filler.unlink(missing_ok=True)

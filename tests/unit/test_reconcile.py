@@ -44,7 +44,7 @@ def test_verify_reports_every_difference_and_what_to_do() -> None:
     assert result.chunk_mismatch == (("/in/c.txt", 2, 1),)
     assert result.not_done == (("/in/d.txt", "failed"),)
     text = result.render()
-    assert "other content in the graph (sha256 differs): /in/b.txt" in text
+    assert "other content in the graph (sha256 differs): /in/b.txt (ledger bb, graph aa)" in text
     assert "chunks: ledger 2, graph 1: /in/c.txt" in text
     assert "`lexi-maint run j` processes the differing ones again" in text
     wiped = verify("j", RECORDS, {})
