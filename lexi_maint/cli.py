@@ -457,6 +457,7 @@ def _reporter(mode: str, job: str, run_id: str | None, out: TextIO) -> Callable[
 def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: TextIO) -> int:
     from lexi_maint.jobrun import StatePaths
     from lexi_maint.ledger import Ledger
+    from lexi_maint.liveness import running_since
     from lexi_maint.status import no_runs_yet, render_status, status_json
 
     job = config.job(job_name)
@@ -470,7 +471,7 @@ def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: 
         return EXIT_OK
     with Ledger.open(path) as ledger:
         records = ledger.documents(job.name)
-        last_run = ledger.last_run(job.name)
+        last_run = ledger.last_run(job.name, alive=running_since)
     if as_json:
         json.dump(
             status_json(job.name, records, last_run, failed_only=failed),
@@ -488,6 +489,7 @@ def _runs(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.history import no_runs, render_runs, runs_json
     from lexi_maint.jobrun import StatePaths
     from lexi_maint.ledger import Ledger
+    from lexi_maint.liveness import running_since
 
     job = config.job(args.job).name if args.job else None
     path = StatePaths(config.state_dir).ledger
@@ -495,7 +497,7 @@ def _runs(config: Config, args: argparse.Namespace) -> int:
         runs = []
     else:
         with Ledger.open(path) as ledger:
-            runs = ledger.runs(job, args.limit)
+            runs = ledger.runs(job, args.limit, alive=running_since)
     if args.json:
         print(json.dumps(runs_json(runs), indent=2, ensure_ascii=False))
     else:

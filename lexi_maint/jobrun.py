@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import Dependency, StateError, UsageError
+from lexi_maint.errors import Dependency, LedgerError, StateError, UsageError
 from lexi_maint.events import Event, RunSummary
 from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
 from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
@@ -31,6 +31,7 @@ from lexi_maint.stopsignal import StopSignal
 log = logging.getLogger(__name__)
 
 _SHOWN_MISSING = 5
+EXIT_STATE = 3  # the run's exit status when its state (the ledger) failed under it
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,41 @@ def run_job(
         )
         try:
             summary = runner.run(found, decisions, len(interrupted))
-        except BaseException:
-            ledger.finish_run(job.name, run_id, "cancelled", {})
+        except LedgerError as exc:  # the ledger failed under the run (disk full, damaged)
+            _record_end(ledger, job.name, run_id, "failed", {"error": str(exc)}, exc)
+            raise
+        except BaseException as exc:
+            _record_end(ledger, job.name, run_id, "cancelled", {}, exc)
             raise
         status = "stopped" if summary.stopped else "finished"
         ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
         return summary
+
+
+def _record_end(
+    ledger: Ledger,
+    job: str,
+    run_id: str,
+    status: str,
+    summary: dict[str, str],
+    cause: BaseException,
+) -> None:
+    """Record how a run ended on an exception, as far as the ledger still lets us.
+
+    Never masks `cause`: when the ledger refuses this write too, the row stays `running`
+    in the file, and `runs`/`status` show it `interrupted` once this process is gone
+    (`Ledger.runs(alive=...)`); the next run of the job marks it so for good.
+    """
+    exit_status = EXIT_STATE if isinstance(cause, LedgerError) else None
+    try:
+        ledger.finish_run(job, run_id, status, summary, exit_status)
+    except LedgerError as exc:
+        log.warning(
+            "the end of run %s could not be recorded in the ledger (%s); it reads as"
+            " interrupted from now on",
+            run_id,
+            exc,
+        )
 
 
 def _outage_guard(job: JobConfig, served: ServedGraph, state_dir: Path) -> OutageGuard:

@@ -30,7 +30,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +169,7 @@ class Failure:
 
 
 Outcome = Success | Failure
+Alive = Callable[[int, float], bool]  # is the process (pid) that started at ... still there?
 
 
 @dataclass(frozen=True)
@@ -298,16 +299,22 @@ class Ledger:
             raise LedgerError(f"no ledger row for job {job!r}, document {path}")
         return _record(row, self.path)
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRow]:
-        """The newest `limit` runs, of `job` or of every job, newest first."""
+    def runs(
+        self, job: str | None = None, limit: int = 20, alive: Alive | None = None
+    ) -> list[RunRow]:
+        """The newest `limit` runs, of `job` or of every job, newest first.
+
+        With `alive` (`lexi_maint.liveness.running_since`), a row still `running` whose
+        process is gone reads `interrupted`: it died without recording its end.
+        """
         where, params = ("WHERE job = ?", [job]) if job else ("", [])
         rows = self._conn.execute(
             "SELECT run_id, job, status, started_at, finished_at, exit_status, trigger,"
-            f" service_downtime, summary, {_USAGE_SELECT} FROM runs {where}"
+            f" service_downtime, summary, pid, {_USAGE_SELECT} FROM runs {where}"
             " ORDER BY started_at DESC LIMIT ?",
             (*params, limit),
         ).fetchall()
-        return [_run_row(row) for row in rows]
+        return [_run_row(row, alive) for row in rows]
 
     def last_success(self, job: str) -> float | None:
         """When the job's last run with exit status 0 ended."""
@@ -316,20 +323,21 @@ class Ledger:
         ).fetchone()
         return None if row is None else row[0]
 
-    def last_run(self, job: str) -> dict[str, Any] | None:
+    def last_run(self, job: str, alive: Alive | None = None) -> dict[str, Any] | None:
+        """The job's newest run (`alive`: as in `runs`)."""
         with self._reading():
             row = self._conn.execute(
-                f"SELECT run_id, status, started_at, finished_at, summary, {_USAGE_SELECT}"
+                f"SELECT run_id, status, started_at, finished_at, summary, pid, {_USAGE_SELECT}"
                 " FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
                 (job,),
             ).fetchone()
         if row is None:
             return None
-        run_id, status, started, finished, summary, *usage = row
+        run_id, status, started, finished, summary, pid, *usage = row
         try:
             return {
                 "run_id": str(run_id),
-                "status": str(status),
+                "status": shown_status(str(status), pid, started, alive),
                 "started_at": _number(started),
                 "finished_at": _number(finished),
                 "summary": _json(summary, dict),
@@ -645,13 +653,22 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _run_row(row: Sequence[Any]) -> RunRow:
-    run_id, job, status, started, finished, exit_status, trigger, downtime, summary = row[:9]
+def _run_row(row: Sequence[Any], alive: Alive | None) -> RunRow:
+    run_id, job, status, started, finished, exit_status, trigger, downtime, summary, pid = row[:10]
     return RunRow(
-        run_id=run_id, job=job, status=status, started_at=started, finished_at=finished,
-        exit_status=exit_status, trigger=trigger, service_downtime=downtime,
-        summary=json.loads(summary), usage=_usage(row[9:]),
+        run_id=run_id, job=job, status=shown_status(status, pid, started, alive),
+        started_at=started, finished_at=finished, exit_status=exit_status, trigger=trigger,
+        service_downtime=downtime, summary=json.loads(summary), usage=_usage(row[10:]),
     )  # fmt: skip
+
+
+def shown_status(status: str, pid: object, started_at: object, alive: Alive | None) -> str:
+    """`interrupted` for a run still recorded `running` whose process is gone (see `runs`)."""
+    if status != "running" or alive is None:
+        return status
+    if isinstance(pid, int) and isinstance(started_at, int | float) and alive(pid, started_at):
+        return status
+    return "interrupted"
 
 
 def _usage_values(usage: Usage) -> tuple[Any, ...]:
