@@ -14,7 +14,7 @@ unit tests and --dry-run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from lexi_maint.errors import GraphError
@@ -26,7 +26,9 @@ from lexi_maint.graph.model import (
     MENTIONS,
     NEXT,
     REFERS_TO,
+    DocumentRow,
     GraphDocument,
+    GraphPart,
     GraphStats,
 )
 
@@ -40,6 +42,14 @@ class GraphStore(Protocol):
 
     def write_document(self, doc: GraphDocument) -> None:
         """Replace the document stored under `doc.path` (atomically where the engine can)."""
+
+    def write_document_parts(
+        self, path: str, parts: Iterable[GraphPart], document: Callable[[], DocumentRow]
+    ) -> None:
+        """Replace the document stored under `path` with a long document's `parts`, written
+        one after the other (consumed lazily); `document()` gives its Document row once
+        they are. Until the last step readers see the previous version whole, and if
+        anything fails (a part, producing one, the last step) it stays so."""
 
     def delete_document(self, path: str) -> None:
         """Remove a document, its chunks and the entities nothing else mentions."""
@@ -67,6 +77,7 @@ class FakeGraphStore:
         self.documents: dict[str, GraphDocument] = {}
         self.failure: GraphError | None = None
         self.writes = 0
+        self.parts_written = 0
         self.schema_ensured = False
         self.closed = False
         self._query_handler = query_handler
@@ -81,6 +92,23 @@ class FakeGraphStore:
             raise self.failure
         self.documents[doc.path] = doc
         self.writes += 1
+
+    def write_document_parts(
+        self, path: str, parts: Iterable[GraphPart], document: Callable[[], DocumentRow]
+    ) -> None:
+        if self.failure is not None:
+            raise self.failure
+        collected = list(parts)
+        self.parts_written += len(collected)
+        self.write_document(
+            GraphDocument(
+                document=document(),
+                chunks=tuple(row for part in collected for row in part.chunks),
+                next_pairs=tuple(row for part in collected for row in part.next_pairs),
+                mentions=tuple(row for part in collected for row in part.mentions),
+                references=tuple(row for part in collected for row in part.references),
+            )
+        )
 
     def delete_document(self, path: str) -> None:
         self.documents.pop(path, None)

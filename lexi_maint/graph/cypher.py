@@ -16,6 +16,17 @@ even if chunk ids collide. Because part 2 deletes whatever part 3 created last t
 whole sequence is idempotent: running it twice, or again after a failure in the middle,
 gives the same graph.
 
+A long document is written in parts (`GraphPart`, see `lexi_maint.graph.model`), never as
+one payload, and still replaces its previous version in one atomic step: the parts' chunks
+hang off a `(:Staging {path})` node, each part its own query or transaction (`write_steps`
+with `owner=STAGING`, `part_parameters`); the last step (`FALKORDB_SWAP_STAGED`; on Memgraph
+`STALE_ENTITIES`, `DELETE_OLD_CHUNKS`, `MOVE_STAGED_CHUNKS`, `DELETE_STAGING_NODE`, then
+`delete_orphans`) replaces the old chunks with the staged ones
+and removes the Staging node. Until then readers see the previous version whole; staged
+rows left by a failure are removed before the next write of that path and on the way out
+(`FALKORDB_CLEAR_STAGING`; on Memgraph `stale_entities_of(STAGING)`, `delete_chunks_of`,
+`DELETE_STAGING_NODE`, then `delete_orphans`).
+
 Dialects (`Dialect`, `FALKORDB`, `MEMGRAPH`):
 
 - FalkorDB has no multi-statement transactions but runs one query atomically (undo on
@@ -53,6 +64,7 @@ from lexi_maint.graph.model import (
     REFERS_TO,
     RELATIONSHIP_TYPES,
     GraphDocument,
+    GraphPart,
     GraphStats,
     MentionRow,
 )
@@ -113,14 +125,38 @@ SET d.sha256 = $document.sha256, d.title = $document.title, d.pages = $document.
 
 # --- part 2 -----------------------------------------------------------------------------
 
-STALE_ENTITIES = f"""
-MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(:{CHUNK})-[:{MENTIONS}]->(e)
+STAGING = "Staging"  # owns a long document's chunks while its parts are written
+
+
+def stale_entities_of(owner: str) -> str:
+    """The labels and names of the entities the chunks of `owner` {path} mention."""
+    return f"""
+MATCH (:{owner} {{path: $path}})-[:{HAS_CHUNK}]->(:{CHUNK})-[:{MENTIONS}]->(e)
 RETURN DISTINCT labels(e) AS labels, e.name AS name
 """
 
-DELETE_OLD_CHUNKS = f"""
-MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
+
+def delete_chunks_of(owner: str) -> str:
+    return f"""
+MATCH (:{owner} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
 DETACH DELETE old
+"""
+
+
+STALE_ENTITIES = stale_entities_of(DOCUMENT)
+DELETE_OLD_CHUNKS = delete_chunks_of(DOCUMENT)
+
+DELETE_STAGING_NODE = f"""
+MATCH (s:{STAGING} {{path: $path}})
+DETACH DELETE s
+"""
+
+# The staged chunks become the document's (run after its old chunks were deleted).
+MOVE_STAGED_CHUNKS = f"""
+MATCH (d:{DOCUMENT} {{path: $path}})
+MATCH (:{STAGING} {{path: $path}})-[r:{HAS_CHUNK}]->(c:{CHUNK})
+DELETE r
+CREATE (d)-[:{HAS_CHUNK}]->(c)
 """
 
 DELETE_DOCUMENT_NODE = f"""
@@ -170,42 +206,48 @@ def _copy_properties(keys: Sequence[str], source: str) -> str:
 
 CHUNK_PROPERTIES = ("id", "index", "text", "heading", "start", "end", "articles")
 
-CREATE_CHUNKS = RowsStatement(
-    f"""
-MATCH (d:{DOCUMENT} {{path: $path}})
+
+def create_chunks(owner: str = DOCUMENT) -> RowsStatement:
+    """Chunk nodes under their document (under a new or existing Staging node: `STAGING`)."""
+    find = "MERGE" if owner == STAGING else "MATCH"
+    text = f"""
+{find} (d:{owner} {{path: $path}})
+WITH d
 UNWIND $chunks AS row
 CREATE (d)-[:{HAS_CHUNK}]->(:{CHUNK} {_copy_properties(CHUNK_PROPERTIES, "row")})
-""",
-    "chunks",
-)
+"""
+    return RowsStatement(text, "chunks")
 
 
-def _match_chunk(dialect: Dialect, var: str, key: str) -> str:
-    """Bind `var` to the chunk of THIS document whose id is `key`.
+CREATE_CHUNKS = create_chunks()
+
+
+def _match_chunk(dialect: Dialect, var: str, key: str, owner: str) -> str:
+    """Bind `var` to the chunk of THIS document (or its staged version) whose id is `key`.
 
     Written as an index lookup on Chunk.id plus a pattern predicate on its one HAS_CHUNK
     edge; `(d)-[:HAS_CHUNK]->(c {id: key})` would scan all of the document's chunks for
     every row (FalkorDB 4.16 plans it that way), quadratic in the chunk count.
     """
-    owned = dialect.has_pattern(f"(:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->({var})")
+    owned = dialect.has_pattern(f"(:{owner} {{path: $path}})-[:{HAS_CHUNK}]->({var})")
     return f"MATCH ({var}:{CHUNK} {{id: {key}}}) WHERE {owned}"
 
 
-def create_next(dialect: Dialect) -> RowsStatement:
+def create_next(dialect: Dialect, owner: str = DOCUMENT) -> RowsStatement:
     text = f"""
 UNWIND $next AS pair
-{_match_chunk(dialect, "a", "pair.source")}
-{_match_chunk(dialect, "b", "pair.target")}
+{_match_chunk(dialect, "a", "pair.source", owner)}
+{_match_chunk(dialect, "b", "pair.target", owner)}
 CREATE (a)-[:{NEXT}]->(b)
 """
     return RowsStatement(text, "next")
 
 
-def create_refers_to(dialect: Dialect) -> RowsStatement:
+def create_refers_to(dialect: Dialect, owner: str = DOCUMENT) -> RowsStatement:
     text = f"""
 UNWIND $references AS ref
-{_match_chunk(dialect, "a", "ref.source")}
-{_match_chunk(dialect, "b", "ref.target")}
+{_match_chunk(dialect, "a", "ref.source", owner)}
+{_match_chunk(dialect, "b", "ref.target", owner)}
 CREATE (a)-[:{REFERS_TO} {{article: ref.article}}]->(b)
 """
     return RowsStatement(text, "references")
@@ -235,38 +277,44 @@ MERGE (e:{label} {{name: row.name}}){_ON_CREATE.get(label, "")}
     return RowsStatement(text, entities_parameter(label))
 
 
-def create_mentions(dialect: Dialect, label: str) -> RowsStatement:
+def create_mentions(dialect: Dialect, label: str, owner: str = DOCUMENT) -> RowsStatement:
     text = f"""
 UNWIND ${mentions_parameter(label)} AS m
-{_match_chunk(dialect, "c", "m.chunk_id")}
+{_match_chunk(dialect, "c", "m.chunk_id", owner)}
 MATCH (e:{label} {{name: m.name}})
 CREATE (c)-[:{MENTIONS}]->(e)
 """
     return RowsStatement(text, mentions_parameter(label))
 
 
-def write_steps(dialect: Dialect) -> tuple[RowsStatement, ...]:
-    """Part 3 in order: nodes (chunks, entities) before relationships."""
+def write_steps(dialect: Dialect, owner: str = DOCUMENT) -> tuple[RowsStatement, ...]:
+    """Part 3 in order: nodes (chunks, entities) before relationships (`owner`: STAGING
+    for a part of a long document)."""
     return (
-        CREATE_CHUNKS,
+        create_chunks(owner),
         *(merge_entities(label) for label in ENTITY_LABELS),
-        create_next(dialect),
-        *(create_mentions(dialect, label) for label in ENTITY_LABELS),
-        create_refers_to(dialect),
+        create_next(dialect, owner),
+        *(create_mentions(dialect, label, owner) for label in ENTITY_LABELS),
+        create_refers_to(dialect, owner),
     )
 
 
 def write_parameters(doc: GraphDocument) -> dict[str, object]:
     """The parameters every statement of a document write reads."""
+    part = GraphPart(doc.chunks, doc.next_pairs, doc.mentions, doc.references)
+    return {**part_parameters(doc.path, part), "document": dict(doc.document)}
+
+
+def part_parameters(path: str, part: GraphPart) -> dict[str, object]:
+    """The parameters the `write_steps` statements read, for one part of a document."""
     params: dict[str, object] = {
-        "path": doc.path,
-        "document": dict(doc.document),
-        "chunks": [dict(row) for row in doc.chunks],
-        "next": [dict(row) for row in doc.next_pairs],
-        "references": [dict(row) for row in doc.references],
+        "path": path,
+        "chunks": [dict(row) for row in part.chunks],
+        "next": [dict(row) for row in part.next_pairs],
+        "references": [dict(row) for row in part.references],
     }
     for label in ENTITY_LABELS:
-        mentions = doc.mentions_of(label)
+        mentions = [m for m in part.mentions if m["label"] == label]
         params[mentions_parameter(label)] = [dict(row) for row in mentions]
         params[entities_parameter(label)] = _entities(mentions)
     return params
@@ -304,13 +352,23 @@ def batched_statements(
 
 def write_plan(doc: GraphDocument, dialect: Dialect, batch_size: int) -> list[Statement]:
     """Part 3 of a document write as statements of at most `batch_size` rows each."""
-    params = write_parameters(doc)
-    fixed = {"path": doc.path}
+    return _plan(write_parameters(doc), write_steps(dialect), doc.path, batch_size)
+
+
+def part_plan(path: str, part: GraphPart, dialect: Dialect, batch_size: int) -> list[Statement]:
+    """One part of a long document, staged, as statements of at most `batch_size` rows."""
+    steps = write_steps(dialect, STAGING)
+    return _plan(part_parameters(path, part), steps, path, batch_size)
+
+
+def _plan(
+    params: Mapping[str, object], steps: Sequence[RowsStatement], path: str, batch_size: int
+) -> list[Statement]:
     plan: list[Statement] = []
-    for step in write_steps(dialect):
+    for step in steps:
         rows = params[step.rows]
         assert isinstance(rows, list)
-        plan.extend(batched_statements(step, rows, batch_size, fixed))
+        plan.extend(batched_statements(step, rows, batch_size, {"path": path}))
     return plan
 
 
@@ -376,8 +434,11 @@ def _count(row: Mapping[str, object], name: str) -> int:
 
 # --- FalkorDB dialect -------------------------------------------------------------------
 
-FALKORDB_DELETE_CHUNKS = f"""
-MATCH (:{DOCUMENT} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
+
+def falkordb_delete_chunks(owner: str) -> str:
+    """Delete the chunks of `owner` {path} and the entities nothing mentions then."""
+    return f"""
+MATCH (:{owner} {{path: $path}})-[:{HAS_CHUNK}]->(old:{CHUNK})
 OPTIONAL MATCH (old)-[:{MENTIONS}]->(entity)
 WITH collect(DISTINCT old) AS olds, collect(DISTINCT entity) AS entities
 FOREACH (chunk IN olds | DETACH DELETE chunk)
@@ -386,6 +447,9 @@ UNWIND entities AS entity
 WITH entity WHERE NOT (entity)<-[:{MENTIONS}]-()
 DELETE entity
 """
+
+
+FALKORDB_DELETE_CHUNKS = falkordb_delete_chunks(DOCUMENT)
 
 FALKORDB_LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
 
@@ -406,6 +470,16 @@ FALKORDB_WRITE_DOCUMENT = falkordb_single_query(
 )
 # Remove one document and whatever only it mentioned; takes `{"path": ...}`.
 FALKORDB_DELETE_DOCUMENT = falkordb_single_query([FALKORDB_DELETE_CHUNKS, DELETE_DOCUMENT_NODE])
+# A long document: remove what an unfinished write staged; takes `{"path": ...}`.
+FALKORDB_CLEAR_STAGING = falkordb_single_query(
+    [falkordb_delete_chunks(STAGING), DELETE_STAGING_NODE]
+)
+# ... write one part, staged; takes `part_parameters(path, part)`.
+FALKORDB_WRITE_PART = falkordb_single_query([step.text for step in write_steps(FALKORDB, STAGING)])
+# ... replace the previous version with the staged one; takes `{"path": ..., "document": ...}`.
+FALKORDB_SWAP_STAGED = falkordb_single_query(
+    [MERGE_DOCUMENT, FALKORDB_DELETE_CHUNKS, MOVE_STAGED_CHUNKS, DELETE_STAGING_NODE]
+)
 
 # --- Memgraph dialect -------------------------------------------------------------------
 

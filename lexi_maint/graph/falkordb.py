@@ -27,7 +27,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +43,7 @@ from redis.retry import Retry
 
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
-from lexi_maint.graph.model import GraphDocument, GraphStats
+from lexi_maint.graph.model import DocumentRow, GraphDocument, GraphPart, GraphStats
 from lexi_maint.probe import Health
 
 log = logging.getLogger(__name__)
@@ -449,6 +449,30 @@ class FalkorGraphStore:
         """Replace the document's previous version in one atomic query."""
         what = f"writing {doc.path}"
         self._run(cypher.FALKORDB_WRITE_DOCUMENT, cypher.write_parameters(doc), what)
+
+    def write_document_parts(
+        self, path: str, parts: Iterable[GraphPart], document: Callable[[], DocumentRow]
+    ) -> None:
+        """Replace a long document part by part: each part one atomic query beside the
+        previous version, which one atomic query swaps for them at the end (see cypher)."""
+        what = f"writing {path}"
+        self._run(cypher.FALKORDB_CLEAR_STAGING, {"path": path}, what)
+        try:
+            for part in parts:
+                self._run(cypher.FALKORDB_WRITE_PART, cypher.part_parameters(path, part), what)
+            swap = {"path": path, "document": dict(document())}
+            self._run(cypher.FALKORDB_SWAP_STAGED, swap, what)
+        except BaseException:
+            self._clear_staging(path)
+            raise
+
+    def _clear_staging(self, path: str) -> None:
+        """Remove what a failed write staged, if the server lets us (else the next write of
+        the path does)."""
+        try:
+            self._run(cypher.FALKORDB_CLEAR_STAGING, {"path": path}, f"cleaning up {path}")
+        except GraphError as exc:
+            log.warning("the staged rows of %s stay until its next write: %s", path, exc)
 
     def delete_document(self, path: str) -> None:
         """Remove a document, its chunks and the entities only it mentioned."""

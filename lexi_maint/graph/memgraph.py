@@ -16,6 +16,9 @@ Writing one document is ONE explicit write transaction::
     orphan_plan          the stale entities that nothing mentions any more
     COMMIT
 
+A long document (`write_document_parts`) is one transaction per part, its chunks staged
+beside the previous version, and one last transaction that swaps them in (see cypher).
+
 If a statement or the commit fails, the transaction is rolled back, so the previous version
 stays whole: the graph never holds half a document. A write-write conflict ("Cannot
 resolve conflicting transactions", a serialization error, or a uniqueness violation when two
@@ -31,7 +34,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -39,7 +42,7 @@ from lexi_maint.errors import GraphError, UsageError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.config import MemgraphConfig
 from lexi_maint.graph.credentials import Credentials, load_credentials
-from lexi_maint.graph.model import GraphDocument, GraphStats
+from lexi_maint.graph.model import DocumentRow, GraphDocument, GraphPart, GraphStats
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,46 @@ class MemgraphGraphStore:
         self._transaction(replace, f"writing {doc.path}")
         log.debug("%s: wrote %s in %d batched statements", self.where, doc.path, len(plan))
 
+    def write_document_parts(
+        self, path: str, parts: Iterable[GraphPart], document: Callable[[], DocumentRow]
+    ) -> None:
+        """Replace a long document part by part: each part one transaction (retried as a
+        whole) beside the previous version, which one transaction swaps for them at the
+        end (see cypher)."""
+        what = f"writing {path}"
+        self._transaction(lambda tx: self._clear_staging(tx, path), what)
+        try:
+            for part in parts:
+                self._write_part(path, part, what)
+            row = dict(document())
+            self._transaction(lambda tx: self._swap_staged(tx, path, row), what)
+        except BaseException:
+            try:
+                self._transaction(lambda tx: self._clear_staging(tx, path), f"cleaning up {path}")
+            except GraphError as exc:
+                log.warning("the staged rows of %s stay until its next write: %s", path, exc)
+            raise
+
+    def _write_part(self, path: str, part: GraphPart, what: str) -> None:
+        plan = cypher.part_plan(path, part, self._dialect, self._config.batch_size)
+        self._transaction(lambda tx: _run_all(tx, plan), what)
+
+    def _swap_staged(self, tx: BoltTransaction, path: str, document: dict[str, object]) -> None:
+        params = {"path": path}
+        tx.run(cypher.MERGE_DOCUMENT, {**params, "document": document})
+        stale = cypher.stale_entities(tx.run(cypher.STALE_ENTITIES, params))
+        tx.run(cypher.DELETE_OLD_CHUNKS, params)
+        tx.run(cypher.MOVE_STAGED_CHUNKS, params)
+        tx.run(cypher.DELETE_STAGING_NODE, params)
+        self._delete_orphans(tx, stale)
+
+    def _clear_staging(self, tx: BoltTransaction, path: str) -> None:
+        params = {"path": path}
+        stale = cypher.stale_entities(tx.run(cypher.stale_entities_of(cypher.STAGING), params))
+        tx.run(cypher.delete_chunks_of(cypher.STAGING), params)
+        tx.run(cypher.DELETE_STAGING_NODE, params)
+        self._delete_orphans(tx, stale)
+
     def delete_document(self, path: str) -> None:
         """Remove a document, its chunks and the entities only it mentioned."""
         params = {"path": path}
@@ -280,6 +323,11 @@ class MemgraphGraphStore:
             return f"{self.where} kept failing {what} ({exc.kind.value}){tries}: {detail}"
         hints = [hint for marker, hint in _HINTS.items() if marker in detail.lower()]
         return f"{self.where} rejected {what}: {detail}" + "".join(f"; {h}" for h in hints)
+
+
+def _run_all(tx: BoltTransaction, plan: Sequence[cypher.Statement]) -> None:
+    for statement in plan:
+        tx.run(statement.text, statement.params)
 
 
 def index_keys(rows: Sequence[Mapping[str, object]]) -> set[tuple[str, str]]:

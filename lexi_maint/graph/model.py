@@ -33,14 +33,14 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import NotRequired, TypedDict
+from typing import NamedTuple, NotRequired, TypedDict
 
 from lexi_maint.errors import DocumentError, ErrorClass
 from lexi_maint.pipeline.articles import (
     Kind,
     article_of_heading,
-    find_headings,
     resolve_reference,
+    scan_headings,
 )
 from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.schema import ChunkAnalysis
@@ -174,9 +174,20 @@ def entity_name(label: str, raw: str) -> str:
 
 def articles_held(chunks: Sequence[Chunk]) -> list[list[str]]:
     """For each chunk (in order), the keys of the articles it holds (see the module doc)."""
-    headings = find_headings("".join(chunk.text for chunk in chunks))
+    return _articles_held(chunks, _Held())[0]
+
+
+class _Held(NamedTuple):
+    """Where `articles_held` stands after some chunks, for the chunks that follow."""
+
+    current: str = ""  # the key of the article in force
+    bare_chapter: str = ""  # see `scan_headings`
+
+
+def _articles_held(chunks: Sequence[Chunk], carry: _Held) -> tuple[list[list[str]], _Held]:
+    headings, bare_chapter = scan_headings("".join(c.text for c in chunks), carry.bare_chapter)
     held: list[list[str]] = []
-    index, current, offset = 0, "", 0
+    index, current, offset = 0, carry.current, 0
     for chunk in chunks:
         end = offset + len(chunk.text)
         starts_inside = index == len(headings) or headings[index].start > offset
@@ -190,7 +201,7 @@ def articles_held(chunks: Sequence[Chunk]) -> list[list[str]]:
         named = article_of_heading(chunk.heading)  # a model's title may name it alone
         held.append(keys if named is None or named in keys else [named, *keys])
         offset = end
-    return held
+    return held, _Held(current, bare_chapter)
 
 
 def _chunk_row(chunk: Chunk, articles: list[str]) -> ChunkRow:
@@ -267,21 +278,104 @@ def _references(
     chunks: tuple[Chunk, ...], held: list[list[str]], analyses: Mapping[str, ChunkAnalysis]
 ) -> tuple[tuple[ReferenceRow, ...], int]:
     first_chunk: dict[str, str] = {}
+    _note_first_chunks(first_chunk, chunks, held)
+    return _resolve(_referenced(chunks, analyses), first_chunk)
+
+
+def _note_first_chunks(
+    first_chunk: dict[str, str], chunks: Iterable[Chunk], held: Iterable[list[str]]
+) -> None:
     for chunk, keys in zip(chunks, held, strict=True):
         for key in keys:
             first_chunk.setdefault(key, chunk.id)
-    rows: dict[tuple[str, str], ReferenceRow] = {}
-    unresolved = 0
+
+
+def _referenced(
+    chunks: Iterable[Chunk], analyses: Mapping[str, ChunkAnalysis]
+) -> Iterator[tuple[str, str]]:
+    """(chunk id, article as the analysis read it) of every reference, in chunk order."""
     for chunk in chunks:
         analysis = analyses.get(chunk.id)
         for ref in analysis.references if analysis else ():
-            article = resolve_reference(ref.article, first_chunk)
-            if article is None:
-                unresolved += 1
-            elif first_chunk[article] != chunk.id:
-                target = first_chunk[article]
-                rows.setdefault(
-                    (chunk.id, target),
-                    ReferenceRow(source=chunk.id, target=target, article=article),
-                )
+            yield chunk.id, ref.article
+
+
+def _resolve(
+    references: Iterable[tuple[str, str]], first_chunk: Mapping[str, str]
+) -> tuple[tuple[ReferenceRow, ...], int]:
+    """REFERS_TO rows to each article's first chunk, and how many references resolved to no
+    article (a chunk's reference to itself is dropped silently)."""
+    rows: dict[tuple[str, str], ReferenceRow] = {}
+    unresolved = 0
+    for source, written in references:
+        article = resolve_reference(written, first_chunk)
+        if article is None:
+            unresolved += 1
+        elif first_chunk[article] != source:
+            target = first_chunk[article]
+            rows.setdefault(
+                (source, target), ReferenceRow(source=source, target=target, article=article)
+            )
     return tuple(rows.values()), unresolved
+
+
+# --- a long document, a part at a time --------------------------------------------------
+
+MAX_PENDING_REFERENCES = 100_000
+"""References of one long document kept until its last part (beyond: not linked, counted)."""
+
+
+@dataclass(frozen=True)
+class GraphPart:
+    """Some rows of a long document, written one part after the other (`PartBuilder`)."""
+
+    chunks: tuple[ChunkRow, ...] = ()
+    next_pairs: tuple[NextRow, ...] = ()
+    mentions: tuple[MentionRow, ...] = ()
+    references: tuple[ReferenceRow, ...] = ()
+
+
+class PartBuilder:
+    """Builds a long document's rows a window of chunks at a time.
+
+    For the same chunks and analyses the parts hold the rows `build_graph_document` makes:
+    each window's chunks, their mentions and NEXT pairs (the first one linked to the last
+    chunk of the window before), and, in the last part (`references`), the REFERS_TO rows,
+    which need every article's first chunk. References wait in memory until then, at most
+    `MAX_PENDING_REFERENCES`; any beyond are counted in `dropped_references`.
+    """
+
+    def __init__(self) -> None:
+        self._first_chunk: dict[str, str] = {}
+        self._pending: list[tuple[str, str]] = []
+        self._held = _Held()
+        self._last_chunk: str | None = None
+        self.chunks = 0
+        self.unresolved_references = 0
+        self.dropped_references = 0
+
+    def part(self, chunks: Sequence[Chunk], analyses: Iterable[ChunkAnalysis]) -> GraphPart:
+        ordered = tuple(sorted(chunks, key=lambda c: c.index))
+        by_chunk = _analyses_by_chunk(analyses, ordered)
+        held, self._held = _articles_held(ordered, self._held)
+        _note_first_chunks(self._first_chunk, ordered, held)
+        for reference in _referenced(ordered, by_chunk):
+            if len(self._pending) < MAX_PENDING_REFERENCES:
+                self._pending.append(reference)
+            else:
+                self.dropped_references += 1
+        ids = [c.id for c in ordered]
+        linked = [self._last_chunk, *ids] if self._last_chunk is not None else ids
+        self._last_chunk = ids[-1] if ids else self._last_chunk
+        self.chunks += len(ordered)
+        return GraphPart(
+            chunks=tuple(_chunk_row(c, keys) for c, keys in zip(ordered, held, strict=True)),
+            next_pairs=tuple(NextRow(source=a, target=b) for a, b in pairwise(linked)),
+            mentions=tuple(_unique_mentions(_mentions(by_chunk))),
+        )
+
+    def references(self) -> GraphPart:
+        """The last part: REFERS_TO rows for every reference kept (sets the counts)."""
+        rows, self.unresolved_references = _resolve(self._pending, self._first_chunk)
+        self._pending = []
+        return GraphPart(references=rows)

@@ -63,7 +63,7 @@ from lexi_maint.pipeline.articles import (
     find_headings,
 )
 from lexi_maint.pipeline.contract import Chunk, Work
-from lexi_maint.pipeline.schema import parse_analysis
+from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis
 
 logger = logging.getLogger(__name__)
 
@@ -528,9 +528,13 @@ class AnalyzeStage:
     name = "analyze"
 
     def run(self, work: Work) -> Work:
-        analyses = tuple(
-            parse_analysis(chunk.id, json.loads(json.dumps(analyze_chunk(chunk))))
-            for chunk in work.chunks
-        )
+        analyses = self.analyze(work.chunks)
         logger.debug("analyzed %s: %d chunks", work.source.path, len(analyses))
         return replace(work, analyses=analyses)
+
+    def analyze(self, chunks: Iterable[Chunk]) -> tuple[ChunkAnalysis, ...]:
+        """The analyses of some chunks (a window of a long document, or all of them)."""
+        return tuple(
+            parse_analysis(chunk.id, json.loads(json.dumps(analyze_chunk(chunk))))
+            for chunk in chunks
+        )

@@ -172,8 +172,14 @@ def _candidates(text: str) -> Iterator[re.Match[str]]:
 
 def find_headings(text: str) -> list[HeadingLine]:
     """Every heading line in `text`, in order (see the module docstring for bare numbers)."""
+    return scan_headings(text)[0]
+
+
+def scan_headings(text: str, chapter: str = "") -> tuple[list[HeadingLine], str]:
+    """`find_headings` for a text that goes on where another stopped: `chapter` is the
+    number of the chapter whose bare-numbered articles ("4.1 Overwerk") may follow, as
+    returned for the text before; returned for the text after this one."""
     found: list[HeadingLine] = []
-    chapter = ""  # the current chapter's number while bare-numbered articles may follow
     for match in _candidates(text):
         line = match["line"]
         if not line[0].isdigit():
@@ -192,7 +198,7 @@ def find_headings(text: str) -> list[HeadingLine]:
         found.append(
             HeadingLine(start, start + len(line.rstrip()), heading.kind, heading.title, heading.key)
         )
-    return found
+    return found, chapter
 
 
 def article_of_heading(heading: str) -> str | None:

@@ -47,12 +47,12 @@ import logging
 import os
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from itertools import pairwise
 
-from lexi_maint.pipeline.articles import HEADING_SEPARATOR, Kind, find_headings
+from lexi_maint.pipeline.articles import HEADING_SEPARATOR, Kind, scan_headings
 from lexi_maint.pipeline.contract import Chunk, Work
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,17 @@ _NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
+class Carry:
+    """Where a text that goes on from an earlier one starts: the headings in force.
+
+    `Carry()` is the start of a document; `split_window` returns the one for its rest."""
+
+    chapter: str = ""  # the chapter heading in force ("Hoofdstuk 3 Arbeidsduur"), or ""
+    bare_chapter: str = ""  # its number while bare-numbered articles ("3.1 ...") may follow
+    context: str = ""  # the chunk heading in force
+
+
+@dataclass(frozen=True)
 class _Structure:
     """Where the text's structural boundaries are, as sorted position lists for bisection."""
 
@@ -129,6 +140,8 @@ class _Structure:
     heading_ends: list[int]  # ... and where its text ends
     contexts: list[str]  # the chunk heading from that heading line on
     chapter_starts: set[int]
+    carry: Carry  # the headings in force before the text (in) and after it (`after`)
+    after: Carry
 
 
 def _line_matches(text: str) -> Iterator[re.Match[str]]:
@@ -144,12 +157,12 @@ def _after_last_break(text: str, start: int, end: int) -> int:
     )
 
 
-def _scan(text: str) -> _Structure:
-    headings = find_headings(text)
+def _scan(text: str, carry: Carry) -> _Structure:
+    headings, bare_chapter = scan_headings(text, carry.bare_chapter)
     starts = [h.start for h in headings]
     contexts: list[str] = []
     chapters: set[int] = set()
-    chapter = ""
+    chapter = carry.chapter
     for line in headings:
         if line.kind is Kind.CHAPTER:
             chapters.add(line.start)
@@ -169,7 +182,8 @@ def _scan(text: str) -> _Structure:
         else:
             paragraphs.add(line_start)
     levels = {Level.ARTICLE: starts, Level.CLAUSE: clauses, Level.PARAGRAPH: sorted(paragraphs)}
-    return _Structure(levels, starts, [h.end for h in headings], contexts, chapters)
+    after = Carry(chapter, bare_chapter, contexts[-1] if contexts else carry.context)
+    return _Structure(levels, starts, [h.end for h in headings], contexts, chapters, carry, after)
 
 
 # --- cutting -------------------------------------------------------------------------------
@@ -274,7 +288,7 @@ def _merge_small(
 def _heading(structure: _Structure, start: int, end: int) -> str:
     """The heading of the section that contributes most characters to text[start:end]."""
     first = bisect_right(structure.heading_starts, start) - 1
-    best_heading = structure.contexts[first] if first >= 0 else ""
+    best_heading = structure.contexts[first] if first >= 0 else structure.carry.context
     best_size = -1
     index = first
     position = start
@@ -282,7 +296,7 @@ def _heading(structure: _Structure, start: int, end: int) -> str:
         nxt = index + 1
         stop = structure.heading_starts[nxt] if nxt < len(structure.heading_starts) else end
         stop = min(stop, end)
-        heading = structure.contexts[index] if index >= 0 else ""
+        heading = structure.contexts[index] if index >= 0 else structure.carry.context
         if stop - position > best_size:
             best_heading, best_size = heading, stop - position
         index, position = nxt, stop
@@ -291,16 +305,80 @@ def _heading(structure: _Structure, start: int, end: int) -> str:
 
 def split_text(text: str, settings: ChunkSettings) -> list[Span]:
     """Split `text` into spans that tile it exactly; see the module docstring for the rules."""
+    return split_window(text, settings, Carry())[0]
+
+
+def split_window(text: str, settings: ChunkSettings, carry: Carry) -> tuple[list[Span], Carry]:
+    """`split_text` for a text that goes on from an earlier one (`carry`), and the carry
+    for the text after it."""
     if not text:
-        return []
-    structure = _scan(text)
+        return [], carry
+    structure = _scan(text, carry)
     size = settings.max_chars
     section_starts = sorted({0, *structure.boundaries[Level.ARTICLE]})
     ranges: list[tuple[int, int]] = []
     for start, end in pairwise([*section_starts, len(text)]):
         ranges.extend(_split_range(text, structure, start, end, Level.CLAUSE, size))
     merged = _merge_small(text, structure, ranges, settings)
-    return [Span(start, end, _heading(structure, start, end)) for start, end in merged]
+    spans = [Span(start, end, _heading(structure, start, end)) for start, end in merged]
+    return spans, structure.after
+
+
+# --- long texts, a window at a time ---------------------------------------------------------
+
+WINDOW_CHARS = 2_000_000
+"""A text longer than this is chunked a window at a time (`split_windows`)."""
+
+_LINE_BREAK = re.compile(r"[\n\f]")
+
+
+def window_end(text: str, size: int, carry: Carry) -> int:
+    """Where a window of `text` (longer than `size`) ends: at the strongest boundary in the
+    second half of its first `size` characters. In order: the last chapter heading, article
+    heading, blank line, line break, sentence end or white space; else at `size`."""
+    low = size // 2
+    headings = [h for h in scan_headings(text[:size], carry.bare_chapter)[0] if h.start > low]
+    for kind in (Kind.CHAPTER, Kind.ARTICLE):
+        starts = [h.start for h in headings if h.kind is kind]
+        if starts:
+            return starts[-1]
+    for pattern in (_PARAGRAPH_RE, _LINE_BREAK, _SENTENCE_END, _WHITESPACE):
+        ends = [m.end() for m in pattern.finditer(text, low, size) if low < m.end() < size]
+        if ends:
+            return ends[-1]
+    return size
+
+
+def split_windows(
+    pieces: Iterable[str], settings: ChunkSettings, size: int = WINDOW_CHARS
+) -> Iterator[list[tuple[Span, str]]]:
+    """The spans (with absolute offsets) and texts of a text given in pieces, one list per
+    window of at most `size` characters; never more than a window and a piece in memory.
+
+    A text of at most `size` characters is one window, chunked exactly as `split_text`
+    does. A longer one is cut at `window_end` boundaries; headings carry over. What differs
+    from one pass over the whole text: a short chunk at a window's end is not merged with
+    the next window's first chunk.
+    """
+    buffer, offset, carry = "", 0, Carry()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) > size:
+            cut = window_end(buffer, size, carry)
+            window, buffer = buffer[:cut], buffer[cut:]
+            spans, carry = split_window(window, settings, carry)
+            yield _located(spans, window, offset)
+            offset += cut
+    if buffer:
+        yield _located(split_window(buffer, settings, carry)[0], buffer, offset)
+
+
+def _located(spans: list[Span], window: str, offset: int) -> list[tuple[Span, str]]:
+    """Spans of a window with offsets into the whole text, and their texts."""
+    return [
+        (Span(offset + span.start, offset + span.end, span.heading), window[span.start : span.end])
+        for span in spans
+    ]
 
 
 # --- the stage ---------------------------------------------------------------------------
@@ -328,14 +406,7 @@ class ChunkStage:
         text = work.require_parsed().text
         key = document_key(work)
         chunks = tuple(
-            Chunk(
-                id=f"{key}:{index:05d}",
-                index=index,
-                start=span.start,
-                end=span.end,
-                heading=span.heading,
-                text=text[span.start : span.end],
-            )
+            _chunk(key, index, span, text[span.start : span.end])
             for index, span in enumerate(split_text(text, self.settings))
         )
         logger.debug(
@@ -343,3 +414,22 @@ class ChunkStage:
         )
         result = replace(work, chunks=chunks)
         return result.with_warning("no text to chunk") if not chunks else result
+
+    def windows(self, work: Work, pieces: Iterable[str]) -> Iterator[tuple[Chunk, ...]]:
+        """The chunks of a long text given in pieces, a window at a time (`split_windows`)."""
+        key = document_key(work)
+        index = 0
+        for window in split_windows(pieces, self.settings):
+            yield tuple(_chunk(key, i, span, text) for i, (span, text) in enumerate(window, index))
+            index += len(window)
+
+
+def _chunk(key: str, index: int, span: Span, text: str) -> Chunk:
+    return Chunk(
+        id=f"{key}:{index:05d}",
+        index=index,
+        start=span.start,
+        end=span.end,
+        heading=span.heading,
+        text=text,
+    )

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
@@ -49,6 +49,7 @@ _SNIFF_CHARS = 64 * 1024
 _CONTROL_SHARE_LIMIT = 0.05
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _FIRST_LINE = re.compile(r"\S[^\n]*")
+_NON_SPACE = re.compile(r"\S")
 _MIB = 2**20
 
 
@@ -99,6 +100,20 @@ class ParseStage:
         for warning in warnings:
             work = work.with_warning(warning)
         return replace(work, parsed=parsed)
+
+    def stream(self, handle: BinaryIO, kind: str) -> StreamedText:
+        """The text of an open document (see `open_document`), to be read piece by piece."""
+        if kind == "pdf":
+            return StreamedPdf(handle, self._settings.page_seconds)
+        return StreamedTxt(handle, self._settings)
+
+    @contextmanager
+    def open_document(self, work: Work) -> Iterator[tuple[BinaryIO, str]]:
+        """The document's file, checked as `run` checks it, and its kind ("txt", "pdf")."""
+        kind = document_kind(work.source.path)
+        resolved = resolve_inside(work.source.path, work.source.input_root)
+        with open_regular(resolved, self._settings.max_bytes) as handle:
+            yield handle, kind
 
 
 # --- checks before reading ----------------------------------------------------------------
@@ -288,6 +303,210 @@ def first_line(text: str) -> str:
     return match.group().strip()[:TITLE_MAX_CHARS] if match else ""
 
 
+# --- reading a long text piece by piece ---------------------------------------------------
+
+STREAM_BLOCK = 1 << 20  # bytes read (and about as many characters yielded) at a time
+
+
+class StreamedText(Protocol):
+    """A document's text, yielded in pieces by `pieces()` (once), never held whole.
+
+    The pieces joined are the text `ParseStage.run` would give. `title`, `pages`, `encoding`
+    and `warnings` are final once `pieces()` is exhausted; it raises the DocumentError
+    `run` would raise, possibly after some pieces (a PDF without text is known at its end).
+    """
+
+    title: str
+    pages: int
+    encoding: str
+    warnings: tuple[str, ...]
+
+    def pieces(self) -> Iterator[str]: ...
+
+
+class StreamedTxt:
+    """A text file read twice in blocks: first to choose and check its encoding (as
+    `decode_text` and `binary_problem` do), then to yield its text with normalised newlines
+    (and to find its title, as `first_line` does)."""
+
+    pages = 0
+
+    def __init__(self, handle: BinaryIO, settings: ParseSettings) -> None:
+        self._handle = handle
+        self._fallback = settings.fallback_encoding
+        self.title = ""
+        self.encoding = "utf-8"
+        self.warnings: tuple[str, ...] = ()
+
+    def pieces(self) -> Iterator[str]:
+        self.encoding, skip, self.warnings = self._choose_encoding()
+        newline_pending = False
+        title = _TitleLine()
+        for piece in self._decoded(self.encoding, skip):
+            if newline_pending:
+                piece = "\r" + piece
+            newline_pending = piece.endswith("\r")  # "\r\n" may straddle two blocks
+            text = normalise_newlines(piece[:-1] if newline_pending else piece)
+            title.feed(text)
+            self.title = title.text
+            if text:
+                yield text
+        if newline_pending:
+            yield "\n"
+
+    def _choose_encoding(self) -> tuple[str, int, tuple[str, ...]]:
+        """(codec, BOM bytes to skip, warnings), after checking the whole file."""
+        head = self._read_at(0, 4)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            self._check("utf-16", 0)
+            return "utf-16", 0, ()
+        skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        bad_byte = self._check("utf-8", skip)
+        if bad_byte is None:
+            return "utf-8", skip, ()
+        self._check(self._fallback, 0)
+        replaced = sum(piece.count("\ufffd") for piece in self._decoded(self._fallback, 0))
+        warning = f"not valid UTF-8 (byte {bad_byte}); decoded as {self._fallback}"
+        if replaced:
+            warning += f" ({replaced} bytes undefined in {self._fallback} replaced by U+FFFD)"
+        return self._fallback, 0, (warning,)
+
+    def _check(self, encoding: str, skip: int) -> int | None:
+        """Decode the whole file once: the byte where UTF-8 fails (None when it does not);
+        raise BINARY or EMPTY as `parse_text` would."""
+        sample: list[str] = []
+        sampled = 0
+        blank = True
+        try:
+            for piece in self._decoded(encoding, skip, strict=encoding != self._fallback):
+                if sampled < _SNIFF_CHARS:
+                    sample.append(piece[: _SNIFF_CHARS - sampled])
+                    sampled += len(sample[-1])
+                if "\x00" in piece:
+                    _raise_if(binary_problem("\x00"))
+                blank = blank and not piece.strip()
+        except _Undecodable as exc:
+            if encoding == "utf-16":
+                raise DocumentError(
+                    ErrorClass.BINARY,
+                    f"starts with a UTF-16 mark but is not UTF-16 (byte {exc.offset})",
+                ) from None
+            return exc.offset
+        _raise_if(binary_problem("".join(sample)))
+        if blank:
+            raise DocumentError(ErrorClass.EMPTY, "file contains only whitespace")
+        return None
+
+    def _decoded(self, encoding: str, skip: int, *, strict: bool = False) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder(encoding)("strict" if strict else "replace")
+        self._handle.seek(skip)
+        offset = skip  # of the next block
+        while True:
+            block = self._read(STREAM_BLOCK)
+            try:
+                piece = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                buffered = len(exc.object) - len(block)  # bytes held over from the last block
+                raise _Undecodable(offset - buffered + exc.start) from None
+            offset += len(block)
+            if piece:
+                yield piece
+            if not block:
+                return
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as exc:
+            raise DocumentError(ErrorClass.UNREADABLE, f"cannot read: {_reason(exc)}") from exc
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        self._handle.seek(offset)
+        return self._read(size)
+
+
+class _TitleLine:
+    """`first_line` of a text given in pieces."""
+
+    def __init__(self) -> None:
+        self._head = ""  # the line's first TITLE_MAX_CHARS characters
+        self._started = False
+        self._more = False  # a non-space character after those
+        self._done = False
+
+    @property
+    def text(self) -> str:
+        return self._head if self._more else self._head.rstrip()
+
+    def feed(self, piece: str) -> None:
+        if self._done:
+            return
+        if not self._started:
+            first = _NON_SPACE.search(piece)
+            if first is None:
+                return
+            piece, self._started = piece[first.start() :], True
+        end = piece.find("\n")
+        line = piece if end < 0 else piece[:end]
+        room = TITLE_MAX_CHARS - len(self._head)
+        self._head += line[:room]
+        self._more = self._more or _NON_SPACE.search(line, room) is not None
+        self._done = end >= 0 or self._more
+
+
+class _Undecodable(Exception):
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
+class StreamedPdf:
+    """A PDF's pages extracted one at a time (as `parse_pdf` does) and yielded as text,
+    each page after the first preceded by `PAGE_SEPARATOR`."""
+
+    encoding = "pdf"
+
+    def __init__(self, handle: BinaryIO, page_seconds: float) -> None:
+        self._handle = handle
+        self._page_seconds = page_seconds
+        self.title = ""
+        self.pages = 0
+        self.warnings: tuple[str, ...] = ()
+
+    def pieces(self) -> Iterator[str]:
+        blank = True
+        with _CapturedPypdfLog() as captured:
+            try:
+                with _open_reader(self._handle) as reader:
+                    _unlock(reader)
+                    self.title = _metadata_title(reader)[:TITLE_MAX_CHARS]
+                    for page in _iter_pages(reader, self._page_seconds):
+                        text = normalise_newlines(page).rstrip()
+                        yield PAGE_SEPARATOR + text if self.pages else text
+                        self.pages += 1
+                        blank = blank and not page.strip()
+                        self.title = self.title or first_line(text)
+            except (DocumentError, MemoryError, GeneratorExit):
+                raise
+            except OSError as exc:
+                raise DocumentError(
+                    ErrorClass.UNREADABLE, f"cannot read PDF: {_reason(exc)}"
+                ) from exc
+            except Exception as exc:  # as in _read_pdf: no pypdf exception may escape
+                raise DocumentError(
+                    ErrorClass.PDF_CORRUPT, f"cannot read PDF: {_describe(exc)}"
+                ) from exc
+        self.warnings = (captured.summary(),) if captured.count else ()
+        if not self.pages:
+            raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
+        if blank:
+            raise DocumentError(
+                ErrorClass.PDF_NO_TEXT,
+                f"no text layer on any of {self.pages} pages; "
+                "scanned PDFs need OCR, which lexi-maint does not do",
+            )
+
+
 # --- PDF ----------------------------------------------------------------------------------
 
 
@@ -358,13 +577,16 @@ def _unlock(reader: PdfReader) -> None:
 
 
 def _extract_pages(reader: PdfReader, page_seconds: float) -> list[str]:
+    return list(_iter_pages(reader, page_seconds))
+
+
+def _iter_pages(reader: PdfReader, page_seconds: float) -> Iterator[str]:
     count = len(reader.pages)
     trimmer = _ObjectCacheTrimmer()
-    texts: list[str] = []
     for index in range(count):
         try:
             with trimmer.trimming(reader), cpu_limit(page_seconds):
-                texts.append(reader.pages[index].extract_text())
+                text = reader.pages[index].extract_text()
         except _CpuLimit:
             raise DocumentError(
                 ErrorClass.PDF_CORRUPT,
@@ -377,7 +599,7 @@ def _extract_pages(reader: PdfReader, page_seconds: float) -> list[str]:
             raise DocumentError(
                 ErrorClass.PDF_CORRUPT, f"cannot read page {index + 1} of {count}: {_describe(exc)}"
             ) from exc
-    return texts
+        yield text
 
 
 class _CpuLimit(BaseException):

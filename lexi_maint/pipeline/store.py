@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from lexi_maint.errors import Dependency, DocumentError, ErrorClass, GraphError, OutageError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.model import build_graph_document
+from lexi_maint.graph.model import DocumentRow, GraphPart, build_graph_document
 from lexi_maint.pipeline.contract import Work
 
 log = logging.getLogger(__name__)
@@ -23,13 +25,8 @@ class StoreStage:
 
     def run(self, work: Work) -> Work:
         doc = build_graph_document(work)
-        try:
+        with translated_graph_errors():
             self.store.write_document(doc)
-        except GraphError as exc:
-            if exc.unavailable:  # the store is down or full: not this document's fault
-                raise OutageError(Dependency.GRAPH, ErrorClass.GRAPH, str(exc)) from exc
-            # refused for its content: the same write fails again, so it is not retried
-            raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=not exc.rejected) from exc
         log.debug(
             "stored %s: %d chunks, %d mentions, %d references",
             doc.path,
@@ -38,8 +35,32 @@ class StoreStage:
             len(doc.references),
         )
         if doc.unresolved_references:
-            work = work.with_warning(
-                f"{doc.unresolved_references} reference(s) to articles without a matching "
-                "heading in this document were not linked"
-            )
+            work = work.with_warning(unresolved_warning(doc.unresolved_references))
         return replace(work, stored=True)
+
+    def write_parts(
+        self, path: str, parts: Iterable[GraphPart], document: Callable[[], DocumentRow]
+    ) -> None:
+        """A long document's rows, part by part (`GraphStore.write_document_parts`)."""
+        with translated_graph_errors():
+            self.store.write_document_parts(path, parts, document)
+
+
+def unresolved_warning(count: int) -> str:
+    return (
+        f"{count} reference(s) to articles without a matching heading in this document"
+        " were not linked"
+    )
+
+
+@contextmanager
+def translated_graph_errors() -> Iterator[None]:
+    """A GraphError as the document's failure: an outage when the store is down or full,
+    else a (retryable unless refused for its content) graph error of the document."""
+    try:
+        yield
+    except GraphError as exc:
+        if exc.unavailable:  # the store is down or full: not this document's fault
+            raise OutageError(Dependency.GRAPH, ErrorClass.GRAPH, str(exc)) from exc
+        # refused for its content: the same write fails again, so it is not retried
+        raise DocumentError(ErrorClass.GRAPH, str(exc), retryable=not exc.rejected) from exc

@@ -28,6 +28,13 @@ from lexi_maint.errors import (
 from lexi_maint.ledger import Failure, Outcome, Success, bounded, bounded_warnings
 from lexi_maint.llm.usage import MetersUsage, Usage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+from lexi_maint.pipeline.stream import (
+    STREAM_BYTES,
+    StageClock,
+    StreamedStages,
+    process_streamed,
+    streamed_stages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,11 @@ OOM_SCORE_ADJ_MAX = 1000  # the kernel's maximum: always the first choice
 
 
 def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
-    """Run `stages` in order over one document and say how it went."""
+    """Run `stages` in order over one document and say how it went (a long document a
+    window at a time, when the stages can: `lexi_maint.pipeline.stream`)."""
+    streamed = streamed_stages(stages) if source.size > STREAM_BYTES else None
+    if streamed is not None:
+        return _process_streamed(source, streamed, stages)
     work = Work(source=source)
     timings: dict[str, float] = {}
     for stage in stages:
@@ -53,6 +64,24 @@ def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
         timings[stage.name] = round(time.monotonic() - started, 4)
     warnings = tuple(bounded_warnings(work.warnings))
     return Success(len(work.chunks), timings, _peak_rss(), warnings, _usage(stages))
+
+
+def _process_streamed(
+    source: SourceFile, streamed: StreamedStages, stages: Sequence[Stage]
+) -> Outcome:
+    clock = StageClock()
+    try:
+        result = process_streamed(source, streamed, clock)
+    except Exception as exc:  # as in process_document: one document, not the job
+        if not isinstance(exc, DocumentError) and not disk_full(exc):
+            log.exception("stage %s crashed on %s", clock.failed, source.path)
+        return _failure(clock.failed, exc, _rounded(clock.timings), (), _usage(stages))
+    warnings = tuple(bounded_warnings(result.warnings))
+    return Success(result.chunks, _rounded(clock.timings), _peak_rss(), warnings, _usage(stages))
+
+
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {name: round(seconds, 4) for name, seconds in timings.items()}
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from lexi_maint.errors import GraphError
+from lexi_maint.errors import DocumentError, ErrorClass, GraphError
 from lexi_maint.graph import FakeGraphStore, GraphStore
-from lexi_maint.graph.model import GraphDocument, MentionRow
+from lexi_maint.graph.model import GraphDocument, GraphPart, MentionRow
 from tests.integration.graph_cases import (
     CAO,
     CAO_STATS_NODES,
@@ -223,3 +225,90 @@ def test_articles_merged_into_one_chunk_are_listed_and_referenced(
         "b.index AS b"
     )
     assert edges == [{"a": 1, "article": "4", "b": 0}]
+
+
+# --- a long document, written in parts ----------------------------------------------------
+
+
+def as_parts(doc: GraphDocument, size: int) -> list[GraphPart]:
+    """`doc`'s rows as parts of `size` chunks (each with its NEXT pairs and mentions), and
+    its references last, as `PartBuilder` makes them."""
+    parts = []
+    for start in range(0, len(doc.chunks), size):
+        chunks = doc.chunks[start : start + size]
+        ids = {c["id"] for c in chunks}
+        parts.append(GraphPart(chunks, tuple(p for p in doc.next_pairs if p["target"] in ids),
+                               tuple(m for m in doc.mentions if m["chunk_id"] in ids)))  # fmt: skip
+    return [*parts, GraphPart(references=doc.references)]
+
+
+def staged(store: GraphStore) -> object:
+    return store.query("MATCH (s:Staging) RETURN count(s) AS n")[0]["n"]
+
+
+def test_a_document_written_in_parts_is_the_document_written_whole(
+    contract_store: GraphStore,
+) -> None:
+    doc = make_doc("/in/cao.pdf", CAO)
+    contract_store.write_document_parts(doc.path, as_parts(doc, 1), lambda: doc.document)
+    stats = contract_store.stats()
+    assert (stats.nodes, stats.relationships) == (CAO_STATS_NODES, CAO_STATS_RELATIONSHIPS)
+    rows = contract_store.query(
+        "MATCH (d:Document)-[:HAS_CHUNK]->(a:Chunk)-[r:REFERS_TO]->(b:Chunk) "
+        "RETURN d.title AS title, a.id AS source, b.id AS target ORDER BY source"
+    )
+    assert rows == [{"title": "cao", "source": "cao:00001", "target": "cao:00000"},
+                    {"title": "cao", "source": "cao:00002", "target": "cao:00003"},
+                    {"title": "cao", "source": "cao:00003", "target": "cao:00001"}]  # fmt: skip
+    assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
+    v2 = make_doc("/in/cao.pdf", CAO_V2, sha256="1" * 64)  # replaces it, in parts again
+    contract_store.write_document_parts(v2.path, as_parts(v2, 1), lambda: v2.document)
+    stats = contract_store.stats()
+    assert (stats.nodes, stats.relationships) == (CAO_V2_STATS_NODES, CAO_V2_STATS_RELATIONSHIPS)
+    assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
+
+
+def test_a_failing_part_leaves_the_previous_version_intact(contract_store: GraphStore) -> None:
+    contract_store.write_document(make_doc("/in/cao.pdf", CAO))
+    before = contract_store.stats()
+    doc = make_doc("/in/cao.pdf", CAO[:2], sha256="1" * 64)
+    bad_mention: MentionRow = {"chunk_id": "cao:00001", "label": "Party", "name": None}  # type: ignore[typeddict-item]
+    first, second, refs = as_parts(doc, 1)
+    broken = GraphPart(second.chunks, second.next_pairs, (*second.mentions, bad_mention))
+    with pytest.raises(GraphError, match=r"rejected writing /in/cao\.pdf"):
+        contract_store.write_document_parts(doc.path, [first, broken, refs], lambda: doc.document)
+    assert contract_store.stats() == before  # nothing staged is left, the old version is whole
+    assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
+    sha = contract_store.query("MATCH (d:Document) RETURN d.sha256 AS sha")
+    assert sha == [{"sha": "0" * 64}]
+
+
+def test_a_producer_that_fails_between_parts_leaves_the_previous_version_intact(
+    contract_store: GraphStore,
+) -> None:
+    contract_store.write_document(make_doc("/in/cao.pdf", CAO))
+    before = contract_store.stats()
+    doc = make_doc("/in/cao.pdf", CAO_V2, sha256="1" * 64)
+
+    def parts() -> Iterator[GraphPart]:
+        yield as_parts(doc, 1)[0]
+        raise DocumentError(ErrorClass.PDF_CORRUPT, "cannot read page 9 of 9")
+
+    with pytest.raises(DocumentError, match="page 9"):
+        contract_store.write_document_parts(doc.path, parts(), lambda: doc.document)
+    assert contract_store.stats() == before
+    assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
+
+
+def test_rows_a_crashed_write_staged_are_removed_by_the_next_one(
+    contract_store: GraphStore,
+) -> None:
+    contract_store.query(  # what a worker killed between two parts leaves behind
+        "CREATE (:Staging {path: '/in/cao.pdf'})-[:HAS_CHUNK]->(:Chunk {id: 'cao:00000'})"
+        "-[:MENTIONS]->(:Term {name: 'achtergebleven'})"
+    )
+    doc = make_doc("/in/cao.pdf", CAO)
+    contract_store.write_document_parts(doc.path, as_parts(doc, 2), lambda: doc.document)
+    stats = contract_store.stats()
+    assert (stats.nodes, stats.relationships) == (CAO_STATS_NODES, CAO_STATS_RELATIONSHIPS)
+    assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
