@@ -374,6 +374,15 @@ class PartBuilder:
             mentions=tuple(_unique_mentions(_mentions(by_chunk))),
         )
 
+    def parts(self, work: Work, size: int) -> Iterator[GraphPart]:
+        """A whole chunked document's rows as parts of `size` chunks, references last."""
+        chunks = tuple(sorted(work.chunks, key=lambda c: c.index))
+        analyses = _analyses_by_chunk(work.analyses, chunks)
+        for start in range(0, len(chunks), size):
+            part = chunks[start : start + size]
+            yield self.part(part, (analyses[c.id] for c in part if c.id in analyses))
+        yield self.references()
+
     def references(self) -> GraphPart:
         """The last part: REFERS_TO rows for every reference kept (sets the counts)."""
         rows, self.unresolved_references = _resolve(self._pending, self._first_chunk)

@@ -9,14 +9,26 @@ from dataclasses import replace
 
 from lexi_maint.errors import Dependency, DocumentError, ErrorClass, GraphError, OutageError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.model import DocumentRow, GraphPart, build_graph_document
+from lexi_maint.graph.model import (
+    MAX_PENDING_REFERENCES,
+    DocumentRow,
+    GraphPart,
+    PartBuilder,
+    build_graph_document,
+    storable,
+)
 from lexi_maint.pipeline.contract import Work
 
 log = logging.getLogger(__name__)
 
 
+PART_CHUNKS = 500
+"""A document with more chunks is written in parts of this many (`write_document_parts`)."""
+
+
 class StoreStage:
-    """Builds the document's rows and writes them in one call to the graph store."""
+    """Builds the document's rows and writes them in one call to the graph store, or in
+    parts of `PART_CHUNKS` chunks (never one payload of a long document's whole text)."""
 
     name = "store"
 
@@ -24,6 +36,8 @@ class StoreStage:
         self.store = store
 
     def run(self, work: Work) -> Work:
+        if len(work.chunks) > PART_CHUNKS:
+            return self._run_in_parts(work)
         doc = build_graph_document(work)
         with translated_graph_errors():
             self.store.write_document(doc)
@@ -36,6 +50,18 @@ class StoreStage:
         )
         if doc.unresolved_references:
             work = work.with_warning(unresolved_warning(doc.unresolved_references))
+        return replace(work, stored=True)
+
+    def _run_in_parts(self, work: Work) -> Work:
+        parsed = work.require_parsed()
+        builder = PartBuilder()
+        path = str(work.source.path)
+        row = DocumentRow(path=path, sha256=work.source.sha256, title=storable(parsed.title),
+                          pages=parsed.pages)  # fmt: skip
+        self.write_parts(path, builder.parts(work, PART_CHUNKS), lambda: row)
+        log.debug("stored %s in parts: %d chunks", path, builder.chunks)
+        for warning in part_warnings(builder):
+            work = work.with_warning(warning)
         return replace(work, stored=True)
 
     def write_parts(
@@ -51,6 +77,17 @@ def unresolved_warning(count: int) -> str:
         f"{count} reference(s) to articles without a matching heading in this document"
         " were not linked"
     )
+
+
+def part_warnings(builder: PartBuilder) -> Iterator[str]:
+    """What a document written in parts warns of: references it could not link."""
+    if builder.unresolved_references:
+        yield unresolved_warning(builder.unresolved_references)
+    if builder.dropped_references:
+        yield (
+            f"{builder.dropped_references} reference(s) beyond the first"
+            f" {MAX_PENDING_REFERENCES:,} of this document were not linked"
+        )
 
 
 @contextmanager

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from lexi_maint.graph.model import (
-    MAX_PENDING_REFERENCES,
     DocumentRow,
     GraphPart,
     PartBuilder,
@@ -35,7 +34,7 @@ from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
 from lexi_maint.pipeline.parse import ParseStage
-from lexi_maint.pipeline.store import StoreStage, unresolved_warning
+from lexi_maint.pipeline.store import StoreStage, part_warnings
 
 T = TypeVar("T")
 
@@ -140,10 +139,4 @@ def process_streamed(source: SourceFile, stages: StreamedStages, clock: StageClo
 def _warnings(builder: PartBuilder) -> Iterator[str]:
     if not builder.chunks:
         yield "no text to chunk"
-    if builder.unresolved_references:
-        yield unresolved_warning(builder.unresolved_references)
-    if builder.dropped_references:
-        yield (
-            f"{builder.dropped_references} reference(s) beyond the first"
-            f" {MAX_PENDING_REFERENCES:,} of this document were not linked"
-        )
+    yield from part_warnings(builder)

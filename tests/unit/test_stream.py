@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,30 @@ def test_a_streamed_document_fails_as_a_whole_one_and_names_its_stage(
     assert isinstance(outcome, Failure)
     assert outcome.error_class == ErrorClass.BINARY
     assert "parse" in outcome.timings and not store.documents
+
+
+def test_a_document_of_many_chunks_is_stored_in_parts_with_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lexi_maint.pipeline.store.PART_CHUNKS", 10)  # LLM stages use it too
+    source = SourceFile(tmp_path / "cao.txt", tmp_path, "0" * 64, len(CAO_TEXT))
+    work = Work(source, ParsedDocument("Titel", 0, CAO_TEXT + "zie artikel 999", "utf-8"))
+    work = AnalyzeStage().run(ChunkStage(ChunkSettings()).run(work))
+    assert len(work.chunks) > 30
+    store = FakeGraphStore()
+    stored = StoreStage(store).run(work)
+    whole_store = FakeGraphStore()
+    whole = StoreStage(whole_store).run(
+        replace(work, chunks=work.chunks[:10], analyses=work.analyses[:10])
+    )  # ten chunks: one payload
+    assert store.parts_written == -(-len(work.chunks) // 10) + 1  # and the references
+    assert whole_store.parts_written == 0
+    expected = build_graph_document(work)
+    got = store.documents[str(source.path)]
+    assert got.document == expected.document
+    assert (got.chunks, got.next_pairs, got.mentions, got.references) == (
+        expected.chunks, expected.next_pairs, expected.mentions, expected.references)  # fmt: skip
+    assert stored.stored and stored.warnings == (
+        "1 reference(s) to articles without a matching heading in this document were not linked",
+    )
+    assert whole.stored
