@@ -27,7 +27,7 @@ from lexi_maint.config import (
     load_config,
     resolve_config_path,
 )
-from lexi_maint.errors import ConfigError, LexiMaintError, UsageError
+from lexi_maint.errors import ConfigError, ExitCode, LexiMaintError, UsageError
 from lexi_maint.events import Event
 from lexi_maint.progress import AboveBar, BarReporter, LineReporter, silence
 from lexi_maint.stopsignal import Stopped, StopSignal
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from lexi_maint.alerts.ping import PingReporter
     from lexi_maint.metrics.textfile import MetricsReporter
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-EXIT_PIPE = 128 + 13  # as if killed by SIGPIPE, like any filter whose reader went away
 
 log = logging.getLogger("lexi_maint")
 
@@ -240,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # a closed pipe shows here, while the handlers below still apply
     except BrokenPipeError:
         silence(sys.stdout)
-        return EXIT_PIPE
+        return ExitCode.BROKEN_PIPE
     except KeyboardInterrupt:
         print("lexi-maint: interrupted", file=sys.stderr)
         return 130
@@ -263,12 +261,12 @@ def _report(exc: LexiMaintError | OSError) -> int:
         print(f"lexi-maint: configuration invalid ({count}):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.CONFIG
     if isinstance(exc, OSError) and exc.filename is not None:
         print(f"lexi-maint: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     print(f"lexi-maint: {exc}", file=sys.stderr)
-    return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_UNAVAILABLE
+    return ExitCode.CONFIG if isinstance(exc, UsageError) else ExitCode.UNAVAILABLE
 
 
 def _load_config(args: argparse.Namespace) -> tuple[Path, Config]:
@@ -354,7 +352,7 @@ def _config_check(config: Config) -> int:
     for job in config.jobs.values():
         patterns = ", ".join(job.patterns)
         print(f"  {job.name}: {job.input} [{patterns}] · {job.workers} workers")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _run(config: Config, args: argparse.Namespace) -> int:
@@ -384,7 +382,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)
     except (LexiMaintError, OSError) as exc:
         if metrics is not None:
-            metrics.close(exit_status=EXIT_UNAVAILABLE)  # what main() will exit with
+            metrics.close(exit_status=ExitCode.UNAVAILABLE)  # what main() will exit with
         if pings is not None:
             pings.failed(f"job {args.job}: the run could not proceed: {exc}")
         raise
@@ -467,7 +465,7 @@ def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: 
             out.write("\n")
         else:
             out.write(no_runs_yet(job.name, config.state_dir))
-        return EXIT_OK
+        return ExitCode.OK
     with Ledger.open(path) as ledger:
         records = ledger.documents(job.name)
         last_run = ledger.last_run(job.name)
@@ -481,7 +479,7 @@ def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: 
         out.write("\n")
     else:
         out.write(render_status(job.name, records, last_run, failed_only=failed))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _runs(config: Config, args: argparse.Namespace) -> int:
@@ -500,7 +498,7 @@ def _runs(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(runs_json(runs), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_runs(runs) if runs else no_runs(job, config.state_dir))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _verify(config: Config, args: argparse.Namespace) -> int:
@@ -508,7 +506,7 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
 
     result = verify_job(config, args.job)
     print(result.render())
-    return EXIT_OK if result.consistent else EXIT_FAILED
+    return ExitCode.OK if result.consistent else ExitCode.FAILED
 
 
 def _graph(config: Config, args: argparse.Namespace) -> int:
@@ -516,7 +514,7 @@ def _graph(config: Config, args: argparse.Namespace) -> int:
 
     if args.graph_command == "init":
         print(graph_init(config))
-        return EXIT_OK
+        return ExitCode.OK
     reads = args.graph_command == "stats" or not args.write
     note = nothing_stored(config) if reads else None
     if note is not None:  # a read command creates nothing, not even an empty graph
@@ -525,4 +523,4 @@ def _graph(config: Config, args: argparse.Namespace) -> int:
         print(graph_stats(config))
     else:
         print(graph_query(config, args.cypher, write=args.write))
-    return EXIT_OK
+    return ExitCode.OK

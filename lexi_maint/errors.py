@@ -26,7 +26,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+
+class ExitCode(IntEnum):
+    """Exit status of every lexi-maint process, and of a run as the daemon reports it: one
+    meaning per number across the CLI, the job unit, the executor and lexi-maintd."""
+
+    OK = 0  # all documents done or skipped; a command succeeded
+    FAILED = 1  # some documents failed; a check found differences
+    CONFIG = 2  # configuration invalid, wrong usage, or a run refused by preflight
+    UNAVAILABLE = 3  # could not start or go on: systemd, a dependency, the state directory
+    CANCELLED = 4  # a run cancelled by the operator
+    BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like any filter whose reader went away
 
 
 class Dependency(StrEnum):

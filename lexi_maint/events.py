@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lexi_maint.errors import ExitCode
 from lexi_maint.ledger import Outcome
 from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryReading
@@ -71,8 +72,8 @@ class RunSummary:
     def exit_code(self) -> int:
         """0 all done; 1 documents failed; 3 the job was stopped (it could not proceed)."""
         if self.stopped:
-            return 3
-        return 1 if self.failed_in_ledger else 0
+            return ExitCode.UNAVAILABLE
+        return ExitCode.FAILED if self.failed_in_ledger else ExitCode.OK
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -72,10 +72,10 @@ class Verification:
         lines = [f"job {self.job}: {self.checked} documents done in the ledger"]
         for path in self.missing:
             lines.append(f"  missing from the graph: {path}")
-        for path, (ledger, graph) in zip(self.stale, self.hashes, strict=True):
+        for path, (in_ledger, in_graph) in zip(self.stale, self.hashes, strict=True):
             lines.append(
                 f"  other content in the graph (sha256 differs): {path}"
-                f" (ledger {ledger[:12] or '-'}, graph {graph[:12] or '-'})"
+                f" (ledger {in_ledger[:12] or '-'}, graph {in_graph[:12] or '-'})"
             )
         for path, ledger, graph in self.chunk_mismatch:
             lines.append(f"  chunks: ledger {ledger}, graph {graph}: {path}")

@@ -22,11 +22,11 @@ from lexi_maint.alerts.ping import Ping, Pinger, PingQueue, daemon_report, outco
 from lexi_maint.config import Config, load_config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
-from lexi_maint.errors import ConfigError, LexiMaintError
+from lexi_maint.errors import ConfigError, ExitCode, LexiMaintError
 from lexi_maint.health import wait_healthy
 from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
-from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor, RunRequest
+from lexi_maint.lifecycle.executor import Executor, RunRequest
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
 from lexi_maint.lifecycle.recovery import recover_until_restored
@@ -35,9 +35,6 @@ from lexi_maint.reporters import events_path, read_events
 from lexi_maint.systemd.notify import Notifier
 
 log = logging.getLogger(__name__)
-
-EXIT_CONFIG = 2
-EXIT_FATAL = 3
 
 
 class Hub:
@@ -81,7 +78,7 @@ def run_daemon(config_path: Path, environ: Mapping[str, str] = os.environ) -> in
         for problem in exc.problems:
             log.error("configuration invalid: %s", problem)
         notifier.status(f"configuration invalid: {exc.problems[0]}")
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     return asyncio.run(_main(config, notifier, environ))
 
 
@@ -106,7 +103,7 @@ async def _main(config: Config, notifier: Notifier, environ: Mapping[str, str]) 
         asyncio.create_task(_status(notifier, runs)),
     ]
     await _until(stopping, worker)
-    code = 0 if worker.is_alive() else EXIT_FATAL
+    code = ExitCode.OK if worker.is_alive() else ExitCode.UNAVAILABLE
     notifier.stopping("stopping: cancelling the current run and restoring the service")
     runs.close()
     stop.set()
@@ -205,7 +202,7 @@ def _execute(
         downtime = result.service_downtime
     except Exception as exc:  # a bug must not kill the executor thread
         log.exception("run %s crashed", record.run_id)
-        phase, code, message = Phase.FAILED, EXIT_SYSTEM, f"internal error: {exc}"
+        phase, code, message = Phase.FAILED, ExitCode.UNAVAILABLE, f"internal error: {exc}"
         downtime = None
     hub.flush_lines(record.run_id)
     updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lexi_maint.errors import ExitCode
 from lexi_maint.jobrun import new_run_id
 from lexi_maint.lifecycle.machine import FINAL, Phase
 
@@ -106,7 +107,7 @@ class RunQueue:
                 self._queue.remove(run_id)
         if queued:
             return self.update(run_id, phase=Phase.CANCELLED, message="cancelled while queued",
-                               exit_code=4, finished_at=time.time())  # fmt: skip
+                               exit_code=ExitCode.CANCELLED, finished_at=time.time())  # fmt: skip
         return record
 
     def get(self, run_id: str) -> RunRecord | None:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from lexi_maint.config import Config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import ExitCode, LexiMaintError
 from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
-from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor
+from lexi_maint.lifecycle.executor import Executor
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.systemd import journal
@@ -79,7 +79,7 @@ def recover(
             reprocess=False,
             phase=Phase.INTERRUPTED,
             message=message,
-            exit_code=EXIT_SYSTEM,
+            exit_code=ExitCode.UNAVAILABLE,
             submitted_at=hold.since,
             started_at=hold.since,
             finished_at=time.time(),
