@@ -36,7 +36,7 @@ from pathlib import Path
 from lexi_maint.graph.model import AMOUNT, DATE, PERCENTAGE, TERM, GraphDocument
 from lexi_maint.graph.model import build_graph_document as graph_of
 from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.articles import find_headings
@@ -185,7 +185,7 @@ def report(path: str, tallies: dict[str, Tally], verbose: bool) -> bool:
 
 def llm_runtime(url: str, state: Path) -> LlmRuntime:
     config = LlmConfig(provider="deepseek", base_url=url, state_dir=state)
-    return LlmRuntime(config, ApiKey(API_KEY, "bench"))
+    return LlmRuntime(config, api_key(API_KEY, "bench"))
 
 
 def main() -> int:

@@ -21,10 +21,11 @@ from lexi_maint.lifecycle.config import Quiesce
 from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
 from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
-from lexi_maint.llm.keys import ApiKey, key_from_file
+from lexi_maint.llm.keys import key_from_file
 from lexi_maint.llm.probe import probe
 from lexi_maint.memory import CGROUP_ROOT
 from lexi_maint.procs import cgroup_pids
+from lexi_maint.secretfile import Secret
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.units import format_size
 
@@ -200,7 +201,7 @@ def check_llm(config: Config) -> Check:
     return Check("LLM endpoint", True, detail)
 
 
-def job_api_key(config: Config) -> ApiKey:
+def job_api_key(config: Config) -> Secret:
     """The key the job unit will read: the file the daemon hands over as a credential."""
     path = handed_api_key_file(config)
     if path is None:

@@ -21,7 +21,7 @@ from lexi_maint.llm.client import (
     parse_retry_after,
 )
 from lexi_maint.llm.config import RetrySettings
-from lexi_maint.llm.keys import REDACTED, ApiKey
+from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.slots import LocalSlots
 from lexi_maint.llm.usage import Tokens
 
@@ -84,7 +84,7 @@ def run(handler: Handler | httpx.AsyncBaseTransport, *, deadline: float = 30.0,
             else httpx.MockTransport(handler)
         )
         async with ChatClient(
-            settings, ApiKey(SECRET, "test"), LocalSlots(2), transport=transport,
+            settings, api_key(SECRET, "test"), LocalSlots(2), transport=transport,
             sleep=sleep, rand=lambda: 0.0,
         ) as client:  # fmt: skip
             return await client.complete(REQUEST)

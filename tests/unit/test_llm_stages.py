@@ -14,7 +14,7 @@ import pytest
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.config import LlmConfig, RetrySettings
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.prompts import BATCH_HEADER, make_batches
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import analyze_chunk
@@ -58,7 +58,7 @@ def runtime(tmp_path: Path, api: Api, **changes: object) -> LlmRuntime:
                             invalid_output_retries=1),
     )  # fmt: skip
     config = replace(config, **changes)  # type: ignore[arg-type]
-    return LlmRuntime(config, ApiKey("sk-x", "test"), transport=httpx.MockTransport(api))
+    return LlmRuntime(config, api_key("sk-x", "test"), transport=httpx.MockTransport(api))
 
 
 def work() -> Work:

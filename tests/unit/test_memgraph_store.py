@@ -16,7 +16,7 @@ import pytest
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.config import MemgraphConfig, RetryPolicy
-from lexi_maint.graph.credentials import Credentials, Password
+from lexi_maint.graph.credentials import Credentials, password
 from lexi_maint.graph.memgraph import (
     BoltError,
     FailureKind,
@@ -139,7 +139,7 @@ def rig(
 ) -> Rig:
     bolt = FakeBolt(answers=answers or {})
     sleeps: list[float] = []
-    credentials = Credentials("lexi", Password(SECRET, "test"))
+    credentials = Credentials("lexi", password(SECRET, "test"))
     store = MemgraphGraphStore(bolt, config, credentials, sleep=sleeps.append, draw=draw)
     return Rig(bolt, store, sleeps)
 
