@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from lexi_maint.procfs import CGROUP_ROOT, own_cgroup
 
 
 @dataclass(frozen=True)
@@ -62,22 +62,11 @@ def tightest(levels: Iterable[CgroupLevel]) -> MemoryReading | None:
 
 def read_memory() -> MemoryReading:
     """The memory reading new work is judged by (adapter: touches /proc and /sys)."""
-    reading = tightest(_cgroup_levels(_own_cgroup()))
+    reading = tightest(_cgroup_levels(own_cgroup()))
     if reading is not None:
         return reading
     vm = psutil.virtual_memory()
     return MemoryReading(vm.total - vm.available, vm.total, "system")
-
-
-def _own_cgroup() -> str | None:
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith("0::"):
-            return line[3:] or "/"
-    return None
 
 
 def _cgroup_levels(cgroup: str | None) -> list[CgroupLevel]:

@@ -20,10 +20,10 @@ import psutil
 from lexi_maint.errors import ProcessError
 from lexi_maint.lifecycle.config import ProcessMatcher
 from lexi_maint.printable import printable
+from lexi_maint.procfs import CGROUP_ROOT
 
 log = logging.getLogger(__name__)
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 MAX_ROUNDS = 5  # looks for leftovers that appeared while the previous ones were stopped
 RESCAN_DELAY = 0.5  # seconds between a round and the next look
 

@@ -23,7 +23,7 @@ from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
 from lexi_maint.llm.keys import key_from_file
 from lexi_maint.llm.probe import probe
-from lexi_maint.memory import CGROUP_ROOT
+from lexi_maint.procfs import CGROUP_ROOT
 from lexi_maint.procs import cgroup_pids
 from lexi_maint.secretfile import Secret
 from lexi_maint.systemd.dbus import SystemdPort

@@ -29,7 +29,8 @@ from lexi_maint.memplan.model import (
 )
 from lexi_maint.memplan.planner import MemoryPlan, PlanInputs, ServiceMemory, make_plan
 from lexi_maint.plan import KILLED, Status
-from lexi_maint.procs import CGROUP_ROOT, cgroup_pids
+from lexi_maint.procfs import CGROUP_ROOT
+from lexi_maint.procs import cgroup_pids
 from lexi_maint.systemd.dbus import UnitStatus
 
 log = logging.getLogger(__name__)

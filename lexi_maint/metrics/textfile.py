@@ -28,6 +28,7 @@ thread are the side effects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import signal
@@ -41,13 +42,12 @@ from typing import TYPE_CHECKING
 from lexi_maint.errors import UsageError
 from lexi_maint.events import DocumentFinished, Event, RunFinished, RunStarted
 from lexi_maint.llm.usage import Usage
+from lexi_maint.procfs import CGROUP_ROOT, own_cgroup
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @dataclass(frozen=True)
@@ -165,14 +165,13 @@ def write_textfile(path: Path, metrics: Iterable[Metric]) -> None:
 def job_peak_memory(cgroup_root: Path = CGROUP_ROOT) -> int:
     """The peak memory of this process's cgroup (the job unit: every worker included), or,
     where the kernel has no memory.peak, the largest RSS of this process or a child."""
-    try:
-        line = Path("/proc/self/cgroup").read_text().splitlines()[0]
-        relative = line.split("::", 1)[1].lstrip("/")
-        return int((cgroup_root / relative / "memory.peak").read_text())
-    except (OSError, ValueError, IndexError):
-        usage = max(resource.getrusage(who).ru_maxrss
-                    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
-        return usage * 1024  # ru_maxrss is in KiB on Linux
+    cgroup = own_cgroup()
+    if cgroup is not None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((cgroup_root / cgroup.lstrip("/") / "memory.peak").read_text())
+    usage = max(resource.getrusage(who).ru_maxrss
+                for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    return usage * 1024  # ru_maxrss is in KiB on Linux
 
 
 class MetricsReporter:

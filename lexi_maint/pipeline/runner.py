@@ -47,6 +47,7 @@ from lexi_maint.pipeline.contract import SourceFile
 from lexi_maint.pipeline.outage import OutageGuard, Verdict
 from lexi_maint.pipeline.worker import StageFactory, worker_main
 from lexi_maint.plan import Action, Decision, Found, Status
+from lexi_maint.procfs import already_dying
 from lexi_maint.scheduler import Attempt, Scheduler
 from lexi_maint.stopsignal import StopSignal
 
@@ -450,36 +451,6 @@ def _exit_outcome(r: _Running) -> Outcome:
         hint = " (the kernel OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
         return Failure(ErrorClass.KILLED, f"worker killed by {name}{hint}", True)
     return Failure(ErrorClass.INTERNAL, f"worker exited with status {code} and no result", True)
-
-
-def already_dying(pid: int | None) -> bool:
-    """Whether a process is exiting or has a SIGKILL waiting (sent by someone else)."""
-    if not pid:
-        return False
-    try:
-        stat_text = Path(f"/proc/{pid}/stat").read_text()
-        status_text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # gone: it is not dying, it is dead
-        return False
-    return dying_from_proc(stat_text, status_text)
-
-
-_PF_EXITING = 0x4  # include/linux/sched.h
-_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
-
-
-def dying_from_proc(stat_text: str, status_text: str) -> bool:
-    """Pure: /proc/PID/stat and /proc/PID/status say the task is exiting or will be killed."""
-    fields = stat_text.rsplit(")", 1)[-1].split()  # the name may hold spaces and parentheses
-    if fields and fields[0] in ("Z", "X", "x"):
-        return True
-    if len(fields) > 6 and int(fields[6]) & _PF_EXITING:
-        return True
-    for line in status_text.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("SigPnd", "ShdPnd") and int(value.strip() or "0", 16) & _SIGKILL_BIT:
-            return True
-    return False
 
 
 def _kill(process: BaseProcess) -> None:
