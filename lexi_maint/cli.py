@@ -424,8 +424,9 @@ def _metrics_reporter(config: Config, job: str) -> MetricsReporter | None:
 def _check_job_user(user: str | None) -> None:
     """A job's `user` applies to its unit; a foreground run must not quietly ignore a typo.
     The default job user is not a typo: a machine that runs no units may lack it."""
+    from lexi_maint.errors import OwnershipError
     from lexi_maint.lifecycle.config import DEFAULT_JOB_USER
-    from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
+    from lexi_maint.lifecycle.ownership import resolve_owner
 
     if user == DEFAULT_JOB_USER:
         return

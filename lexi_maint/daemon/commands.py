@@ -10,13 +10,11 @@ from typing import Any, TextIO
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import (
     Client,
-    DaemonRefused,
-    DaemonUnavailable,
     format_run,
     submit_and_wait,
     submit_trigger,
 )
-from lexi_maint.errors import ExitCode
+from lexi_maint.errors import DaemonRefused, DaemonUnavailable, ExitCode
 
 
 def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -67,7 +67,7 @@ class FailureKind(StrEnum):
         return self in (FailureKind.CONFLICT, FailureKind.TRANSIENT, FailureKind.UNAVAILABLE)
 
 
-class BoltError(Exception):
+class BoltError(GraphError):
     """A failed Bolt call, classified; `message` is already free of credentials."""
 
     def __init__(self, kind: FailureKind, message: str) -> None:

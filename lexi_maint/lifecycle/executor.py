@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import ExitCode, LexiMaintError, SystemdError
+from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
 from lexi_maint.lifecycle.config import Quiesce
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
@@ -50,10 +50,6 @@ def give_state_to_job_user(config: Config, job: JobConfig) -> str:
 
 class KillerPort(Protocol):
     def stop(self, cgroup: str) -> KillReport: ...
-
-
-class QuiesceRefused(LexiMaintError):
-    """The service could not be shrunk as planned; it was grown back and the run refused."""
 
 
 class Listener(Protocol):

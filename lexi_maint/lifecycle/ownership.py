@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import OwnershipError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ PIPELINE_ENTRIES = frozenset(
     }
 )
 STATE_DIR_MODE = 0o700  # the owner alone: ledger, graph data and cached answers are private
-
-
-class OwnershipError(LexiMaintError):
-    """The state directory cannot be given to the job's user."""
 
 
 @dataclass(frozen=True)

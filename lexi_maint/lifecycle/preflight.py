@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import LexiMaintError, UsageError
+from lexi_maint.errors import LexiMaintError, OwnershipError, UsageError
 from lexi_maint.lifecycle.config import Quiesce
-from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
+from lexi_maint.lifecycle.ownership import resolve_owner
 from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
 from lexi_maint.llm.keys import key_from_file

@@ -44,7 +44,14 @@ from typing import Any
 
 import httpx
 
-from lexi_maint.errors import Dependency, DocumentError, ErrorClass, JobStopError, OutageError
+from lexi_maint.errors import (
+    Dependency,
+    DocumentError,
+    ErrorClass,
+    JobStopError,
+    LlmError,
+    OutageError,
+)
 from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.slots import Slots
 from lexi_maint.llm.usage import Tokens
@@ -122,7 +129,7 @@ class ClientSettings:
         )
 
 
-class Transient(Exception):
+class Transient(LlmError):
     """An attempt failed in a way that another attempt may not (internal to this module)."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:

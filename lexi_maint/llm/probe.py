@@ -27,7 +27,7 @@ from enum import StrEnum
 
 import httpx
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import LlmError
 from lexi_maint.llm.client import api_message
 from lexi_maint.llm.config import LlmConfig
 from lexi_maint.secretfile import Secret
@@ -45,7 +45,7 @@ class Problem(StrEnum):
     HTTP_ERROR = "http_error"
 
 
-class LlmProbeError(LexiMaintError):
+class LlmProbeError(LlmError):
     def __init__(self, problem: Problem, message: str) -> None:
         super().__init__(message)
         self.problem = problem

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.daemon.client import Client, DaemonRefused, DaemonUnavailable, submit_and_wait
+from lexi_maint.daemon.client import Client, submit_and_wait
 from lexi_maint.daemon.runs import RunQueue
 from lexi_maint.daemon.server import Server, listening_socket
+from lexi_maint.errors import DaemonRefused, DaemonUnavailable
 from lexi_maint.lifecycle.machine import Phase
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import Config, JobConfig, parse_config
-from lexi_maint.errors import ExitCode
+from lexi_maint.errors import ExitCode, TransitionError
 from lexi_maint.lifecycle.executor import (
     Executor,
     RunRequest,
 )
 from lexi_maint.lifecycle.hold import HoldStore
-from lexi_maint.lifecycle.machine import Machine, Phase, TransitionError
+from lexi_maint.lifecycle.machine import Machine, Phase
 from lexi_maint.lifecycle.preflight import Check
 from lexi_maint.memplan.fake import FakeServiceProbe
 from lexi_maint.procs import KillReport
@@ -148,7 +148,7 @@ def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stop
 def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
     tmp_path: Path,
 ) -> None:
-    from lexi_maint.lifecycle.ownership import OwnershipError
+    from lexi_maint.errors import OwnershipError
 
     systemd = fake()
 

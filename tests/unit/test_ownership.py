@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.errors import OwnershipError
 from lexi_maint.graph.falkordb import ServerLayout
 from lexi_maint.jobrun import StatePaths
 from lexi_maint.lifecycle.ownership import (
     PIPELINE_ENTRIES,
     ROOT,
     Owner,
-    OwnershipError,
     foreign_entries,
     hand_over,
     resolve_owner,
