@@ -357,7 +357,8 @@ def _config_check(config: Config) -> int:
 
 def _run(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.jobrun import RunOptions, run_job
-    from lexi_maint.reporters import EventFile, NotifyReporter, events_path, fan_out
+    from lexi_maint.reporters import EventFile, NotifyReporter, fan_out
+    from lexi_maint.state import StatePaths
     from lexi_maint.systemd.notify import Notifier
 
     _check_job_user(config.job(args.job).limits.user)
@@ -376,7 +377,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     event_file = None
     if args.run_id:
         config.job(args.job)  # an unknown job is a usage error before any file is made
-        event_file = EventFile(events_path(config.state_dir, args.run_id))
+        event_file = EventFile(StatePaths(config.state_dir).events(args.run_id))
         reporters.append(event_file)
     try:
         summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)
@@ -409,9 +410,9 @@ def _metrics_reporter(config: Config, job: str) -> MetricsReporter | None:
     path = config.metrics.run_file(config.job(job).name)
     if path is None:
         return None
-    from lexi_maint.jobrun import StatePaths
     from lexi_maint.ledger import Ledger
     from lexi_maint.metrics.textfile import MetricsReporter
+    from lexi_maint.state import StatePaths
 
     last_success = None
     ledger_path = StatePaths(config.state_dir).ledger
@@ -454,8 +455,8 @@ def _reporter(mode: str, job: str, run_id: str | None, out: TextIO) -> Callable[
 
 
 def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: TextIO) -> int:
-    from lexi_maint.jobrun import StatePaths
     from lexi_maint.ledger import Ledger
+    from lexi_maint.state import StatePaths
     from lexi_maint.status import no_runs_yet, render_status, status_json
 
     job = config.job(job_name)
@@ -485,8 +486,8 @@ def _status(config: Config, job_name: str, *, as_json: bool, failed: bool, out: 
 
 def _runs(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.history import no_runs, render_runs, runs_json
-    from lexi_maint.jobrun import StatePaths
     from lexi_maint.ledger import Ledger
+    from lexi_maint.state import StatePaths
 
     job = config.job(args.job).name if args.job else None
     path = StatePaths(config.state_dir).ledger

@@ -33,6 +33,7 @@ from lexi_maint.memplan.config import PlannerConfig, parse_planner
 from lexi_maint.metrics.config import MetricsConfig, parse_metrics
 from lexi_maint.pipeline.chunk import ChunkSettings
 from lexi_maint.pipeline.parse import ParseSettings
+from lexi_maint.state import StatePaths
 from lexi_maint.tomltable import Reader, Table
 
 DEFAULT_CONFIG_PATH = Path("/etc/lexi-maint/lexi-maint.toml")
@@ -130,13 +131,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     with reader.table(raw, "") as top:
         state_dir = top.path("state_dir", DEFAULT_STATE_DIR) or DEFAULT_STATE_DIR
         graph = parse_graph(top)
-        socket = state_dir / "falkordb" / "falkordb.sock"
+        socket = StatePaths(state_dir).falkordb_socket
         if graph.backend == "falkordb" and len(os.fsencode(socket)) > _SOCKET_MAX:
             top.problem("state_dir", f"is too long for the graph server's socket {socket}"
                         f" (at most {_SOCKET_MAX} bytes); choose a shorter path")  # fmt: skip
         service = parse_service(top)
         daemon = parse_daemon(top)
-        llm = replace(parse_llm(top), state_dir=state_dir / "llm")
+        llm = replace(parse_llm(top), state_dir=StatePaths(state_dir).llm)
         planner = parse_planner(top)
         metrics = parse_metrics(top)
         alerts = parse_alerts(top)

@@ -20,9 +20,9 @@ from lexi_maint.config import Config
 from lexi_maint.errors import GraphError, UsageError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.backend import attach, embedded, session
-from lexi_maint.jobrun import StatePaths, state_lock
 from lexi_maint.ledger import Ledger
 from lexi_maint.reconcile import Verification, graph_documents, verify
+from lexi_maint.state import StatePaths, state_lock
 
 
 @contextmanager

@@ -29,15 +29,12 @@ from lexi_maint.config import JobConfig
 from lexi_maint.errors import UsageError
 from lexi_maint.pipeline.parse import file_problem
 from lexi_maint.plan import Found
+from lexi_maint.state import StatePaths
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
 _NAMED_REFUSALS = 3
-
-
-def cache_path(state_dir: Path, job: str) -> Path:
-    return state_dir / "inventory" / f"{job}.json"
 
 
 def discover(input_dir: Path, patterns: Sequence[str]) -> list[Path]:
@@ -175,7 +172,7 @@ def inventory_summary(job: JobConfig, state_dir: Path | None) -> str:
     """Take the job's inventory (filling the fingerprint cache) and describe it in a line."""
     started = time.monotonic()
     files = discover(job.input, job.patterns)
-    cache = FingerprintCache(cache_path(state_dir, job.name) if state_dir else None)
+    cache = FingerprintCache(StatePaths(state_dir).inventory(job.name) if state_dir else None)
     found = take_inventory(files, job.input, job.parse.max_bytes, cache)
     text = (
         f"{len(found)} files match {', '.join(job.patterns)}; {cache.hashed} hashed in"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import secrets
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import Dependency, StateError, UsageError
+from lexi_maint.errors import Dependency
 from lexi_maint.events import Event, RunSummary
 from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
-from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
+from lexi_maint.inventory import FingerprintCache, discover, take_inventory
 from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
 from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy
@@ -26,6 +22,7 @@ from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.plan import plan
 from lexi_maint.probe import Health, Probe
 from lexi_maint.reconcile import graph_documents, missing_from_graph
+from lexi_maint.state import StatePaths, new_run_id, state_lock
 from lexi_maint.stopsignal import StopSignal
 
 log = logging.getLogger(__name__)
@@ -39,56 +36,6 @@ class RunOptions:
     workers: int | None = None  # overrides the job's `workers`
     run_id: str | None = None  # given by the daemon; otherwise made up here
     trigger: str = "foreground"  # what started the run (the daemon records its own)
-
-
-@dataclass(frozen=True)
-class StatePaths:
-    """Where lexi-maint keeps its state, all under one directory."""
-
-    root: Path
-
-    @property
-    def ledger(self) -> Path:
-        return self.root / "ledger.sqlite3"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "run.lock"
-
-    def inventory(self, job: str) -> Path:
-        """The job's fingerprint cache (see lexi_maint.inventory)."""
-        return cache_path(self.root, job)
-
-
-def new_run_id(job: str) -> str:
-    return f"{job}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-
-
-@contextmanager
-def state_lock(paths: StatePaths) -> Iterator[None]:
-    """One run per state directory at a time (they share the ledger and graph server)."""
-    try:
-        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = paths.lock.open("a+")
-    except OSError as exc:
-        raise StateError(
-            f"state directory {paths.root} cannot be used: {exc.strerror or exc}"
-            " (it must be a directory the user running lexi-maint can write)"
-        ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise UsageError(
-                f"another lexi-maint run holds {paths.root} (pid {holder}); wait for it to end"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
 
 
 def run_job(

@@ -85,10 +85,6 @@ def summary_fields(s: RunSummary) -> dict[str, str]:
     }
 
 
-def events_path(state_dir: Path, run_id: str) -> Path:
-    return state_dir / "runs" / f"{run_id}.jsonl"
-
-
 class EventFile:
     """Append-only JSON lines; a reader ignores a partial last line."""
 

@@ -20,8 +20,8 @@ from typing import TextIO
 from lexi_maint.config import Config
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.history import HEADER, run_cells
-from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
+from lexi_maint.state import StatePaths
 
 MONITOR = ("MONITOR_UNIT", "MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONITOR_EXIT_STATUS",
            "MONITOR_INVOCATION_ID")  # fmt: skip

@@ -24,14 +24,14 @@ from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
 from lexi_maint.errors import ConfigError, ExitCode, LexiMaintError
 from lexi_maint.health import wait_healthy
-from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.executor import Executor, RunRequest
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
 from lexi_maint.lifecycle.recovery import recover_until_restored
 from lexi_maint.procs import LeftoverKiller
-from lexi_maint.reporters import events_path, read_events
+from lexi_maint.reporters import read_events
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Hub:
             self._runs.publish(run_id, {"event": "status", "status": status_text})
 
     def flush_lines(self, run_id: str) -> None:
-        path = events_path(self._state_dir, run_id)
+        path = StatePaths(self._state_dir).events(run_id)
         records, offset = read_events(path, self._offsets.get(run_id, 0))
         self._offsets[run_id] = offset
         for record in records:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lexi_maint.errors import ExitCode
-from lexi_maint.jobrun import new_run_id
 from lexi_maint.lifecycle.machine import FINAL, Phase
+from lexi_maint.state import new_run_id
 
 KEEP_FINISHED = 100
 

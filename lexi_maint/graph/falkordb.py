@@ -45,6 +45,7 @@ from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.model import GraphDocument, GraphStats
 from lexi_maint.probe import Health
+from lexi_maint.state import FALKORDB_SOCKET, StatePaths
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,11 @@ class ServerLayout:
 
     @classmethod
     def under(cls, state_dir: Path) -> ServerLayout:
-        return cls(state_dir / "falkordb")
+        return cls(StatePaths(state_dir).falkordb)
 
     @property
     def socket(self) -> Path:
-        return self.root / "falkordb.sock"
+        return self.root / FALKORDB_SOCKET
 
     @property
     def pidfile(self) -> Path:

@@ -119,7 +119,7 @@ def plan_quiesce(
 ) -> QuiesceDecision:
     """Read the ledger, the service and the host now, plan, decide (without systemd, the
     service counts as not running)."""
-    from lexi_maint.jobrun import StatePaths
+    from lexi_maint.state import StatePaths
 
     service = None
     if systemd is not None:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from lexi_maint.config import Config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.errors import ExitCode, LexiMaintError
-from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.executor import Executor
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Phase
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.properties import job_unit_pattern

@@ -199,7 +199,7 @@ def memory_plan(
     reprocess: bool = False,
 ) -> MemoryPlan:
     """The plan for `job` now, from the ledger and the given service and host readings."""
-    from lexi_maint.jobrun import StatePaths
+    from lexi_maint.state import StatePaths
 
     if history is None:
         history = read_history(StatePaths(config.state_dir).ledger, config.jobs)

@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 from lexi_maint.daemon.runs import RunQueue
-from lexi_maint.jobrun import StatePaths
 from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.lifecycle.recovery import recover_until_restored
 from lexi_maint.plan import Found, plan
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd.fake import FakeSystemd
 from tests.unit.test_lifecycle import SERVICE, make_config, make_executor
 
