@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lexi_maint.errors import ExitCode
-from lexi_maint.ledger import Outcome
 from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryReading
+from lexi_maint.pipeline.contract import Outcome
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 from lexi_maint.errors import ErrorClass, LedgerError
 from lexi_maint.llm.usage import Usage
+from lexi_maint.pipeline.contract import Outcome, Success, bounded, bounded_warnings
 from lexi_maint.plan import Action, Decision, Found, Known, Status
 
 log = logging.getLogger(__name__)
@@ -144,31 +145,6 @@ class DocumentRecord:
             "finished_at": self.finished_at,
             "llm": self.usage.to_json(),
         }
-
-
-@dataclass(frozen=True)
-class Success:
-    chunks: int
-    timings: Mapping[str, float]
-    peak_rss: int | None
-    warnings: tuple[str, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-
-
-@dataclass(frozen=True)
-class Failure:
-    error_class: ErrorClass
-    message: str
-    retryable: bool
-    timings: Mapping[str, float] = field(default_factory=dict)
-    peak_rss: int | None = None
-    warnings: tuple[str, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    stop_job: bool = False  # every document would fail like this: the runner stops the job
-    outage: str = ""  # a Dependency's value when a dependency, not the document, failed
-
-
-Outcome = Success | Failure
 
 
 @dataclass(frozen=True)
@@ -546,24 +522,6 @@ class Ledger:
                 " started_at = NULL, updated_at = ? WHERE job = ? AND path = ?",
                 (keep_error, keep_error, time.time(), job, path),
             )
-
-
-MAX_MESSAGE = 2048  # characters of an error message or a warning kept in the ledger
-MAX_WARNINGS = 20  # warnings kept per document
-
-
-def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
-    """`message` cut to `limit` characters, saying how much was cut."""
-    if len(message) <= limit:
-        return message
-    return message[:limit] + f" … ({len(message) - limit} more characters)"
-
-
-def bounded_warnings(warnings: Sequence[str]) -> list[str]:
-    kept = [bounded(w) for w in warnings[:MAX_WARNINGS]]
-    if len(warnings) > MAX_WARNINGS:
-        kept.append(f"… and {len(warnings) - MAX_WARNINGS} more warnings")
-    return kept
 
 
 def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:

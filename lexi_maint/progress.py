@@ -24,8 +24,8 @@ from lexi_maint.events import (
     RunStarted,
     RunSummary,
 )
-from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.usage import Usage
+from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.printable import printable
 from lexi_maint.units import plural
 

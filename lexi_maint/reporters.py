@@ -26,7 +26,7 @@ from lexi_maint.events import (
     RunStarted,
     RunSummary,
 )
-from lexi_maint.ledger import Success
+from lexi_maint.pipeline.contract import Success
 from lexi_maint.progress import (
     format_document,
     format_hold,

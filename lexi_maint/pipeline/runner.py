@@ -41,9 +41,9 @@ from lexi_maint.events import (
     RunStarted,
     RunSummary,
 )
-from lexi_maint.ledger import Failure, Ledger, Outcome, Success
+from lexi_maint.ledger import Ledger
 from lexi_maint.memory import MemoryProbe, MemoryReading
-from lexi_maint.pipeline.contract import SourceFile
+from lexi_maint.pipeline.contract import Failure, Outcome, SourceFile, Success
 from lexi_maint.pipeline.outage import OutageGuard, Verdict
 from lexi_maint.pipeline.worker import StageFactory, worker_main
 from lexi_maint.plan import Action, Decision, Found, Status

@@ -25,9 +25,17 @@ from lexi_maint.errors import (
     JobStopError,
     OutageError,
 )
-from lexi_maint.ledger import Failure, Outcome, Success, bounded, bounded_warnings
 from lexi_maint.llm.usage import MetersUsage, Usage
-from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+from lexi_maint.pipeline.contract import (
+    Failure,
+    Outcome,
+    SourceFile,
+    Stage,
+    Success,
+    Work,
+    bounded,
+    bounded_warnings,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished, RunSummary
-from lexi_maint.ledger import Failure, Success
+from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.reporters import document_fields, summary_fields
 from lexi_maint.systemd import journal
 

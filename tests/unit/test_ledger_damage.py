@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from lexi_maint.cli import main
 from lexi_maint.errors import ErrorClass, LedgerError
-from lexi_maint.ledger import Failure, Ledger, Outcome, Success
+from lexi_maint.ledger import Ledger
+from lexi_maint.pipeline.contract import Failure, Outcome, Success
 from lexi_maint.plan import Found, plan
 
 JOB = "j"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished, JobStopped, RunSummary
-from lexi_maint.ledger import DocumentRecord, Failure, Success
+from lexi_maint.ledger import DocumentRecord
 from lexi_maint.llm.usage import Usage
+from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.plan import Status
 from lexi_maint.progress import format_document, format_stopped, format_summary, format_usage
 from lexi_maint.status import render_status, status_json

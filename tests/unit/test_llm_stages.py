@@ -12,14 +12,13 @@ import httpx
 import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
-from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.prompts import BATCH_HEADER, make_batches
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import analyze_chunk
 from lexi_maint.pipeline.chunk import ChunkSettings, split_text
-from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.contract import Chunk, Failure, ParsedDocument, SourceFile, Success, Work
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
 from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis

@@ -12,7 +12,8 @@ from lexi_maint.config import Config, parse_config
 from lexi_maint.doctor import check_api_key, check_metrics, check_program, check_state_dir
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished, RunFinished, RunStarted, RunSummary
-from lexi_maint.ledger import DocumentRecord, Failure, Success
+from lexi_maint.ledger import DocumentRecord
+from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.plan import Status
 from lexi_maint.progress import BarReporter, LineReporter, clip, display_width, format_summary
 from lexi_maint.status import SCHEMA_VERSION, render_status, status_header, status_json

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished
-from lexi_maint.ledger import Failure
+from lexi_maint.pipeline.contract import Failure
 from lexi_maint.printable import EscapeArguments, printable
 from lexi_maint.progress import format_document
 from lexi_maint.systemd.journal import StderrHandler
