@@ -9,7 +9,7 @@ Everything a run keeps lives under one directory (`state_dir`, default
         falkordb/                                 the embedded graph server (graph.falkordb)
         llm/                                      response cache, call slots, in-flight keys
         runs/<run id>.jsonl                       a run's events, tailed by lexi-maintd
-        inventory/<job>.json                      fingerprint cache (lexi_maint.inventory)
+        inventory/<job>.json                      fingerprint cache (lexi_maint.run.inventory)
 
 `ENTRIES` is every name lexi-maint may create at the top; lifecycle.ownership hands over
 only those to the job's user.
@@ -75,11 +75,11 @@ class StatePaths:
         return self.root / LLM
 
     def events(self, run_id: str) -> Path:
-        """A run's event file (lexi_maint.reporters writes it, the daemon tails it)."""
+        """A run's event file (lexi_maint.report.reporters writes it, the daemon tails it)."""
         return self.root / RUNS / f"{run_id}.jsonl"
 
     def inventory(self, job: str) -> Path:
-        """The job's fingerprint cache (see lexi_maint.inventory)."""
+        """The job's fingerprint cache (see lexi_maint.run.inventory)."""
         return self.root / INVENTORY / f"{job}.json"
 
 

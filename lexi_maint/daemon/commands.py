@@ -31,8 +31,8 @@ def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.s
 
 def list_json(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The daemon's runs with ISO 8601 times and the history's schema version."""
-    from lexi_maint.history import SCHEMA_VERSION
-    from lexi_maint.status import iso_time
+    from lexi_maint.report.history import SCHEMA_VERSION
+    from lexi_maint.report.status import iso_time
 
     stamps = ("submitted_at", "started_at", "finished_at")
     return {

@@ -18,19 +18,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lexi_maint.alerts.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
 from lexi_maint.config import Config, load_config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
 from lexi_maint.errors import ConfigError, ExitCode, LexiMaintError
-from lexi_maint.health import wait_healthy
-from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.executor import Executor, RunRequest
+from lexi_maint.lifecycle.health import wait_healthy
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
+from lexi_maint.lifecycle.procs import LeftoverKiller
 from lexi_maint.lifecycle.recovery import recover_until_restored
-from lexi_maint.procs import LeftoverKiller
-from lexi_maint.reporters import read_events
+from lexi_maint.report.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
+from lexi_maint.report.reporters import read_events
+from lexi_maint.run.ledger import Ledger
 from lexi_maint.state import StatePaths
 from lexi_maint.systemd.notify import Notifier
 
@@ -175,7 +175,9 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
         config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
     )
     pings = PingQueue(Pinger(config.alerts))
-    recover_until_restored(config, systemd, executor, holds, runs, hub.heartbeat, stop)
+    interrupted = recover_until_restored(config, systemd, executor, holds, hub.heartbeat, stop)
+    if interrupted is not None:
+        runs.add_interrupted(interrupted)
     while not stop.is_set():
         hub.heartbeat()
         taken = runs.take(timeout=1.0)
@@ -231,7 +233,7 @@ def record_history(config: Config, run: RunRecord, downtime: float | None) -> No
         log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)
     metrics = config.metrics.daemon_file(run.job)
     if metrics is not None and downtime is not None:
-        from lexi_maint.metrics.textfile import downtime_families, write_textfile
+        from lexi_maint.report.metrics import downtime_families, write_textfile
 
         try:
             write_textfile(metrics, downtime_families(run.job, run.run_id, downtime))

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.graph.config import MemgraphConfig
 from lexi_maint.secretfile import Secret, read_secret_file, redacted
 
 CREDENTIAL_NAME = "memgraph-password"

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
+from lexi_maint.config.service import Quiesce
 from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
-from lexi_maint.lifecycle.config import Quiesce
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
+from lexi_maint.lifecycle.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
 from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
+from lexi_maint.lifecycle.procs import KillReport
 from lexi_maint.lifecycle.quiesce import QuiesceDecision, plan_quiesce
 from lexi_maint.lifecycle.resize import Resizer
 from lexi_maint.lifecycle.sandbox import job_sandbox
-from lexi_maint.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
-from lexi_maint.procs import KillReport
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort, UnitStatus
 from lexi_maint.systemd.properties import (

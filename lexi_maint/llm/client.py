@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from lexi_maint.config.llm import LlmConfig, RetrySettings
 from lexi_maint.errors import (
     Dependency,
     DocumentError,
@@ -52,7 +53,6 @@ from lexi_maint.errors import (
     LlmError,
     OutageError,
 )
-from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.slots import Slots
 from lexi_maint.llm.usage import Tokens
 from lexi_maint.secretfile import Secret

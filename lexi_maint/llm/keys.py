@@ -19,8 +19,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.secretfile import Secret, read_secret_file, redacted
 
 CREDENTIAL_NAME = "deepseek-api-key"

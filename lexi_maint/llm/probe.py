@@ -27,9 +27,9 @@ from enum import StrEnum
 
 import httpx
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import LlmError
 from lexi_maint.llm.client import api_message
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.secretfile import Secret
 
 DEADLINE = 15.0  # seconds for the whole probe: connect, TLS, request and answer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 
-from lexi_maint.llm.config import LlmConfig
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, fetch_listing
 from lexi_maint.probe import Health, Probe
 from lexi_maint.secretfile import Secret

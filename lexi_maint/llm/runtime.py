@@ -19,10 +19,10 @@ from typing import TypeVar
 
 import httpx
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import DocumentError, JobStopError
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatClient, ClientSettings
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.llm.flight import KeyLocks
 from lexi_maint.llm.session import LlmSession
 from lexi_maint.llm.slots import FileSlots

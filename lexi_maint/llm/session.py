@@ -24,10 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from lexi_maint.config.llm import Prices
 from lexi_maint.errors import LlmError
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatRequest, Completion
-from lexi_maint.llm.config import Prices
 from lexi_maint.llm.cost import call_cost, priced_usage
 from lexi_maint.llm.flight import KeyLocks
 from lexi_maint.llm.usage import Usage, UsageMeter

@@ -120,8 +120,8 @@ def test_leftover_killer_stops_real_processes_and_ignores_zombies(tmp_path: Path
     import subprocess
     import sys
 
-    from lexi_maint.lifecycle.config import ProcessMatcher
-    from lexi_maint.procs import LeftoverKiller
+    from lexi_maint.config.service import ProcessMatcher
+    from lexi_maint.lifecycle.procs import LeftoverKiller
 
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"

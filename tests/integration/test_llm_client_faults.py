@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig, RetrySettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.llm.cache import ResponseCache
 from lexi_maint.llm.client import ChatClient, ChatRequest, ClientSettings, Completion
-from lexi_maint.llm.config import LlmConfig, RetrySettings
 from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.session import AnswerRejected, InvalidAnswer, LlmSession
 from lexi_maint.llm.slots import FileSlots

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.cli.doctor import doctor
 from lexi_maint.config import Config, parse_config
-from lexi_maint.doctor import doctor
 from lexi_maint.lifecycle.preflight import check_llm
 from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, Problem, probe

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.graph.config import MemgraphConfig
 from lexi_maint.graph.credentials import REDACTED, Credentials, load_credentials, password
 
 SECRET = "s3cr3t pass"

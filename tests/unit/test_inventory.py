@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import JobConfig
+from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import UsageError
-from lexi_maint.inventory import (
+from lexi_maint.lifecycle.preflight import check_input
+from lexi_maint.run.inventory import (
     FingerprintCache,
     discover,
     fingerprint,
     inventory_summary,
     take_inventory,
 )
-from lexi_maint.lifecycle.preflight import check_input
-from lexi_maint.pipeline.parse import ParseSettings
 from lexi_maint.state import StatePaths
 
 MAX = 200 * 2**20

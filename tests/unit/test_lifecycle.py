@@ -16,9 +16,9 @@ from lexi_maint.lifecycle.executor import (
 )
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Machine, Phase
+from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.preflight import Check
-from lexi_maint.memplan.fake import FakeServiceProbe
-from lexi_maint.procs import KillReport
+from lexi_maint.lifecycle.procs import KillReport
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.fake import FakeSystemd
 

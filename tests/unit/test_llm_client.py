@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lexi_maint.config.llm import RetrySettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.llm.client import (
     ChatClient,
@@ -20,7 +21,6 @@ from lexi_maint.llm.client import (
     backoff_delay,
     parse_retry_after,
 )
-from lexi_maint.llm.config import RetrySettings
 from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.slots import LocalSlots
 from lexi_maint.llm.usage import Tokens

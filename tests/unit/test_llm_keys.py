@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.llm.keys import CREDENTIAL_NAME, ENV_NAME, REDACTED, api_key, load_api_key
 
 SECRET = "sk-unit-4f3c2b1a0987"

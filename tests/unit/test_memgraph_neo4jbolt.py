@@ -20,10 +20,10 @@ from neo4j.graph import Graph, Node
 from neo4j.graph import Path as GraphPath
 from neo4j.time import Date, DateTime, Duration
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.config import MemgraphConfig
+from lexi_maint.graph.bolt import BoltError, FailureKind
 from lexi_maint.graph.credentials import Credentials, password
-from lexi_maint.graph.memgraph import BoltError, FailureKind
 from lexi_maint.graph.neo4jbolt import (
     Neo4jSession,
     auth_token,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import OwnershipError
 from lexi_maint.graph.falkordb import ServerLayout
 from lexi_maint.lifecycle.ownership import (
@@ -17,7 +18,6 @@ from lexi_maint.lifecycle.ownership import (
     hand_over,
     resolve_owner,
 )
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.state import ENTRIES, StatePaths
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")

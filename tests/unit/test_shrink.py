@@ -20,8 +20,8 @@ from lexi_maint.lifecycle.executor import (
 )
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Phase
+from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.recovery import recover_until_restored
-from lexi_maint.memplan.fake import FakeServiceProbe
 from lexi_maint.systemd.fake import FakeSystemd
 from lexi_maint.systemd.properties import describe
 from tests.unit.test_lifecycle import Killer, Listener, ok_checks
@@ -204,15 +204,17 @@ def test_daemon_killed_mid_run_recovery_grows_back(tmp_path: Path) -> None:
     hold = world.holds.load()
     assert hold is not None
     world.holds.save(dataclasses.replace(hold, shrunk_by=2))
-    runs = RunQueue()
-    recover_until_restored(
-        world.config, world.systemd, world.executor, world.holds, runs, lambda: None,
+    restored = recover_until_restored(
+        world.config, world.systemd, world.executor, world.holds, lambda: None,
         threading.Event(),
     )  # fmt: skip
     calls = world.verbs()
     assert calls.index(("stop", JOB_UNIT)) < calls.index((TTIN, SERVICE))
     assert world.systemd.workers[SERVICE] == 4
     assert world.holds.load() is None
+    assert restored is not None and restored.run_id == "run1"
+    runs = RunQueue()
+    runs.add_interrupted(restored)
     record = runs.get("run1")
     assert record is not None and record.phase is Phase.INTERRUPTED
 
@@ -279,7 +281,7 @@ def test_after_a_reboot_a_repeated_main_pid_is_not_grown(tmp_path: Path) -> None
     hold = world.holds.record("run1", "j", SERVICE, mode="shrink", main_pid=100, workers=4)
     world.holds.save(dataclasses.replace(hold, shrunk_by=2, boot_id="an-earlier-boot"))
     recover_until_restored(
-        world.config, world.systemd, world.executor, world.holds, RunQueue(), lambda: None,
+        world.config, world.systemd, world.executor, world.holds, lambda: None,
         threading.Event(),
     )  # fmt: skip
     assert TTIN not in [v for v, _ in world.verbs()]
