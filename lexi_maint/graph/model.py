@@ -8,42 +8,14 @@ Nodes and relationships::
     (:Chunk)-[:MENTIONS]->(:Term|:Party|:Date|:Amount|:Percentage {name})
     (:Chunk)-[:REFERS_TO {article}]->(:Chunk)      "zie artikel 5" -> the chunk holding Artikel 5
 
-Entity nodes are shared by every document that mentions them; their key is `name`, the
-normalised form built by `entity_name`: terms are case-folded ("Werknemer" and "werknemer"
-are one term), parties keep their case, dates are ISO dates, amounts read "EUR 2450.5" and
-percentages "3.5%" (Amount and Percentage nodes also carry `value`, and Amount `currency`).
-Blank names and non-finite numbers are dropped.
-
-Every chunk lists the keys of the articles it holds (`articles`, see
-`lexi_maint.pipeline.articles`: "5", "3.1", "bijlage 1"): those whose heading line lies in the
-chunk, and first the article the chunk continues when it starts inside one. So an article
-merged into a neighbour's chunk by the minimum chunk size is still found, by any chunker
-(embedded or LLM): the headings are read from the chunks' text, which tiles the document.
-
-References are resolved inside the document: a chunk whose analysis references article "5"
-points at the first chunk that holds article "5". A reference to "5.2" or "5 lid 2" falls
-back to article "5" when no chunk holds "5.2". References that match no article are dropped
-and counted in `GraphDocument.unresolved_references`; a chunk referring to itself is dropped
-silently.
+The rows are built from a processed document by `lexi_maint.pipeline.graphdoc`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import pairwise
-from typing import NamedTuple, NotRequired, TypedDict
-
-from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.pipeline.articles import (
-    Kind,
-    article_of_heading,
-    resolve_reference,
-    scan_headings,
-)
-from lexi_maint.pipeline.contract import Chunk, Work
-from lexi_maint.pipeline.schema import ChunkAnalysis
+from typing import NotRequired, TypedDict
 
 DOCUMENT = "Document"
 CHUNK = "Chunk"
@@ -118,6 +90,17 @@ class GraphDocument:
 
 
 @dataclass(frozen=True)
+class GraphPart:
+    """Some rows of a long document, written one part after the other
+    (`GraphStore.write_document_parts`; built by `lexi_maint.pipeline.graphdoc.PartBuilder`)."""
+
+    chunks: tuple[ChunkRow, ...] = ()
+    next_pairs: tuple[NextRow, ...] = ()
+    mentions: tuple[MentionRow, ...] = ()
+    references: tuple[ReferenceRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class GraphStats:
     """How many nodes per label and relationships per type a graph holds."""
 
@@ -129,262 +112,3 @@ class GraphStats:
 
     def relationship_count(self, rel_type: str) -> int:
         return self.relationships.get(rel_type, 0)
-
-
-def build_graph_document(work: Work) -> GraphDocument:
-    """Turn a chunked (and possibly analysed) document into rows for the graph store."""
-    parsed = work.require_parsed()
-    chunks = tuple(sorted(work.chunks, key=lambda c: c.index))
-    analyses = _analyses_by_chunk(work.analyses, chunks)
-    held = articles_held(chunks)
-    references, unresolved = _references(chunks, held, analyses)
-    return GraphDocument(
-        document=DocumentRow(
-            path=str(work.source.path),
-            sha256=work.source.sha256,
-            title=storable(parsed.title),
-            pages=parsed.pages,
-        ),
-        chunks=tuple(_chunk_row(c, articles) for c, articles in zip(chunks, held, strict=True)),
-        next_pairs=tuple(NextRow(source=a.id, target=b.id) for a, b in pairwise(chunks)),
-        mentions=tuple(_unique_mentions(_mentions(analyses))),
-        references=references,
-        unresolved_references=unresolved,
-    )
-
-
-def storable(text: str) -> str:
-    """`text` with the characters graph stores refuse (NUL) replaced by U+FFFD.
-
-    One character for one, so chunk offsets stay true. Untrusted text (a PDF's, a model's
-    answer) may hold NUL; FalkorDB rejects the whole query for it, on every retry.
-    """
-    return text.replace("\0", "\ufffd")
-
-
-def entity_name(label: str, raw: str) -> str:
-    """The key of a Term, Party or Date node for a raw value ("" when blank)."""
-    collapsed = storable(" ".join(raw.split()))
-    if label == TERM:
-        return collapsed.casefold()
-    if label in (PARTY, DATE):
-        return collapsed
-    raise ValueError(f"entity_name: {label!r} is not a Term, Party or Date label")
-
-
-def articles_held(chunks: Sequence[Chunk]) -> list[list[str]]:
-    """For each chunk (in order), the keys of the articles it holds (see the module doc)."""
-    return _articles_held(chunks, _Held())[0]
-
-
-class _Held(NamedTuple):
-    """Where `articles_held` stands after some chunks, for the chunks that follow."""
-
-    current: str = ""  # the key of the article in force
-    bare_chapter: str = ""  # see `scan_headings`
-
-
-def _articles_held(chunks: Sequence[Chunk], carry: _Held) -> tuple[list[list[str]], _Held]:
-    headings, bare_chapter = scan_headings("".join(c.text for c in chunks), carry.bare_chapter)
-    held: list[list[str]] = []
-    index, current, offset = 0, carry.current, 0
-    for chunk in chunks:
-        end = offset + len(chunk.text)
-        starts_inside = index == len(headings) or headings[index].start > offset
-        keys = [current] if current and starts_inside else []
-        while index < len(headings) and headings[index].start < end:
-            line = headings[index]
-            current = line.key if line.kind is Kind.ARTICLE or line.key else ""
-            if line.key and line.key not in keys:
-                keys.append(line.key)
-            index += 1
-        named = article_of_heading(chunk.heading)  # a model's title may name it alone
-        held.append(keys if named is None or named in keys else [named, *keys])
-        offset = end
-    return held, _Held(current, bare_chapter)
-
-
-def _chunk_row(chunk: Chunk, articles: list[str]) -> ChunkRow:
-    return ChunkRow(
-        id=chunk.id,
-        index=chunk.index,
-        text=storable(chunk.text),
-        heading=storable(chunk.heading),
-        start=chunk.start,
-        end=chunk.end,
-        articles=articles,
-    )
-
-
-def _analyses_by_chunk(
-    analyses: Iterable[ChunkAnalysis], chunks: tuple[Chunk, ...]
-) -> dict[str, ChunkAnalysis]:
-    known = {c.id for c in chunks}
-    by_chunk = {a.chunk_id: a for a in analyses}
-    stray = sorted(set(by_chunk) - known)
-    if stray:
-        raise DocumentError(
-            ErrorClass.INTERNAL,
-            f"analyses for chunks that are not in the document: {', '.join(stray)}",
-        )
-    return by_chunk
-
-
-def _mentions(analyses: Mapping[str, ChunkAnalysis]) -> Iterator[MentionRow]:
-    for chunk_id, analysis in analyses.items():
-        for label, values in (
-            (TERM, analysis.defined_terms),
-            (PARTY, analysis.parties),
-            (DATE, analysis.dates),
-        ):
-            for raw in values:
-                yield MentionRow(chunk_id=chunk_id, label=label, name=entity_name(label, raw))
-        for amount in analysis.amounts:
-            if math.isfinite(amount.value):
-                currency = storable(amount.currency.strip().upper())
-                name = f"{currency} {_number(amount.value)}".strip()
-                yield MentionRow(
-                    chunk_id=chunk_id,
-                    label=AMOUNT,
-                    name=name,
-                    value=amount.value,
-                    currency=currency,
-                )
-        for pct in analysis.percentages:
-            if math.isfinite(pct.value):
-                yield MentionRow(
-                    chunk_id=chunk_id,
-                    label=PERCENTAGE,
-                    name=f"{_number(pct.value)}%",
-                    value=pct.value,
-                )
-
-
-def _unique_mentions(rows: Iterable[MentionRow]) -> Iterator[MentionRow]:
-    seen: set[tuple[str, str, str]] = set()
-    for row in rows:
-        key = (row["chunk_id"], row["label"], row["name"])
-        if row["name"] and key not in seen:
-            seen.add(key)
-            yield row
-
-
-def _number(value: float) -> str:
-    """2450.0 -> "2450", 3.5 -> "3.5": one spelling per value, so one node per value."""
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _references(
-    chunks: tuple[Chunk, ...], held: list[list[str]], analyses: Mapping[str, ChunkAnalysis]
-) -> tuple[tuple[ReferenceRow, ...], int]:
-    first_chunk: dict[str, str] = {}
-    _note_first_chunks(first_chunk, chunks, held)
-    return _resolve(_referenced(chunks, analyses), first_chunk)
-
-
-def _note_first_chunks(
-    first_chunk: dict[str, str], chunks: Iterable[Chunk], held: Iterable[list[str]]
-) -> None:
-    for chunk, keys in zip(chunks, held, strict=True):
-        for key in keys:
-            first_chunk.setdefault(key, chunk.id)
-
-
-def _referenced(
-    chunks: Iterable[Chunk], analyses: Mapping[str, ChunkAnalysis]
-) -> Iterator[tuple[str, str]]:
-    """(chunk id, article as the analysis read it) of every reference, in chunk order."""
-    for chunk in chunks:
-        analysis = analyses.get(chunk.id)
-        for ref in analysis.references if analysis else ():
-            yield chunk.id, ref.article
-
-
-def _resolve(
-    references: Iterable[tuple[str, str]], first_chunk: Mapping[str, str]
-) -> tuple[tuple[ReferenceRow, ...], int]:
-    """REFERS_TO rows to each article's first chunk, and how many references resolved to no
-    article (a chunk's reference to itself is dropped silently)."""
-    rows: dict[tuple[str, str], ReferenceRow] = {}
-    unresolved = 0
-    for source, written in references:
-        article = resolve_reference(written, first_chunk)
-        if article is None:
-            unresolved += 1
-        elif first_chunk[article] != source:
-            target = first_chunk[article]
-            rows.setdefault(
-                (source, target), ReferenceRow(source=source, target=target, article=article)
-            )
-    return tuple(rows.values()), unresolved
-
-
-# --- a long document, a part at a time --------------------------------------------------
-
-MAX_PENDING_REFERENCES = 100_000
-"""References of one long document kept until its last part (beyond: not linked, counted)."""
-
-
-@dataclass(frozen=True)
-class GraphPart:
-    """Some rows of a long document, written one part after the other (`PartBuilder`)."""
-
-    chunks: tuple[ChunkRow, ...] = ()
-    next_pairs: tuple[NextRow, ...] = ()
-    mentions: tuple[MentionRow, ...] = ()
-    references: tuple[ReferenceRow, ...] = ()
-
-
-class PartBuilder:
-    """Builds a long document's rows a window of chunks at a time.
-
-    For the same chunks and analyses the parts hold the rows `build_graph_document` makes:
-    each window's chunks, their mentions and NEXT pairs (the first one linked to the last
-    chunk of the window before), and, in the last part (`references`), the REFERS_TO rows,
-    which need every article's first chunk. References wait in memory until then, at most
-    `MAX_PENDING_REFERENCES`; any beyond are counted in `dropped_references`.
-    """
-
-    def __init__(self) -> None:
-        self._first_chunk: dict[str, str] = {}
-        self._pending: list[tuple[str, str]] = []
-        self._held = _Held()
-        self._last_chunk: str | None = None
-        self.chunks = 0
-        self.unresolved_references = 0
-        self.dropped_references = 0
-
-    def part(self, chunks: Sequence[Chunk], analyses: Iterable[ChunkAnalysis]) -> GraphPart:
-        ordered = tuple(sorted(chunks, key=lambda c: c.index))
-        by_chunk = _analyses_by_chunk(analyses, ordered)
-        held, self._held = _articles_held(ordered, self._held)
-        _note_first_chunks(self._first_chunk, ordered, held)
-        for reference in _referenced(ordered, by_chunk):
-            if len(self._pending) < MAX_PENDING_REFERENCES:
-                self._pending.append(reference)
-            else:
-                self.dropped_references += 1
-        ids = [c.id for c in ordered]
-        linked = [self._last_chunk, *ids] if self._last_chunk is not None else ids
-        self._last_chunk = ids[-1] if ids else self._last_chunk
-        self.chunks += len(ordered)
-        return GraphPart(
-            chunks=tuple(_chunk_row(c, keys) for c, keys in zip(ordered, held, strict=True)),
-            next_pairs=tuple(NextRow(source=a, target=b) for a, b in pairwise(linked)),
-            mentions=tuple(_unique_mentions(_mentions(by_chunk))),
-        )
-
-    def parts(self, work: Work, size: int) -> Iterator[GraphPart]:
-        """A whole chunked document's rows as parts of `size` chunks, references last."""
-        chunks = tuple(sorted(work.chunks, key=lambda c: c.index))
-        analyses = _analyses_by_chunk(work.analyses, chunks)
-        for start in range(0, len(chunks), size):
-            part = chunks[start : start + size]
-            yield self.part(part, (analyses[c.id] for c in part if c.id in analyses))
-        yield self.references()
-
-    def references(self) -> GraphPart:
-        """The last part: REFERS_TO rows for every reference kept (sets the counts)."""
-        rows, self.unresolved_references = _resolve(self._pending, self._first_chunk)
-        self._pending = []
-        return GraphPart(references=rows)

@@ -9,15 +9,14 @@ from dataclasses import replace
 
 from lexi_maint.errors import Dependency, DocumentError, ErrorClass, GraphError, OutageError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.model import (
+from lexi_maint.graph.model import DocumentRow, GraphPart
+from lexi_maint.pipeline.contract import Work
+from lexi_maint.pipeline.graphdoc import (
     MAX_PENDING_REFERENCES,
-    DocumentRow,
-    GraphPart,
     PartBuilder,
     build_graph_document,
     storable,
 )
-from lexi_maint.pipeline.contract import Work
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lexi_maint.graph.model import (
-    DocumentRow,
-    GraphPart,
-    PartBuilder,
-    storable,
-)
+from lexi_maint.graph.model import DocumentRow, GraphPart
 from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+from lexi_maint.pipeline.graphdoc import PartBuilder, storable
 from lexi_maint.pipeline.parse import ParseStage
 from lexi_maint.pipeline.store import StoreStage, part_warnings
 

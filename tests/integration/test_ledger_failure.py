@@ -17,9 +17,9 @@ import pytest
 
 from lexi_maint.config import load_config
 from lexi_maint.errors import LedgerError
-from lexi_maint.events import DocumentFinished, Event
-from lexi_maint.jobrun import RunOptions, run_job
-from lexi_maint.ledger import Ledger
+from lexi_maint.run.events import DocumentFinished, Event
+from lexi_maint.run.job import RunOptions, run_job
+from lexi_maint.run.ledger import Ledger
 from tests.integration.lexi_env import Workspace, copy_samples, workspace
 
 pytestmark = pytest.mark.integration

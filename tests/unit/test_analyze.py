@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.errors import ErrorClass
 from lexi_maint.pipeline.analyze import (
     AnalyzeStage,
@@ -23,7 +24,7 @@ from lexi_maint.pipeline.analyze import (
     own_article,
     section_title,
 )
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage
+from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
 from lexi_maint.pipeline.schema import FIELDS, Amount, Percentage, Reference, SchemaError
 

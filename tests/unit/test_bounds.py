@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.ledger import MAX_MESSAGE, MAX_WARNINGS, Failure, Ledger, Success
+from lexi_maint.pipeline.contract import MAX_MESSAGE, MAX_WARNINGS, Failure, Success
 from lexi_maint.pipeline.schema import MAX_ITEMS, MAX_TEXT, SchemaError, parse_analysis
-from lexi_maint.plan import Found, plan
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.plan import Found, plan
 
 EMPTY = {"section_title": "", "defined_terms": [], "dates": [], "amounts": [],
          "percentages": [], "references": [], "parties": []}  # fmt: skip

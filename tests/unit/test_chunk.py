@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.pipeline.articles import Kind, find_headings, parse_heading
 from lexi_maint.pipeline.chunk import (
-    ChunkSettings,
     ChunkStage,
     Span,
     split_text,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.cli import _report, build_parser, main
+from lexi_maint.cli.main import _report, build_parser, main
 from lexi_maint.config import CONFIG_ENV
 
 

@@ -110,7 +110,7 @@ def test_shipped_configs_are_valid(name: str) -> None:
 
 
 def test_the_example_config_shows_the_defaults_of_service_daemon_and_limits() -> None:
-    from lexi_maint.lifecycle.config import DaemonConfig, JobLimits, ServiceConfig
+    from lexi_maint.config.service import DaemonConfig, JobLimits, ServiceConfig
 
     config = load_config(REPO / "config" / "lexi-maint.toml")
     assert config.service == ServiceConfig()

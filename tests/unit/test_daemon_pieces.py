@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.daemon.api import ApiError, Cancel, Submit, parse_request
+from lexi_maint.config.service import ProcessMatcher
+from lexi_maint.daemon.api import Cancel, Submit, parse_request
 from lexi_maint.daemon.peer import Peer, allowed
 from lexi_maint.daemon.runs import RunQueue
-from lexi_maint.lifecycle.config import ProcessMatcher
+from lexi_maint.errors import ApiError
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Phase
-from lexi_maint.procs import ProcInfo, cgroup_pids, matches, select_leftovers
+from lexi_maint.lifecycle.procs import ProcInfo, cgroup_pids, matches, select_leftovers
 
 JOBS = frozenset({"cao_import"})
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from lexi_maint.reporters import MAX_EVENT_READ, read_events
+from lexi_maint.report.reporters import MAX_EVENT_READ, read_events
 
 
 def test_complete_lines_are_read_and_a_partial_one_waits(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.graph.model import build_graph_document
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.pipeline.analyze import (
     AnalyzeStage,
     find_amounts,
@@ -18,8 +18,9 @@ from lexi_maint.pipeline.analyze import (
     find_references,
 )
 from lexi_maint.pipeline.articles import Kind, find_headings, resolve_reference
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage
+from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.graphdoc import build_graph_document
 
 # --- article and chapter headings ------------------------------------------------------------
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from bench.quality import KINDS, PRECISION_TARGET, Tally, run_stages, score
+from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.pipeline.analyze import AnalyzeStage
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage
+from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import Stage
-from lexi_maint.pipeline.parse import ParseSettings, ParseStage
+from lexi_maint.pipeline.parse import ParseStage
 from tests.gold import GoldDocument, load_gold
 
 GOLD = load_gold()

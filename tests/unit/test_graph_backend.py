@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.cli.graph import graph_where, operator_store
 from lexi_maint.config import Config
+from lexi_maint.config.graph import GraphConfig, MemgraphConfig
 from lexi_maint.errors import UsageError
 from lexi_maint.graph.backend import GraphTarget, connect, embedded, serve
-from lexi_maint.graph.config import GraphConfig, MemgraphConfig
 from lexi_maint.graph.memgraph import MemgraphGraphStore
-from lexi_maint.graphcli import graph_where, operator_store
 
 SECRET = "pa55-w0rd"
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from lexi_maint.errors import ConfigProblem
-from lexi_maint.graph.config import (
+from lexi_maint.config.graph import (
     GraphConfig,
     MemgraphConfig,
     RetryPolicy,
     parse_graph,
     uri_problem,
 )
-from lexi_maint.tomltable import Reader
+from lexi_maint.config.table import Reader
+from lexi_maint.errors import ConfigProblem
 
 ANCHOR = Path("/etc/lexi-maint")
 

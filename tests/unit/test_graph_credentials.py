@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.graph.config import MemgraphConfig
-from lexi_maint.graph.credentials import REDACTED, Credentials, Password, load_credentials
+from lexi_maint.graph.credentials import REDACTED, Credentials, load_credentials, password
 
 SECRET = "s3cr3t pass"
 
@@ -84,12 +84,12 @@ def test_a_password_without_a_username_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_password_never_shows_and_is_never_pickled() -> None:
-    password = Password(SECRET, "password file /etc/pw")
-    credentials = Credentials("lexi", password)
-    for text in (repr(password), str(password), repr(credentials), f"{credentials}"):
+    secret = password(SECRET, "password file /etc/pw")
+    credentials = Credentials("lexi", secret)
+    for text in (repr(secret), str(secret), repr(credentials), f"{credentials}"):
         assert SECRET not in text
-    assert repr(password) == "Password(from password file /etc/pw)"
+    assert repr(secret) == "Password(from password file /etc/pw)"
     with pytest.raises(TypeError, match="not pickled"):
-        pickle.dumps(password)
+        pickle.dumps(secret)
     assert credentials.redact(f"auth failed for {SECRET}!") == f"auth failed for {REDACTED}!"
     assert Credentials("", None).redact("nothing to hide") == "nothing to hide"

@@ -13,14 +13,10 @@ import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass, GraphError
 from lexi_maint.graph import FakeGraphStore
-from lexi_maint.graph.model import (
-    GraphStats,
-    articles_held,
-    build_graph_document,
-    entity_name,
-)
+from lexi_maint.graph.model import GraphStats
 from lexi_maint.pipeline.articles import article_of_heading
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.graphdoc import articles_held, build_graph_document, entity_name
 from lexi_maint.pipeline.schema import Amount, ChunkAnalysis, Percentage, Reference
 from lexi_maint.pipeline.store import StoreStage
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lexi_maint.cli import main
+from lexi_maint.cli.main import main
 from lexi_maint.config import load_config, parse_config
 from lexi_maint.errors import ConfigError
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import JobConfig
+from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import UsageError
-from lexi_maint.inventory import (
+from lexi_maint.lifecycle.preflight import check_input
+from lexi_maint.run.inventory import (
     FingerprintCache,
-    cache_path,
     discover,
     fingerprint,
     inventory_summary,
     take_inventory,
 )
-from lexi_maint.lifecycle.preflight import check_input
-from lexi_maint.pipeline.parse import ParseSettings
+from lexi_maint.state import StatePaths
 
 MAX = 200 * 2**20
 
@@ -71,7 +71,7 @@ def test_an_empty_file_and_a_directory_are_named(root: Path) -> None:
 def test_a_file_is_hashed_once_until_it_changes(root: Path, tmp_path: Path) -> None:
     doc = root / "a.txt"
     doc.write_text("Artikel 1 Loon\n")
-    path = cache_path(tmp_path / "state", "j")
+    path = StatePaths(tmp_path / "state").inventory("j")
     first = FingerprintCache(path)
     [found] = take_inventory([doc], root, MAX, first)
     assert first.hashed == 1 and len(found.sha256) == 64
@@ -87,7 +87,7 @@ def test_a_file_is_hashed_once_until_it_changes(root: Path, tmp_path: Path) -> N
 def test_an_unreadable_cache_means_hashing_again_not_failing(root: Path, tmp_path: Path) -> None:
     doc = root / "a.txt"
     doc.write_text("x")
-    path = cache_path(tmp_path / "state", "j")
+    path = StatePaths(tmp_path / "state").inventory("j")
     path.parent.mkdir(parents=True)
     path.write_text('{"bogus": 1}')
     cache = FingerprintCache(path)

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.events import DocumentFinished, RunSummary
-from lexi_maint.ledger import Failure, Success
-from lexi_maint.reporters import document_fields, summary_fields
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.report.reporters import document_fields, summary_fields
+from lexi_maint.run.events import DocumentFinished, RunSummary
 from lexi_maint.systemd import journal
 
 ROOT = Path(__file__).resolve().parents[2]

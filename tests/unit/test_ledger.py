@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import ErrorClass, LedgerError
-from lexi_maint.ledger import SCHEMA_VERSION, Failure, Ledger, Success
-from lexi_maint.plan import Found, Status, plan
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.run.ledger import SCHEMA_VERSION, Ledger
+from lexi_maint.run.plan import Found, Status, plan
 
 
 @pytest.fixture()

@@ -17,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from lexi_maint.cli import main
+from lexi_maint.cli.main import main
 from lexi_maint.errors import ErrorClass, LedgerError
-from lexi_maint.ledger import Failure, Ledger, Outcome, Success
-from lexi_maint.plan import Found, plan
+from lexi_maint.pipeline.contract import Failure, Outcome, Success
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.plan import Found, plan
 
 JOB = "j"
 FIXTURES_OK = [HealthCheck.function_scoped_fixture]

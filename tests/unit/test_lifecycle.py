@@ -9,20 +9,16 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import Config, JobConfig, parse_config
+from lexi_maint.errors import ExitCode, TransitionError
 from lexi_maint.lifecycle.executor import (
-    EXIT_CANCELLED,
-    EXIT_DOCUMENTS_FAILED,
-    EXIT_DONE,
-    EXIT_PREFLIGHT,
-    EXIT_SYSTEM,
     Executor,
     RunRequest,
 )
 from lexi_maint.lifecycle.hold import HoldStore
-from lexi_maint.lifecycle.machine import Machine, Phase, TransitionError
+from lexi_maint.lifecycle.machine import Machine, Phase
+from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.preflight import Check
-from lexi_maint.memplan.fake import FakeServiceProbe
-from lexi_maint.procs import KillReport
+from lexi_maint.lifecycle.procs import KillReport
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.fake import FakeSystemd
 
@@ -109,7 +105,7 @@ def test_success_stops_runs_and_restores_in_order(tmp_path: Path) -> None:
     killer = Killer()
     executor, listener, holds = make_executor(tmp_path, systemd, killer=killer)
     result = executor.execute(RunRequest("run1", "j"), threading.Event())
-    assert (result.phase, result.exit_code) == (Phase.DONE, EXIT_DONE)
+    assert (result.phase, result.exit_code) == (Phase.DONE, ExitCode.OK)
     verbs = [c for c in systemd.calls if c[0] != "status"]
     assert verbs == [
         ("stop", SERVICE),
@@ -144,7 +140,7 @@ def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stop
         return "state given"
 
     executor, _, _ = make_executor(tmp_path, systemd, checks=checks, prepare_state=prepare)
-    assert run(executor).exit_code == EXIT_DONE  # type: ignore[attr-defined]
+    assert run(executor).exit_code == ExitCode.OK  # type: ignore[attr-defined]
     assert order == ["checks", "state for j after 0 stops"]
     assert ("stop", SERVICE) in systemd.calls
 
@@ -152,7 +148,7 @@ def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stop
 def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
     tmp_path: Path,
 ) -> None:
-    from lexi_maint.lifecycle.ownership import OwnershipError
+    from lexi_maint.errors import OwnershipError
 
     systemd = fake()
 
@@ -161,7 +157,7 @@ def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
 
     executor, _, holds = make_executor(tmp_path, systemd, prepare_state=refuse)
     result = run(executor)
-    assert result.exit_code == EXIT_PREFLIGHT  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
     assert "left untouched" in result.message and "also holds etc" in result.message  # type: ignore[attr-defined]
     assert [c for c in systemd.calls if c[0] != "status"] == []
     assert holds.load() is None
@@ -175,7 +171,7 @@ def test_failed_preflight_leaves_the_service_untouched(tmp_path: Path) -> None:
 
     executor, _, holds = make_executor(tmp_path, systemd, checks=bad)
     result = run(executor)
-    assert result.phase is Phase.FAILED and result.exit_code == EXIT_PREFLIGHT  # type: ignore[attr-defined]
+    assert result.phase is Phase.FAILED and result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
     assert "memory: need 4G, have 1G" in result.message  # type: ignore[attr-defined]
     assert [c for c in systemd.calls if c[0] != "status"] == []
     assert holds.load() is None
@@ -186,7 +182,7 @@ def test_oom_kill_restarts_with_half_the_workers_then_finishes(tmp_path: Path) -
     systemd.pipeline_results = [("oom-kill", 0), ("exit-code", 1)]
     executor, _, _ = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == EXIT_DOCUMENTS_FAILED  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.FAILED  # type: ignore[attr-defined]
     assert result.unit_results == ("oom-kill", "exit-code")  # type: ignore[attr-defined]
     first, second = (systemd.properties[f"lexi-pipeline-run1-{n}.service"] for n in (1, 2))
 
@@ -204,7 +200,7 @@ def test_oom_restarts_are_bounded(tmp_path: Path) -> None:
     executor, _, _ = make_executor(tmp_path, systemd, config=make_config(tmp_path, restarts=1))
     result = run(executor)
     assert result.unit_results == ("oom-kill", "oom-kill")  # type: ignore[attr-defined]
-    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert systemd.units[SERVICE].active_state == "active"
 
 
@@ -216,7 +212,7 @@ def test_cancel_stops_the_job_unit_and_restores(tmp_path: Path) -> None:
     timer = threading.Timer(0.05, cancel.set)
     timer.start()
     result = run(executor, cancel)
-    assert (result.phase, result.exit_code) == (Phase.CANCELLED, EXIT_CANCELLED)  # type: ignore[attr-defined]
+    assert (result.phase, result.exit_code) == (Phase.CANCELLED, ExitCode.CANCELLED)  # type: ignore[attr-defined]
     assert ("stop", "lexi-pipeline-run1-1.service") in systemd.calls
     assert systemd.calls.index(("start", SERVICE)) > systemd.calls.index(
         ("stop", "lexi-pipeline-run1-1.service"))  # fmt: skip
@@ -229,7 +225,7 @@ def test_a_job_unit_that_cannot_start_still_restores(tmp_path: Path, failing: st
     systemd.fail_on = {failing}
     executor, _, holds = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert "scripted" in result.message  # type: ignore[attr-defined]
     assert systemd.units[SERVICE].active_state == "active"
     assert holds.load() is None
@@ -239,7 +235,7 @@ def test_leftovers_that_survive_sigkill_abort_the_run_but_restore(tmp_path: Path
     systemd = fake()
     executor, _, _ = make_executor(tmp_path, systemd, killer=Killer(fail=True))
     result = run(executor)
-    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert "still alive after SIGKILL" in result.message  # type: ignore[attr-defined]
     assert not any(c[0] == "start_transient" for c in systemd.calls)
     assert systemd.units[SERVICE].active_state == "active"
@@ -250,7 +246,7 @@ def test_a_failed_restore_keeps_the_hold_for_the_next_start(tmp_path: Path) -> N
     systemd.fail_on = {f"start:{SERVICE}"}
     executor, _, holds = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert f"restoring {SERVICE} failed" in result.message  # type: ignore[attr-defined]
     assert result.service_downtime is None  # type: ignore[attr-defined]  # still down
     hold = holds.load()
@@ -300,5 +296,5 @@ def test_a_stopped_pipeline_is_explained(tmp_path: Path) -> None:
     systemd.pipeline_results = [("exit-code", 3)]
     executor, _, _ = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == EXIT_SYSTEM  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
     assert "the LLM API refused the key" in result.message  # type: ignore[attr-defined]

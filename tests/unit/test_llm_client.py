@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lexi_maint.config.llm import RetrySettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.llm.client import (
     ChatClient,
@@ -20,8 +21,7 @@ from lexi_maint.llm.client import (
     backoff_delay,
     parse_retry_after,
 )
-from lexi_maint.llm.config import RetrySettings
-from lexi_maint.llm.keys import REDACTED, ApiKey
+from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.slots import LocalSlots
 from lexi_maint.llm.usage import Tokens
 
@@ -84,7 +84,7 @@ def run(handler: Handler | httpx.AsyncBaseTransport, *, deadline: float = 30.0,
             else httpx.MockTransport(handler)
         )
         async with ChatClient(
-            settings, ApiKey(SECRET, "test"), LocalSlots(2), transport=transport,
+            settings, api_key(SECRET, "test"), LocalSlots(2), transport=transport,
             sleep=sleep, rand=lambda: 0.0,
         ) as client:  # fmt: skip
             return await client.complete(REQUEST)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import load_config, parse_config
+from lexi_maint.config.llm import LlmConfig, ModelPrice
 from lexi_maint.errors import ConfigError
-from lexi_maint.llm.config import LlmConfig, ModelPrice
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path("/etc/lexi/c.toml")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from lexi_maint.llm.config import ModelPrice, Prices
+from lexi_maint.config.llm import ModelPrice, Prices
 from lexi_maint.llm.cost import call_cost, in_offpeak, priced_usage
 from lexi_maint.llm.usage import Tokens, Usage
 

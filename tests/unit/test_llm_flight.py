@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import ModelPrice, Prices
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatRequest, Completion
-from lexi_maint.llm.config import ModelPrice, Prices
 from lexi_maint.llm.flight import KeyLocks
 from lexi_maint.llm.session import InvalidAnswer, LlmSession
 from lexi_maint.llm.usage import Tokens, UsageMeter

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.keys import CREDENTIAL_NAME, ENV_NAME, REDACTED, ApiKey, load_api_key
+from lexi_maint.llm.keys import CREDENTIAL_NAME, ENV_NAME, REDACTED, api_key, load_api_key
 
 SECRET = "sk-unit-4f3c2b1a0987"
 
@@ -75,7 +75,7 @@ def test_no_key_anywhere_names_every_way_to_provide_one() -> None:
 
 
 def test_the_key_hides_itself() -> None:
-    key = ApiKey(SECRET, "test")
+    key = api_key(SECRET, "test")
     assert SECRET not in repr(key) and SECRET not in str(key) and SECRET not in f"{key}"
     assert repr(key).endswith("…0987 from test)")
     assert key.redact(f"bad key {SECRET}!") == f"bad key {REDACTED}!"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.ledger import SCHEMA_VERSION, Failure, Ledger, Success
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.usage import Usage
-from lexi_maint.plan import Found, Status, plan
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.run.ledger import SCHEMA_VERSION, Ledger
+from lexi_maint.run.plan import Found, Status, plan
 
 V1_SCHEMA = """
 CREATE TABLE documents (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lexi_maint.llm.config import LlmConfig
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, Problem, interpret
 
 TARGET = ProbeTarget.of(LlmConfig(provider="deepseek", base_url="https://api.deepseek.com/"))

@@ -5,8 +5,12 @@ from itertools import pairwise
 
 import pytest
 
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.prompts import (
+from lexi_maint.config.llm import LlmConfig
+from lexi_maint.config.pipeline import ChunkSettings
+from lexi_maint.llm.session import InvalidAnswer
+from lexi_maint.pipeline.chunk import Span, split_text
+from lexi_maint.pipeline.contract import Chunk
+from lexi_maint.pipeline.prompts import (
     ANALYSIS_SYSTEM,
     CHUNK_SYSTEM,
     Segment,
@@ -21,9 +25,6 @@ from lexi_maint.llm.prompts import (
     parse_analysis_answer,
     parse_chunking,
 )
-from lexi_maint.llm.session import InvalidAnswer
-from lexi_maint.pipeline.chunk import ChunkSettings, Span, split_text
-from lexi_maint.pipeline.contract import Chunk
 from tests.pdfgen import cao_page_text
 
 SETTINGS = ChunkSettings(min_chars=50, max_chars=400)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.events import DocumentFinished, JobStopped, RunSummary
-from lexi_maint.ledger import DocumentRecord, Failure, Success
 from lexi_maint.llm.usage import Usage
-from lexi_maint.plan import Status
-from lexi_maint.progress import format_document, format_stopped, format_summary, format_usage
-from lexi_maint.status import render_status, status_json
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.report.progress import format_document, format_stopped, format_summary, format_usage
+from lexi_maint.report.status import render_status, status_json
+from lexi_maint.run.events import DocumentFinished, JobStopped, RunSummary
+from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.plan import Status
 
 USAGE = Usage(
     calls=120,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import ModelPrice, Prices
 from lexi_maint.llm.cache import ResponseCache
 from lexi_maint.llm.client import ChatRequest, Completion
-from lexi_maint.llm.config import ModelPrice, Prices
 from lexi_maint.llm.session import AnswerRejected, InvalidAnswer, LlmSession
 from lexi_maint.llm.usage import Tokens, UsageMeter
 

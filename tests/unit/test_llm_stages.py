@@ -11,17 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lexi_maint.config.llm import LlmConfig, RetrySettings
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
-from lexi_maint.ledger import Failure, Success
-from lexi_maint.llm.config import LlmConfig, RetrySettings
-from lexi_maint.llm.keys import ApiKey
-from lexi_maint.llm.prompts import BATCH_HEADER, make_batches
+from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import analyze_chunk
-from lexi_maint.pipeline.chunk import ChunkSettings, split_text
-from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.chunk import split_text
+from lexi_maint.pipeline.contract import Chunk, Failure, ParsedDocument, SourceFile, Success, Work
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
+from lexi_maint.pipeline.prompts import BATCH_HEADER, make_batches
 from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis
 from lexi_maint.pipeline.worker import process_document
 from tests.llm_server.responder import REASONING_MARK, LexiResponder
@@ -58,7 +58,7 @@ def runtime(tmp_path: Path, api: Api, **changes: object) -> LlmRuntime:
                             invalid_output_retries=1),
     )  # fmt: skip
     config = replace(config, **changes)  # type: ignore[arg-type]
-    return LlmRuntime(config, ApiKey("sk-x", "test"), transport=httpx.MockTransport(api))
+    return LlmRuntime(config, api_key("sk-x", "test"), transport=httpx.MockTransport(api))
 
 
 def work() -> Work:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from lexi_maint.cli import build_parser
-from lexi_maint.manpage import bash_completion, manpage, subcommands
+from lexi_maint.cli.main import build_parser
+from lexi_maint.cli.manpage import bash_completion, manpage, subcommands
 from tests.hostpkg import ensure_tool
 
 

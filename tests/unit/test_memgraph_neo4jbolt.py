@@ -20,10 +20,10 @@ from neo4j.graph import Graph, Node
 from neo4j.graph import Path as GraphPath
 from neo4j.time import Date, DateTime, Duration
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.config import MemgraphConfig
-from lexi_maint.graph.credentials import Credentials, Password
-from lexi_maint.graph.memgraph import BoltError, FailureKind
+from lexi_maint.graph.bolt import BoltError, FailureKind
+from lexi_maint.graph.credentials import Credentials, password
 from lexi_maint.graph.neo4jbolt import (
     Neo4jSession,
     auth_token,
@@ -35,7 +35,7 @@ from lexi_maint.graph.neo4jbolt import (
 )
 
 SECRET = "pa55-w0rd"
-CREDENTIALS = Credentials("lexi", Password(SECRET, "test"))
+CREDENTIALS = Credentials("lexi", password(SECRET, "test"))
 
 
 def server_error(code: str, message: str) -> neo4j_errors.Neo4jError:

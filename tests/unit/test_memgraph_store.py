@@ -13,24 +13,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from lexi_maint.config.graph import MemgraphConfig, RetryPolicy
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
-from lexi_maint.graph.config import MemgraphConfig, RetryPolicy
-from lexi_maint.graph.credentials import Credentials, Password
-from lexi_maint.graph.memgraph import (
-    BoltError,
-    FailureKind,
-    MemgraphGraphStore,
-    Rows,
-    index_keys,
-    unique_keys,
-)
-from lexi_maint.graph.model import (
-    ENTITY_LABELS,
-    NODE_LABELS,
-    RELATIONSHIP_TYPES,
-    build_graph_document,
-)
+from lexi_maint.graph.bolt import BoltError, FailureKind, Rows
+from lexi_maint.graph.credentials import Credentials, password
+from lexi_maint.graph.memgraph import MemgraphGraphStore, index_keys, unique_keys
+from lexi_maint.graph.model import ENTITY_LABELS, NODE_LABELS, RELATIONSHIP_TYPES
+from lexi_maint.pipeline.graphdoc import build_graph_document
 from tests.unit.test_graph_model import CAO, make_work
 
 SECRET = "pa55-w0rd"
@@ -139,7 +129,7 @@ def rig(
 ) -> Rig:
     bolt = FakeBolt(answers=answers or {})
     sleeps: list[float] = []
-    credentials = Credentials("lexi", Password(SECRET, "test"))
+    credentials = Credentials("lexi", password(SECRET, "test"))
     store = MemgraphGraphStore(bolt, config, credentials, sleep=sleeps.append, draw=draw)
     return Rig(bolt, store, sleeps)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from lexi_maint.memory import CgroupLevel, MemoryReading, read_memory, tightest
+from lexi_maint.run.memory import CgroupLevel, MemoryReading, read_memory, tightest
 
 
 def test_tightest_picks_the_highest_ratio_among_limited_levels() -> None:

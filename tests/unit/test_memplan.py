@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lexi_maint.memplan.model import (
+from lexi_maint.lifecycle.memplan.model import (
     BatchEstimate,
     DocumentSample,
     ModelSettings,
@@ -13,7 +13,7 @@ from lexi_maint.memplan.model import (
     percentile,
     predict,
 )
-from lexi_maint.memplan.planner import PlanInputs, ServiceMemory, make_plan, need
+from lexi_maint.lifecycle.memplan.planner import PlanInputs, ServiceMemory, make_plan, need
 
 MiB = 2**20
 SETTINGS = ModelSettings(default_peak=200 * MiB, default_factor=4.0, min_history=3)
@@ -181,7 +181,7 @@ def test_description_names_the_decision_and_its_inputs() -> None:
 
 
 def test_quiesce_decisions_by_mode() -> None:
-    from lexi_maint.lifecycle.config import JobLimits, Quiesce
+    from lexi_maint.config.service import JobLimits, Quiesce
     from lexi_maint.lifecycle.quiesce import decide
 
     limits = JobLimits(memory_high=3 * 2**30, memory_max=4 * 2**30)

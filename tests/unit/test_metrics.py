@@ -10,10 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lexi_maint.config import parse_config
 from lexi_maint.errors import ErrorClass
-from lexi_maint.events import DocumentFinished, RunFinished, RunStarted, RunSummary
-from lexi_maint.ledger import Failure, Success
 from lexi_maint.llm.usage import Usage
-from lexi_maint.metrics.textfile import (
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.report.metrics import (
     MetricsReporter,
     RunSnapshot,
     apply,
@@ -22,6 +21,7 @@ from lexi_maint.metrics.textfile import (
     job_peak_memory,
     write_textfile,
 )
+from lexi_maint.run.events import DocumentFinished, RunFinished, RunStarted, RunSummary
 
 USAGE = Usage(calls=4, prompt_tokens=1000, completion_tokens=200, reasoning_tokens=50,
               cache_hit_tokens=300, cost=0.25, currency="USD")  # fmt: skip

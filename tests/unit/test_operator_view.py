@@ -8,14 +8,21 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
+from lexi_maint.cli.doctor import check_api_key, check_metrics, check_program, check_state_dir
 from lexi_maint.config import Config, parse_config
-from lexi_maint.doctor import check_api_key, check_metrics, check_program, check_state_dir
 from lexi_maint.errors import ErrorClass
-from lexi_maint.events import DocumentFinished, RunFinished, RunStarted, RunSummary
-from lexi_maint.ledger import DocumentRecord, Failure, Success
-from lexi_maint.plan import Status
-from lexi_maint.progress import BarReporter, LineReporter, clip, display_width, format_summary
-from lexi_maint.status import SCHEMA_VERSION, render_status, status_header, status_json
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.report.progress import (
+    BarReporter,
+    LineReporter,
+    clip,
+    display_width,
+    format_summary,
+)
+from lexi_maint.report.status import SCHEMA_VERSION, render_status, status_header, status_json
+from lexi_maint.run.events import DocumentFinished, RunFinished, RunStarted, RunSummary
+from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.plan import Status
 
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lexi_maint.errors import Dependency
-from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy, Verdict
 from lexi_maint.probe import Health
+from lexi_maint.run.outage import OutageGuard, OutagePolicy, Verdict
 
 GRAPH = Dependency.GRAPH
 

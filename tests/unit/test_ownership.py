@@ -8,19 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig
+from lexi_maint.errors import OwnershipError
 from lexi_maint.graph.falkordb import ServerLayout
-from lexi_maint.jobrun import StatePaths
 from lexi_maint.lifecycle.ownership import (
-    PIPELINE_ENTRIES,
     ROOT,
     Owner,
-    OwnershipError,
     foreign_entries,
     hand_over,
     resolve_owner,
 )
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.reporters import events_path
+from lexi_maint.state import ENTRIES, StatePaths
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 NOBODY = 65534
@@ -43,9 +41,9 @@ def test_every_entry_the_pipeline_creates_is_known() -> None:
         StatePaths(state).lock.name,
         ServerLayout.under(state).root.name,
         LlmConfig(state_dir=state / "llm").state_dir.name,
-        events_path(state, "r1").parent.name,
+        StatePaths(state).events("r1").parent.name,
     }
-    assert made <= PIPELINE_ENTRIES
+    assert made <= ENTRIES
 
 
 def test_foreign_entries_are_the_ones_lexi_maint_did_not_make() -> None:

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
 from lexi_maint.pipeline import parse
 from lexi_maint.pipeline.contract import SourceFile, Work
-from lexi_maint.pipeline.parse import PAGE_SEPARATOR, ParseSettings, ParseStage
+from lexi_maint.pipeline.parse import PAGE_SEPARATOR, ParseStage
 from tests.pdfgen import (
     make_encrypted_pdf,
     make_image_only_pdf,

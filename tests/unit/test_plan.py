@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from lexi_maint.plan import Action, Decision, Found, Known, Status, plan
+from lexi_maint.run.plan import Action, Decision, Found, Known, Status, plan
 
 
 def known(path: str, sha: str, status: Status, attempts: int = 1) -> Known:

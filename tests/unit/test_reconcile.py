@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lexi_maint.ledger import DocumentRecord
-from lexi_maint.plan import Status
-from lexi_maint.reconcile import GraphEntry, missing_from_graph, verify
+from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.plan import Status
+from lexi_maint.run.reconcile import GraphEntry, missing_from_graph, verify
 
 
 def record(path: str, sha: str, status: Status = Status.DONE, chunks: int = 2) -> DocumentRecord:

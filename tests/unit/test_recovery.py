@@ -7,13 +7,15 @@ import threading
 from pathlib import Path
 
 from lexi_maint.daemon.runs import RunQueue
-from lexi_maint.jobrun import StatePaths
-from lexi_maint.ledger import Ledger
 from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.lifecycle.recovery import recover_until_restored
-from lexi_maint.plan import Found, plan
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.plan import Found, plan
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd.fake import FakeSystemd
 from tests.unit.test_lifecycle import SERVICE, make_config, make_executor
+
+STOP = threading.Event()  # never set: recover until restored
 
 
 def test_a_dead_daemons_run_is_cleaned_up_and_marked_interrupted(tmp_path: Path) -> None:
@@ -30,7 +32,9 @@ def test_a_dead_daemons_run_is_cleaned_up_and_marked_interrupted(tmp_path: Path)
         ledger.mark_running("j", "/in/a.txt", "run1")
     runs = RunQueue()
 
-    recover_until_restored(config, systemd, executor, holds, runs, lambda: None, threading.Event())
+    restored = recover_until_restored(config, systemd, executor, holds, lambda: None, STOP)
+    assert restored is not None
+    runs.add_interrupted(restored)
 
     assert ("stop", "lexi-pipeline-run1-2.service") in systemd.calls
     assert systemd.calls.index(("stop", "lexi-pipeline-run1-2.service")) < systemd.calls.index(
@@ -53,7 +57,9 @@ def test_a_reboot_is_named_as_such(tmp_path: Path) -> None:
     hold = holds.record("run1", "j", SERVICE)
     holds.path.write_text(json.dumps({**hold.__dict__, "boot_id": "an-earlier-boot"}))
     runs = RunQueue()
-    recover_until_restored(config, systemd, executor, holds, runs, lambda: None, threading.Event())
+    restored = recover_until_restored(config, systemd, executor, holds, lambda: None, STOP)
+    assert restored is not None
+    runs.add_interrupted(restored)
     record = runs.get("run1")
     assert record is not None and "the machine rebooted" in record.message
     assert holds.load() is None
@@ -74,6 +80,6 @@ def test_restore_failures_are_retried_until_stopped(tmp_path: Path) -> None:
         if len(beats) > 2:
             stop.set()  # the daemon is told to stop while it waits to retry
 
-    recover_until_restored(config, systemd, executor, holds, RunQueue(), beat, stop)
+    assert recover_until_restored(config, systemd, executor, holds, beat, stop) is None
     assert holds.load() is not None  # kept for the next start
     assert systemd.calls.count(("start", SERVICE)) == 1

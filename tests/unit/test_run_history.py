@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.cli import main
-from lexi_maint.daemon.api import ApiError, Submit, parse_request
+from lexi_maint.cli.main import main
+from lexi_maint.daemon.api import Submit, parse_request
 from lexi_maint.daemon.client import submit_trigger
 from lexi_maint.daemon.commands import list_json
-from lexi_maint.history import render_runs, runs_json
-from lexi_maint.ledger import Ledger
+from lexi_maint.errors import ApiError
+from lexi_maint.report.history import render_runs, runs_json
+from lexi_maint.run.ledger import Ledger
 
 JOBS = frozenset({"cao_import"})
 

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from lexi_maint.ledger import Ledger
-from lexi_maint.liveness import running_since
+from lexi_maint.procfs import running_since
+from lexi_maint.run.ledger import Ledger
 
 
 def test_a_running_row_reads_interrupted_once_its_process_is_gone(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from lexi_maint.pipeline.runner import already_dying, dying_from_proc
+from lexi_maint.procfs import already_dying, dying_from_proc
 
 QUIET = "SigQ:\t0/63\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
 

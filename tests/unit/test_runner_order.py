@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lexi_maint.pipeline.runner import largest_first
-from lexi_maint.plan import Found
+from lexi_maint.run.plan import Found
+from lexi_maint.run.runner import largest_first
 
 
 def test_the_largest_documents_start_first_ties_keep_the_plans_order() -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.scheduler import Attempt, Scheduler
+from lexi_maint.run.scheduler import Attempt, Scheduler
 
 
 def drain(s: Scheduler, memory_ok: bool = True) -> list[str]:

@@ -12,20 +12,16 @@ from pathlib import Path
 from lexi_maint.config import Config, parse_config
 from lexi_maint.daemon.backstop import _grow_back
 from lexi_maint.daemon.runs import RunQueue
+from lexi_maint.errors import ExitCode
 from lexi_maint.lifecycle.executor import (
-    EXIT_CANCELLED,
-    EXIT_DOCUMENTS_FAILED,
-    EXIT_DONE,
-    EXIT_PREFLIGHT,
-    EXIT_SYSTEM,
     Executor,
     RunRequest,
     RunResult,
 )
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Phase
+from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.recovery import recover_until_restored
-from lexi_maint.memplan.fake import FakeServiceProbe
 from lexi_maint.systemd.fake import FakeSystemd
 from lexi_maint.systemd.properties import describe
 from tests.unit.test_lifecycle import Killer, Listener, ok_checks
@@ -98,7 +94,7 @@ def test_shrink_removes_the_planned_workers_runs_and_grows_back(tmp_path: Path) 
     seen: list[int] = []
     world.systemd.on_poll.append(lambda s, name: seen.append(s.workers[SERVICE]))
     result = world.run()
-    assert (result.phase, result.exit_code) == (Phase.DONE, EXIT_DONE), result.message
+    assert (result.phase, result.exit_code) == (Phase.DONE, ExitCode.OK), result.message
     assert world.verbs() == [
         (TTOU, SERVICE),
         (TTOU, SERVICE),
@@ -135,15 +131,15 @@ def test_the_hold_record_says_how_many_from_which_master(tmp_path: Path) -> None
 def test_failed_documents_oom_and_cancel_all_grow_back(tmp_path: Path) -> None:
     failed = World(tmp_path / "a")
     failed.systemd.pipeline_results = [("exit-code", 1)]
-    assert failed.run().exit_code == EXIT_DOCUMENTS_FAILED
+    assert failed.run().exit_code == ExitCode.FAILED
     oom = World(tmp_path / "b")
     oom.systemd.pipeline_results = [("oom-kill", 0), ("success", 0)]
     result = oom.run()
-    assert result.exit_code == EXIT_DONE and result.unit_results == ("oom-kill", "success")
+    assert result.exit_code == ExitCode.OK and result.unit_results == ("oom-kill", "success")
     cancelled = World(tmp_path / "c")
     cancel = threading.Event()
     cancelled.systemd.on_poll.append(lambda s, n: cancel.set())
-    assert cancelled.run(cancel).exit_code == EXIT_CANCELLED
+    assert cancelled.run(cancel).exit_code == ExitCode.CANCELLED
     for world in (failed, oom, cancelled):
         assert world.systemd.workers[SERVICE] == 4
         assert [v for v, _ in world.verbs()].count(TTIN) == 2
@@ -164,7 +160,7 @@ def test_a_master_that_does_not_shrink_is_grown_back_and_the_run_refused(tmp_pat
     world = World(tmp_path)
     world.systemd.deaf.add(SERVICE)
     result = world.run()
-    assert (result.phase, result.exit_code) == (Phase.FAILED, EXIT_PREFLIGHT)
+    assert (result.phase, result.exit_code) == (Phase.FAILED, ExitCode.CONFIG)
     assert "did not shrink" in result.message and "timed out after 0.2 s" in result.message
     assert "grown back" in result.message
     verbs = [v for v, _ in world.verbs()]
@@ -179,7 +175,7 @@ def test_a_master_that_does_not_grow_back_fails_the_run_and_keeps_the_hold(
     world = World(tmp_path)
     world.systemd.on_poll.append(lambda s, name: s.deaf.add(SERVICE))
     result = world.run()
-    assert result.exit_code == EXIT_SYSTEM
+    assert result.exit_code == ExitCode.UNAVAILABLE
     assert "grow back to 4 workers" in result.message
     hold = world.holds.load()
     assert hold is not None and hold.shrunk_by == 0  # the signals went out: never sent twice
@@ -195,7 +191,7 @@ def test_a_restarted_master_is_not_grown(tmp_path: Path) -> None:
 
     world.systemd.on_poll.append(restart)
     result = world.run()
-    assert result.exit_code == EXIT_DONE, result.message
+    assert result.exit_code == ExitCode.OK, result.message
     assert TTIN not in [v for v, _ in world.verbs()]
     assert world.systemd.workers[SERVICE] == 4  # its configured workers
 
@@ -208,15 +204,17 @@ def test_daemon_killed_mid_run_recovery_grows_back(tmp_path: Path) -> None:
     hold = world.holds.load()
     assert hold is not None
     world.holds.save(dataclasses.replace(hold, shrunk_by=2))
-    runs = RunQueue()
-    recover_until_restored(
-        world.config, world.systemd, world.executor, world.holds, runs, lambda: None,
+    restored = recover_until_restored(
+        world.config, world.systemd, world.executor, world.holds, lambda: None,
         threading.Event(),
     )  # fmt: skip
     calls = world.verbs()
     assert calls.index(("stop", JOB_UNIT)) < calls.index((TTIN, SERVICE))
     assert world.systemd.workers[SERVICE] == 4
     assert world.holds.load() is None
+    assert restored is not None and restored.run_id == "run1"
+    runs = RunQueue()
+    runs.add_interrupted(restored)
     record = runs.get("run1")
     assert record is not None and record.phase is Phase.INTERRUPTED
 
@@ -238,7 +236,7 @@ def test_shrink_refuses_a_main_process_that_is_not_gunicorn(tmp_path: Path) -> N
     world = World(tmp_path)
     world.probe.resizable = False
     result = world.run()
-    assert result.exit_code == EXIT_PREFLIGHT
+    assert result.exit_code == ExitCode.CONFIG
     assert "is not a gunicorn master" in result.message
     assert world.verbs() == []
 
@@ -246,35 +244,35 @@ def test_shrink_refuses_a_main_process_that_is_not_gunicorn(tmp_path: Path) -> N
 def test_shrink_refuses_a_plan_that_does_not_fit(tmp_path: Path) -> None:
     world = World(tmp_path, available=100 * MiB, keep_workers=3)
     result = world.run()
-    assert result.exit_code == EXIT_PREFLIGHT and "does not fit" in result.message
+    assert result.exit_code == ExitCode.CONFIG and "does not fit" in result.message
     assert world.verbs() == []
 
 
 def test_auto_shrinks_when_it_fits_and_stops_otherwise(tmp_path: Path) -> None:
     shrinks = World(tmp_path / "a", quiesce="auto")
-    assert shrinks.run().exit_code == EXIT_DONE
+    assert shrinks.run().exit_code == ExitCode.OK
     assert ("stop", SERVICE) not in shrinks.systemd.calls
     assert [v for v, _ in shrinks.verbs()].count(TTOU) == 2
     stops = World(tmp_path / "b", quiesce="auto", available=8 * 2**30)
     stops.probe.resizable = False
-    assert stops.run().exit_code == EXIT_DONE
+    assert stops.run().exit_code == ExitCode.OK
     assert stops.verbs()[0] == ("stop", SERVICE)
     assert stops.caps() == {"MemoryMax": 4 * 2**30, "MemoryHigh": 3 * 2**30}  # configured
 
 
 def test_none_runs_beside_the_service_or_refuses(tmp_path: Path) -> None:
     beside = World(tmp_path / "a", quiesce="none", available=4 * 2**30)
-    assert beside.run().exit_code == EXIT_DONE
+    assert beside.run().exit_code == ExitCode.OK
     assert [v for v, _ in beside.verbs()] == [
         "start_transient", "reset_failed", "unref", "start"]  # fmt: skip
     assert beside.caps() == {"MemoryMax": 1441 * MiB, "MemoryHigh": 1261 * MiB}
     # 1300 MiB available: the plan lowers the batch to 2 workers to fit beside all four
     lowered = World(tmp_path / "b", quiesce="none")
-    assert lowered.run().exit_code == EXIT_DONE
+    assert lowered.run().exit_code == ExitCode.OK
     assert workers_of(lowered.systemd, JOB_UNIT) == "2"
     refused = World(tmp_path / "c", quiesce="none", available=500 * MiB)
     result = refused.run()
-    assert result.exit_code == EXIT_PREFLIGHT
+    assert result.exit_code == ExitCode.CONFIG
     assert "does not fit beside the service" in result.message
 
 
@@ -283,7 +281,7 @@ def test_after_a_reboot_a_repeated_main_pid_is_not_grown(tmp_path: Path) -> None
     hold = world.holds.record("run1", "j", SERVICE, mode="shrink", main_pid=100, workers=4)
     world.holds.save(dataclasses.replace(hold, shrunk_by=2, boot_id="an-earlier-boot"))
     recover_until_restored(
-        world.config, world.systemd, world.executor, world.holds, RunQueue(), lambda: None,
+        world.config, world.systemd, world.executor, world.holds, lambda: None,
         threading.Event(),
     )  # fmt: skip
     assert TTIN not in [v for v, _ in world.verbs()]
@@ -309,7 +307,7 @@ def test_a_master_replaced_while_shrinking_refuses_the_run_and_is_not_grown(
     world = World(tmp_path, systemd=ReplacedOnShrink())
     world.systemd.deaf.add(SERVICE)
     result = world.run()
-    assert result.exit_code == EXIT_PREFLIGHT and "MainPID changed" in result.message
+    assert result.exit_code == ExitCode.CONFIG and "MainPID changed" in result.message
     assert "start_transient" not in [v for v, _ in world.verbs()]
     assert TTIN not in [v for v, _ in world.verbs()]  # a new master has its own count
     assert world.holds.load() is None

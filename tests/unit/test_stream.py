@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
 from lexi_maint.graph import FakeGraphStore
-from lexi_maint.graph.model import GraphPart, PartBuilder, build_graph_document
-from lexi_maint.ledger import Failure, Outcome, Success
+from lexi_maint.graph.model import GraphPart
 from lexi_maint.pipeline import parse, stream
 from lexi_maint.pipeline.analyze import AnalyzeStage
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage, split_text, split_windows
-from lexi_maint.pipeline.contract import ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.chunk import ChunkStage, split_text, split_windows
+from lexi_maint.pipeline.contract import Failure, Outcome, ParsedDocument, SourceFile, Success, Work
+from lexi_maint.pipeline.graphdoc import PartBuilder, build_graph_document
 from lexi_maint.pipeline.parse import (
-    ParseSettings,
     ParseStage,
     StreamedPdf,
     StreamedTxt,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.lifecycle.config import DaemonConfig, JobLimits
+from lexi_maint.config.service import DaemonConfig, JobLimits
 from lexi_maint.systemd.journal import JournalHandler, encode_entry, record_fields
 from lexi_maint.systemd.notify import Notifier
 from lexi_maint.systemd.properties import (
