@@ -17,6 +17,9 @@ points at the first chunk that holds article "5". A reference to "5.2" or "5 lid
 back to article "5" when no chunk holds "5.2". References that match no article are dropped
 and counted in `GraphDocument.unresolved_references`; a chunk referring to itself is dropped
 silently.
+
+A long document's rows come a part at a time (`PartBuilder`, `GraphPart`): the same rows,
+its references in a last part.
 """
 
 from __future__ import annotations
