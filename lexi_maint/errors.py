@@ -35,7 +35,7 @@ pypdf, httpx, pystemd) are translated where they are caught::
                                down: not the document's fault; the runner pauses the job
 
 Two BaseExceptions are not errors but control flow that no `except Exception` may swallow:
-`Stopped` (stopsignal.py: a signal ended the run) and the parser's per-page CPU limit.
+`Stopped` (run/stop.py: a signal ended the run) and the parser's per-page CPU limit.
 Classes that carry a domain type (BoltError, LlmProbeError, Transient, InvalidAnswer,
 AnswerRejected, SchemaError) live beside it, in the module named above.
 

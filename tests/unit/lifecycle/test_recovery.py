@@ -13,7 +13,7 @@ from lexi_maint.run.ledger import Ledger
 from lexi_maint.run.plan import Found, plan
 from lexi_maint.state import StatePaths
 from lexi_maint.systemd.fake import FakeSystemd
-from tests.unit.test_lifecycle import SERVICE, make_config, make_executor
+from tests.unit.lifecycle.test_lifecycle import SERVICE, make_config, make_executor
 
 STOP = threading.Event()  # never set: recover until restored
 

@@ -170,7 +170,7 @@ def test_retry_delay_grows_is_jittered_and_capped() -> None:
 def test_the_shipped_configuration_documents_every_key_with_its_default() -> None:
     from lexi_maint.config import load_config
 
-    shipped = Path(__file__).resolve().parents[2] / "config" / "lexi-maint.toml"
+    shipped = Path(__file__).resolve().parents[3] / "config" / "lexi-maint.toml"
     assert load_config(shipped).graph == GraphConfig()
     text = shipped.read_text()
     keys = [

@@ -10,7 +10,7 @@ from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.model import ENTITY_LABELS, NODE_LABELS, RELATIONSHIP_TYPES
 from lexi_maint.pipeline.graphdoc import build_graph_document
-from tests.unit.test_graph_model import CAO, Part, make_work
+from tests.unit.pipeline.test_graph_model import CAO, Part, make_work
 
 DOC = build_graph_document(make_work("/in/cao.pdf", CAO))
 

@@ -30,7 +30,7 @@ from tests.pdfgen import (
     make_truncated_pdf,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 NOBODY = 65534
 
 

@@ -11,7 +11,7 @@ from lexi_maint.report.reporters import document_fields, summary_fields
 from lexi_maint.run.events import DocumentFinished, RunSummary
 from lexi_maint.systemd import journal
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CATALOG = ROOT / "systemd" / "lexi-maint.catalog"
 HEADER = re.compile(r"^-- ([0-9a-f]{32})$", re.MULTILINE)
 HEX_ID = re.compile(r"['\"]([0-9a-f]{32})['\"]")

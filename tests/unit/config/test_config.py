@@ -12,7 +12,7 @@ from lexi_maint.config import (
 )
 from lexi_maint.errors import ConfigError, UsageError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def problems(raw: dict[str, object], path: Path = Path("/etc/x.toml")) -> list[str]:

@@ -8,7 +8,7 @@ from lexi_maint.config import load_config, parse_config
 from lexi_maint.config.llm import LlmConfig, ModelPrice
 from lexi_maint.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = Path("/etc/lexi/c.toml")
 
 

@@ -21,7 +21,7 @@ from lexi_maint.graph.credentials import Credentials, password
 from lexi_maint.graph.memgraph import MemgraphGraphStore, index_keys, unique_keys
 from lexi_maint.graph.model import ENTITY_LABELS, NODE_LABELS, RELATIONSHIP_TYPES
 from lexi_maint.pipeline.graphdoc import build_graph_document
-from tests.unit.test_graph_model import CAO, make_work
+from tests.unit.pipeline.test_graph_model import CAO, make_work
 
 SECRET = "pa55-w0rd"
 DOC = build_graph_document(make_work("/in/cao.pdf", CAO))

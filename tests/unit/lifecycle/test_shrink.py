@@ -24,7 +24,7 @@ from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.recovery import recover_until_restored
 from lexi_maint.systemd.fake import FakeSystemd
 from lexi_maint.systemd.properties import describe
-from tests.unit.test_lifecycle import Killer, Listener, ok_checks
+from tests.unit.lifecycle.test_lifecycle import Killer, Listener, ok_checks
 
 SERVICE = "lexi.service"
 JOB_UNIT = "lexi-pipeline-run1-1.service"
