@@ -468,11 +468,14 @@ def falkordb_single_query(statements: Sequence[str]) -> str:
 FALKORDB_WRITE_DOCUMENT = falkordb_single_query(
     [MERGE_DOCUMENT, FALKORDB_DELETE_CHUNKS, *(step.text for step in write_steps(FALKORDB))]
 )
-# Remove one document and whatever only it mentioned; takes `{"path": ...}`.
-FALKORDB_DELETE_DOCUMENT = falkordb_single_query([FALKORDB_DELETE_CHUNKS, DELETE_DOCUMENT_NODE])
 # A long document: remove what an unfinished write staged; takes `{"path": ...}`.
 FALKORDB_CLEAR_STAGING = falkordb_single_query(
     [falkordb_delete_chunks(STAGING), DELETE_STAGING_NODE]
+)
+# Remove one document (and anything staged for it) and whatever only it mentioned; takes
+# `{"path": ...}`.
+FALKORDB_DELETE_DOCUMENT = falkordb_single_query(
+    [FALKORDB_DELETE_CHUNKS, DELETE_DOCUMENT_NODE, FALKORDB_CLEAR_STAGING]
 )
 # ... write one part, staged; takes `part_parameters(path, part)`.
 FALKORDB_WRITE_PART = falkordb_single_query([step.text for step in write_steps(FALKORDB, STAGING)])

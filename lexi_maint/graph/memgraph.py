@@ -169,6 +169,7 @@ class MemgraphGraphStore:
             tx.run(cypher.DELETE_OLD_CHUNKS, params)
             tx.run(cypher.DELETE_DOCUMENT_NODE, params)
             self._delete_orphans(tx, stale)
+            self._clear_staging(tx, path)
 
         self._transaction(delete, f"deleting {path}")
 

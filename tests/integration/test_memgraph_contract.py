@@ -312,3 +312,9 @@ def test_rows_a_crashed_write_staged_are_removed_by_the_next_one(
     stats = contract_store.stats()
     assert (stats.nodes, stats.relationships) == (CAO_STATS_NODES, CAO_STATS_RELATIONSHIPS)
     assert (staged(contract_store), orphans(contract_store)) == (0, (0, 0))
+    contract_store.query(  # left behind again; deleting the document removes it too
+        "CREATE (:Staging {path: '/in/cao.pdf'})-[:HAS_CHUNK]->(:Chunk {id: 'cao:00000'})"
+    )
+    contract_store.delete_document("/in/cao.pdf")
+    assert all(v == 0 for v in contract_store.stats().nodes.values())
+    assert staged(contract_store) == 0

@@ -19,7 +19,7 @@ from lexi_maint.graph import cypher
 from lexi_maint.graph.bolt import BoltError, FailureKind, Rows
 from lexi_maint.graph.credentials import Credentials, password
 from lexi_maint.graph.memgraph import MemgraphGraphStore, index_keys, unique_keys
-from lexi_maint.graph.model import ENTITY_LABELS, NODE_LABELS, RELATIONSHIP_TYPES
+from lexi_maint.graph.model import ENTITY_LABELS, NODE_LABELS, RELATIONSHIP_TYPES, GraphPart
 from lexi_maint.pipeline.graphdoc import build_graph_document
 from tests.unit.pipeline.test_graph_model import CAO, make_work
 
@@ -42,8 +42,15 @@ def statement_names() -> dict[str, str]:
         cypher.STATS: "stats",
         cypher.MEMGRAPH_SHOW_INDEXES: "show_indexes",
         cypher.MEMGRAPH_SHOW_CONSTRAINTS: "show_constraints",
+        cypher.stale_entities_of(cypher.STAGING): "stale_staged",
+        cypher.delete_chunks_of(cypher.STAGING): "delete_staged",
+        cypher.DELETE_STAGING_NODE: "delete_staging",
+        cypher.MOVE_STAGED_CHUNKS: "move_staged",
     }
     names.update({step.text: step.rows for step in cypher.write_steps(cypher.MEMGRAPH)})
+    staged = cypher.write_steps(cypher.MEMGRAPH, cypher.STAGING)
+    for step in staged:  # the entity merges are the same statements
+        names.setdefault(step.text, f"staged {step.rows}")
     for label in ENTITY_LABELS:
         names[cypher.delete_orphans(cypher.MEMGRAPH, label).text] = f"orphans:{label}"
     return names
@@ -290,9 +297,40 @@ def test_delete_document_removes_chunks_node_and_orphans_in_one_transaction() ->
         "tx delete_chunks",
         "tx delete_document",
         "tx orphans:Party",
+        "tx stale_staged",  # and whatever a write that died had staged for it
+        "tx delete_staged",
+        "tx delete_staging",
         "commit",
     ]
     assert r.bolt.params[:3] == [{"path": "/in/cao.pdf"}] * 3
+
+
+def test_a_long_document_is_staged_part_by_part_then_swapped_in_one_transaction() -> None:
+    r = rig(answers={"stale": [{"labels": ["Term"], "name": "oude term"}]})
+    parts = [GraphPart(DOC.chunks[:1]), GraphPart(DOC.chunks[1:], DOC.next_pairs),
+             GraphPart(references=DOC.references)]  # fmt: skip
+    r.store.write_document_parts(DOC.path, parts, lambda: DOC.document)
+    clear = ["begin", "tx stale_staged", "tx delete_staged", "tx delete_staging", "commit"]
+    assert r.bolt.log == [
+        *clear,
+        "begin", "tx staged chunks", "commit",
+        "begin", "tx staged chunks", "tx staged next", "commit",
+        "begin", "tx staged references", "commit",
+        "begin", "tx merge_document", "tx stale", "tx delete_chunks", "tx move_staged",
+        "tx delete_staging", "tx orphans:Term", "commit",
+    ]  # fmt: skip
+
+
+def test_a_failing_part_is_rolled_back_and_the_staged_rows_removed() -> None:
+    r = rig(answers={})
+    r.bolt.fail("staged next", BoltError(FailureKind.REJECTED, "bad value"))
+    parts = [GraphPart(DOC.chunks[:1]), GraphPart(DOC.chunks[1:], DOC.next_pairs)]
+    with pytest.raises(GraphError):
+        r.store.write_document_parts(DOC.path, parts, lambda: DOC.document)
+    assert "tx merge_document" not in r.bolt.log  # the previous version was never touched
+    assert "rollback" in r.bolt.log
+    assert r.bolt.log[-5:] == ["begin", "tx stale_staged", "tx delete_staged",
+                               "tx delete_staging", "commit"]  # fmt: skip
 
 
 # --- schema, stats, query ----------------------------------------------------------------
