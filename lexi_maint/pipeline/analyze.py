@@ -528,13 +528,17 @@ class AnalyzeStage:
     name = "analyze"
 
     def run(self, work: Work) -> Work:
-        analyses = self.analyze(work.chunks)
+        analyses = self.analyze(work, work.chunks)
         logger.debug("analyzed %s: %d chunks", work.source.path, len(analyses))
         return replace(work, analyses=analyses)
 
-    def analyze(self, chunks: Iterable[Chunk]) -> tuple[ChunkAnalysis, ...]:
-        """The analyses of some chunks (a window of a long document, or all of them)."""
+    def analyze(self, work: Work, chunks: Iterable[Chunk]) -> tuple[ChunkAnalysis, ...]:
+        """The analyses of some of a document's chunks (a window of a long one, or all)."""
         return tuple(
             parse_analysis(chunk.id, json.loads(json.dumps(analyze_chunk(chunk))))
             for chunk in chunks
         )
+
+    def notes(self) -> tuple[str, ...]:
+        """Warnings about the chunks analysed so far: the embedded analyzer has none."""
+        return ()

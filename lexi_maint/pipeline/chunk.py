@@ -47,7 +47,7 @@ import logging
 import os
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from itertools import pairwise
@@ -313,12 +313,13 @@ WINDOW_CHARS = 2_000_000
 _LINE_BREAK = re.compile(r"[\n\f]")
 
 
-def window_end(text: str, size: int, carry: Carry) -> int:
+def window_end(text: str, size: int, bare_chapter: str = "") -> int:
     """Where a window of `text` (longer than `size`) ends: at the strongest boundary in the
     second half of its first `size` characters. In order: the last chapter heading, article
-    heading, blank line, line break, sentence end or white space; else at `size`."""
+    heading, blank line, line break, sentence end or white space; else at `size`.
+    (`bare_chapter`: see `scan_headings`.)"""
     low = size // 2
-    headings = [h for h in scan_headings(text[:size], carry.bare_chapter)[0] if h.start > low]
+    headings = [h for h in scan_headings(text[:size], bare_chapter)[0] if h.start > low]
     for kind in (Kind.CHAPTER, Kind.ARTICLE):
         starts = [h.start for h in headings if h.kind is kind]
         if starts:
@@ -330,28 +331,42 @@ def window_end(text: str, size: int, carry: Carry) -> int:
     return size
 
 
+def text_windows(
+    pieces: Iterable[str], size: int, end: Callable[[str], int] | None = None
+) -> Iterator[tuple[int, str]]:
+    """(offset, text) of the windows of a text given in pieces: each at most `size`
+    characters, cut where `end` says (by default `window_end`); never more than a window
+    and a piece in memory. A text of at most `size` characters is one window."""
+    cut_at = end or (lambda text: window_end(text, size))
+    buffer, offset = "", 0
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) > size:
+            cut = cut_at(buffer)
+            yield offset, buffer[:cut]
+            buffer, offset = buffer[cut:], offset + cut
+    if buffer:
+        yield offset, buffer
+
+
 def split_windows(
     pieces: Iterable[str], settings: ChunkSettings, size: int = WINDOW_CHARS
 ) -> Iterator[list[tuple[Span, str]]]:
     """The spans (with absolute offsets) and texts of a text given in pieces, one list per
-    window of at most `size` characters; never more than a window and a piece in memory.
+    window (`text_windows`), the headings carried from one window to the next.
 
     A text of at most `size` characters is one window, chunked exactly as `split_text`
-    does. A longer one is cut at `window_end` boundaries; headings carry over. What differs
-    from one pass over the whole text: a short chunk at a window's end is not merged with
-    the next window's first chunk.
+    does. What differs from one pass over the whole text: a short chunk at a window's end
+    is not merged with the next window's first chunk.
     """
-    buffer, offset, carry = "", 0, Carry()
-    for piece in pieces:
-        buffer += piece
-        while len(buffer) > size:
-            cut = window_end(buffer, size, carry)
-            window, buffer = buffer[:cut], buffer[cut:]
-            spans, carry = split_window(window, settings, carry)
-            yield _located(spans, window, offset)
-            offset += cut
-    if buffer:
-        yield _located(split_window(buffer, settings, carry)[0], buffer, offset)
+    carry = Carry()
+
+    def end(text: str) -> int:
+        return window_end(text, size, carry.bare_chapter)
+
+    for offset, window in text_windows(pieces, size, end):
+        spans, carry = split_window(window, settings, carry)
+        yield _located(spans, window, offset)
 
 
 def _located(spans: list[Span], window: str, offset: int) -> list[tuple[Span, str]]:
@@ -396,13 +411,20 @@ class ChunkStage:
         result = replace(work, chunks=chunks)
         return result.with_warning("no text to chunk") if not chunks else result
 
-    def windows(self, work: Work, pieces: Iterable[str]) -> Iterator[tuple[Chunk, ...]]:
-        """The chunks of a long text given in pieces, a window at a time (`split_windows`)."""
+    def windows(
+        self, work: Work, pieces: Iterable[str], title: Callable[[], str]
+    ) -> Iterator[tuple[Chunk, ...]]:
+        """The chunks of a long text given in pieces, a window at a time (`split_windows`;
+        the structural splitter has no use for the document's `title`)."""
         key = document_key(work)
         index = 0
         for window in split_windows(pieces, self.settings):
             yield tuple(_chunk(key, i, span, text) for i, (span, text) in enumerate(window, index))
             index += len(window)
+
+    def notes(self) -> tuple[str, ...]:
+        """Warnings about the windows chunked so far: the structural splitter has none."""
+        return ()
 
 
 def _chunk(key: str, index: int, span: Span, text: str) -> Chunk:

@@ -45,6 +45,8 @@ class LlmAnalyzeStage:
     def __init__(self, runtime: LlmRuntime) -> None:
         self.runtime = runtime
         self._meter = UsageMeter(runtime.config.prices.currency)
+        self._trimmed: list[ChunkAnalysis] = []  # analyses the bounds cut (the first one kept)
+        self._trimmed_count = 0
 
     def usage(self) -> Usage:
         return self._meter.total
@@ -52,18 +54,33 @@ class LlmAnalyzeStage:
     def run(self, work: Work) -> Work:
         if not work.chunks:
             return replace(work, analyses=())
-        title = work.require_parsed().title
-        analyses = asyncio.run(self._analyze(str(work.source.path), title, work.chunks))
+        analyses = self.analyze(work, work.chunks)
         log.debug("analyzed %s with the model: %d chunks", work.source.path, len(analyses))
-        work = replace(work, analyses=tuple(analyses))
-        trimmed = [a for a in analyses if a.notes]
-        if trimmed:  # one warning per document, however much was cut
-            first = trimmed[0]
-            work = work.with_warning(
-                f"the model's analysis went past the bounds in {len(trimmed)} chunks and was"
-                f" trimmed (chunk {first.chunk_id}: {'; '.join(first.notes[:3])})"
-            )
+        work = replace(work, analyses=analyses)
+        for note in self.notes():
+            work = work.with_warning(note)
         return work
+
+    def analyze(self, work: Work, chunks: Sequence[Chunk]) -> tuple[ChunkAnalysis, ...]:
+        """The analyses of some of a document's chunks (a window of a long one, or all)."""
+        if not chunks:
+            return ()
+        title = work.require_parsed().title
+        analyses = asyncio.run(self._analyze(str(work.source.path), title, tuple(chunks)))
+        trimmed = [a for a in analyses if a.notes]
+        self._trimmed_count += len(trimmed)
+        self._trimmed = self._trimmed or trimmed[:1]
+        return tuple(analyses)
+
+    def notes(self) -> tuple[str, ...]:
+        """One warning for the document, however much the bounds cut."""
+        if not self._trimmed:
+            return ()
+        first = self._trimmed[0]
+        return (
+            f"the model's analysis went past the bounds in {self._trimmed_count} chunks and was"
+            f" trimmed (chunk {first.chunk_id}: {'; '.join(first.notes[:3])})",
+        )
 
     async def _analyze(
         self, document: str, title: str, chunks: tuple[Chunk, ...]

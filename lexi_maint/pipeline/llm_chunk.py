@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -19,7 +20,7 @@ from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.llm.runtime import LlmRuntime, gather_all
 from lexi_maint.llm.session import AnswerRejected, LlmSession
 from lexi_maint.llm.usage import Usage, UsageMeter
-from lexi_maint.pipeline.chunk import Span, document_key
+from lexi_maint.pipeline.chunk import WINDOW_CHARS, Span, document_key, text_windows
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, Work
 from lexi_maint.pipeline.prompts import (
     Window,
@@ -46,6 +47,7 @@ class LlmChunkStage:
         self.settings = settings
         self.runtime = runtime
         self._meter = UsageMeter(runtime.config.prices.currency)
+        self._notes: list[str] = []
 
     def usage(self) -> Usage:
         return self._meter.total
@@ -68,6 +70,31 @@ class LlmChunkStage:
             if result.warning:
                 work = work.with_warning(result.warning)
         return replace(work, chunks=chunks)
+
+    def windows(
+        self, work: Work, pieces: Iterable[str], title: Callable[[], str]
+    ) -> Iterator[tuple[Chunk, ...]]:
+        """The chunks of a long text given in pieces: each window of `WINDOW_CHARS`
+        (`text_windows`) chunked by the model as `run` chunks a whole text (its parts, and
+        the characters a warning names, counted within the window)."""
+        key = document_key(work)
+        index = 0
+        for offset, text in text_windows(pieces, WINDOW_CHARS):
+            parsed = ParsedDocument(title(), 0, text, "")
+            windows = make_windows(text, self.settings, self.runtime.config.window_chars)
+            results = asyncio.run(self._chunk(str(work.source.path), parsed, windows))
+            self._notes += [result.warning for result in results if result.warning]
+            spans = [span for result in results for span in result.spans]
+            yield tuple(
+                Chunk(f"{key}:{i:05d}", i, offset + s.start, offset + s.end, s.heading,
+                      text[s.start : s.end])
+                for i, s in enumerate(spans, index)
+            )  # fmt: skip
+            index += len(spans)
+
+    def notes(self) -> tuple[str, ...]:
+        """Warnings about the windows chunked so far (`windows`)."""
+        return tuple(self._notes)
 
     async def _chunk(
         self, document: str, parsed: ParsedDocument, windows: list[Window]

@@ -16,7 +16,8 @@ import pytest
 
 from tests.bigtext import MIB, make_one_line_txt
 from tests.integration.lexi_env import Workspace, workspace
-from tests.pdfgen import make_many_pages_pdf
+from tests.llm_server import API_KEY, FakeLlmServer
+from tests.pdfgen import cao_page_text, make_many_pages_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -64,3 +65,29 @@ def test_a_pdf_over_the_streaming_size_keeps_its_worker_within_300_mb(ws: Worksp
     assert peak <= WORKER_BUDGET
     [row] = ws.graph_query("MATCH (d:Document) RETURN d.pages AS pages")
     assert row == {"pages": 6000}
+
+
+def test_a_long_document_on_the_llm_path_keeps_its_worker_within_300_mb(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    pages = "\n\n".join(cao_page_text(n) for n in range(1, 201)) + "\n\n"
+    text = (pages * (5 * MIB // len(pages) + 1))[: 5 * MIB]  # over 4 MiB: streamed
+    (ws.input / "lang.txt").write_text(text, encoding="utf-8")
+    key = ws.root / "deepseek.key"
+    key.write_text(API_KEY + "\n")
+    key.chmod(0o600)
+    with FakeLlmServer() as server:
+        ws.write_config(workers=1, extra=(
+            f'\n[llm]\nprovider = "deepseek"\nbase_url = "{server.url}"\n'
+            f'api_key_file = "{key}"\n'))  # fmt: skip
+        document = only_document(ws)
+    peak = document["peak_rss"]
+    assert isinstance(peak, int)
+    print(f"5 MiB text, LLM stages: worker peak {peak / 10**6:.1f} MB, {document['chunks']} chunks")
+    assert peak <= WORKER_BUDGET
+    [row] = ws.graph_query(
+        "MATCH (d:Document)-[:HAS_CHUNK]->(c:Chunk) RETURN count(c) AS chunks, max(c.end) AS end"
+    )
+    assert row == {"chunks": document["chunks"], "end": len(text)}

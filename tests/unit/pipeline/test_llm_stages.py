@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from lexi_maint.config.llm import LlmConfig, RetrySettings
-from lexi_maint.config.pipeline import ChunkSettings
+from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
+from lexi_maint.graph import FakeGraphStore
 from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import analyze_chunk
@@ -21,8 +22,10 @@ from lexi_maint.pipeline.chunk import split_text
 from lexi_maint.pipeline.contract import Chunk, Failure, ParsedDocument, SourceFile, Success, Work
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
+from lexi_maint.pipeline.parse import ParseStage
 from lexi_maint.pipeline.prompts import BATCH_HEADER, make_batches
 from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis
+from lexi_maint.pipeline.store import StoreStage
 from lexi_maint.pipeline.worker import process_document
 from tests.llm_server.responder import REASONING_MARK, LexiResponder
 from tests.llm_server.server import chat_completion
@@ -251,3 +254,24 @@ def test_job_stop_errors_win_over_other_failures_of_the_same_document(tmp_path: 
     assert sqlite3.connect(tmp_path / "llm" / "responses.sqlite3").execute(
         "SELECT count(*) FROM answers WHERE model = 'deepseek-reasoner'"
     ).fetchone() == (0,)
+
+
+def test_a_long_document_goes_through_the_llm_stages_a_window_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lexi_maint.pipeline.worker.STREAM_BYTES", 0)  # every file is long
+    monkeypatch.setattr("lexi_maint.pipeline.llm_chunk.WINDOW_CHARS", 8000)
+    path = tmp_path / "cao.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    rt = runtime(tmp_path, Api())
+    chunk, analyze, store = LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt), FakeGraphStore()
+    stages = (ParseStage(ParseSettings()), chunk, analyze, StoreStage(store))
+    outcome = process_document(SourceFile(path, tmp_path, "0" * 64, len(TEXT)), stages)
+    assert isinstance(outcome, Success), outcome
+    assert store.parts_written == -(-len(TEXT) // 8000) + 1  # windows, then the references
+    rows = store.documents[str(path)].chunks
+    assert "".join(row["text"] for row in rows) == TEXT  # the windows' chunks tile the text
+    assert [row["start"] for row in rows[1:]] == [row["end"] for row in rows[:-1]]
+    assert [row["index"] for row in rows] == list(range(outcome.chunks))
+    assert store.documents[str(path)].mentions  # every window's chunks analysed
+    assert outcome.usage == chunk.usage() + analyze.usage() and outcome.usage.calls > 0
