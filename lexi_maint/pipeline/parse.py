@@ -12,7 +12,11 @@ back to `ParseSettings.fallback_encoding` with a warning. Line endings become "\
 
 PDF pages are extracted one at a time from the open file (pypdf seeks in it; the file is
 not read into memory) and joined with `PAGE_SEPARATOR`, so page N of a document starts
-after the (N-1)th separator. pypdf caches every object it parses; `_ObjectCacheTrimmer`
+after the (N-1)th separator.
+
+A long document is not held whole (`ParseStage.stream`, used by `lexi_maint.pipeline.stream`):
+`StreamedTxt` and `StreamedPdf` yield the same text in pieces, with the same checks, title
+and warnings. pypdf caches every object it parses; `_ObjectCacheTrimmer`
 keeps that cache from growing with the page count. pypdf's own log records are counted
 and re-logged at debug level: a damaged file gives one work warning, not one per page.
 """

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from lexi_maint.procfs import running_since
+from lexi_maint.procfs import running_since, started_at
 from lexi_maint.run.ledger import Ledger
 
 
@@ -42,3 +42,10 @@ def test_running_since_knows_this_process_a_dead_one_and_a_reused_pid() -> None:
     # this pid, but the run started a day before this process: someone else's pid now
     assert not running_since(os.getpid(), time.time() - 86400)
     assert not running_since(0, time.time())
+
+
+def test_a_process_start_time_is_read_from_its_stat_line() -> None:
+    stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 " + "0 " * 12 + "123456 0 0"
+    assert started_at(stat, boot_time=1_700_000_000.0, ticks_per_second=100) == (
+        1_700_000_000.0 + 1234.56
+    )
