@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lexi_maint.ledger import Outcome
+from lexi_maint.ledger import ClosedAttempt, Outcome
 from lexi_maint.llm.usage import Usage
 from lexi_maint.memory import MemoryReading
 
@@ -41,6 +41,15 @@ class DocumentFinished:
     finished: int  # documents settled so far in this run
     queued: int  # documents this run processes in all
     eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class AttemptClosed:
+    """An attempt whose runner did not record its end (its job unit or run died first),
+    closed when the next job unit or run of the job found it `running` in the ledger."""
+
+    attempt: ClosedAttempt
+    retry: bool  # the document is tried again (attempts left); else it stays failed
 
 
 @dataclass(frozen=True)
@@ -108,4 +117,12 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | DocumentStarted | DocumentFinished | MemoryHeld | JobStopped | RunFinished
+Event = (
+    RunStarted
+    | DocumentStarted
+    | DocumentFinished
+    | AttemptClosed
+    | MemoryHeld
+    | JobStopped
+    | RunFinished
+)

@@ -7,17 +7,17 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import Dependency, StateError, UsageError
-from lexi_maint.events import Event, RunSummary
+from lexi_maint.events import AttemptClosed, Event, RunSummary
 from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_probed
 from lexi_maint.inventory import FingerprintCache, cache_path, discover, take_inventory
-from lexi_maint.ledger import Ledger
+from lexi_maint.ledger import ClosedAttempt, Ledger
 from lexi_maint.memory import MemoryProbe, read_memory
 from lexi_maint.pipeline.outage import OutageGuard, OutagePolicy
 from lexi_maint.pipeline.registry import stage_factory
@@ -118,6 +118,7 @@ def run_job(
         run_id = options.run_id or new_run_id(job.name)
         trigger = "" if options.run_id else options.trigger
         interrupted = ledger.start_run(job.name, run_id, os.getpid(), trigger)
+        report_closed(interrupted, job.max_attempts, on_event)
         _reconcile(ledger, job.name, target)
         decisions = plan(
             found,
@@ -139,11 +140,22 @@ def run_job(
         try:
             summary = runner.run(found, decisions, len(interrupted))
         except BaseException:
-            ledger.finish_run(job.name, run_id, "cancelled", {})
+            closed = ledger.finish_run(job.name, run_id, "cancelled", {})
+            report_closed(closed, job.max_attempts, on_event)
             raise
         status = "stopped" if summary.stopped else "finished"
-        ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
+        closed = ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
+        report_closed(closed, job.max_attempts, on_event)
         return summary
+
+
+def report_closed(
+    closed: Sequence[ClosedAttempt], max_attempts: int, on_event: Callable[[Event], None]
+) -> None:
+    """Each attempt the ledger closed for a runner that died gets its outcome reported
+    (one journal entry per document, as if its runner had logged it)."""
+    for attempt in closed:
+        on_event(AttemptClosed(attempt, retry=attempt.attempts < max_attempts))
 
 
 def _outage_guard(job: JobConfig, served: ServedGraph, state_dir: Path) -> OutageGuard:
