@@ -441,9 +441,10 @@ class Ledger:
         """What the daemon knows of a run once it is over: its exit status, what started it,
         how long the service was down and how each job unit ended (`job_units`, e.g.
         oom-kill, oom-kill, exit-code). A run that never reached its job unit (preflight
-        failed) gets its row here; a run the pipeline recorded keeps its own status, unless
-        its last unit died before it could record one (then the daemon's, with the whole
-        run's document counts from the ledger)."""
+        failed) gets its row here; a run the pipeline recorded keeps its own status (finished,
+        stopped), unless its last unit died before it could record one, or was stopped
+        (then the daemon's: failed after an OOM kill, cancelled, ...; with the whole run's
+        document counts from the ledger when the unit left none)."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT status, summary FROM runs WHERE run_id = ?", (run_id,)
@@ -460,12 +461,14 @@ class Ledger:
             summary = _json(text, dict)
             if recorded == "running":  # the last job unit died before it finished the run
                 summary = _whole_run(db, job, run_id, summary, force=True)
+            # 'cancelled' from the pipeline says only that its unit was stopped: by the
+            # operator (the daemon says cancelled too) or by systemd after an OOM kill (failed)
             if job_units:
                 summary["job_units"] = list(job_units)
             db.execute(
                 "UPDATE runs SET exit_status = ?, trigger = ?, service_downtime = ?,"
                 " finished_at = coalesce(finished_at, ?), summary = ?,"
-                " status = CASE WHEN status = 'running' THEN ? ELSE status END"
+                " status = CASE WHEN status IN ('running', 'cancelled') THEN ? ELSE status END"
                 " WHERE run_id = ?",
                 (exit_status, trigger, service_downtime, time.time(), json.dumps(summary),
                  status, run_id),

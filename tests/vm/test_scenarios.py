@@ -189,14 +189,24 @@ def test_s2_a_failed_batch_is_reported_explained_and_recorded(
     for name in ("LEXI_DONE", "LEXI_FAILED", "LEXI_SKIPPED"):
         assert fields.get(name, "").isdigit(), fields
     assert float(fields["LEXI_DURATION"]) >= 0, fields  # 0.0: the last unit had nothing left
-    # A document ended by the OOM killer gets no LEXI_OUTCOME entry when OOMPolicy=stop ends the
-    # whole unit before the runner logs it (CI on 2026-11-30 saw none, or only retry:killed):
-    # a known gap (issue 12), so only the finished documents' entries are required here.
     assert "done:" in r["outcomes"], r["outcomes"]
     assert {o.split(":")[0] for o in r["outcomes"]} <= {"done", "failed", "retry"}, r["outcomes"]
+    # each of the oversized document's two attempts (max_attempts) ends in one entry, also
+    # when OOMPolicy=stop ended the unit with its runner before the runner could log the kill:
+    # then the daemon (or the next unit) closes the attempt and logs it
+    print(*r["huge_messages"], sep="\n")
+    assert r["huge_outcomes"] == ["retry:killed", "failed:killed"], r["huge_messages"]
     history = r["history"]
+    print(r["runs_table"])
     assert (history["exit_status"], history["trigger"]) == (1, "operator"), history
     assert history["service_downtime_seconds"] > 0, history
+    # one row for the whole run, however many job units the OOM kills split it into
+    assert history["status"] == "finished", history
+    units = history["job_units"]
+    assert units[-1] == "exit-code" and units.count("oom-kill") == 2, history
+    assert "(2 OOM-killed)" in r["runs_table"], r["runs_table"]
+    counts = history["counts"]  # 6 samples done, the oversized one failed, over all units
+    assert (counts["done"], counts["failed"], counts["processed"]) == (6, 1, 7), history
 
 
 def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult) -> None:

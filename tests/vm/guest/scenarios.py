@@ -481,8 +481,21 @@ def operator_view(r: dict[str, Any], job: str) -> None:
         f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
         for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
     })  # fmt: skip
+    # every attempt at the oversized document, in journal order, whoever logged it (its
+    # runner, the daemon once the OOM-killed unit was gone, the next unit), with its message
+    r["huge_outcomes"] = [
+        f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
+        for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+    ]  # fmt: skip
+    r["huge_messages"] = [
+        f"{e.get('SYSLOG_IDENTIFIER')}: {e.get('MESSAGE')}"
+        for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+    ]  # fmt: skip
     history = json.loads(sh(LEXI, "runs", job, "--json", "--limit", "1").stdout)
     r["history"] = history["runs"][0] if history["runs"] else {}
+    r["runs_table"] = sh(LEXI, "runs", job, "--limit", "1").stdout
 
 
 def s4_cancel(r: dict[str, Any]) -> None:
