@@ -310,3 +310,24 @@ def test_s11_shrunk_service_grows_back_after_daemon_sigkill(
     assert r["orphan_units"] == []
     assert r["workers_after"] == 4 and r["main_pid_same"] is True, r
     assert r["prober"]["failed"] == 0, r["prober"]
+
+
+def test_s12_the_backstop_grows_a_shrunk_service_back_once(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    """Issue 14: the daemon dies for good mid-run while lexi.service is shrunk; lexi-batch@'s
+    ExecStopPost grows it back from the same master and records it, so the daemon's own
+    recovery later adds nothing: 4 workers, never 5, and every request answered."""
+    r = scenario(results, "shrink_backstop", boot)
+    print("hold:", r["hold_while_running"], r["hold_after_backstop"], "prober:", r["prober"],
+          r["backstop_journal"], sep="\n")  # fmt: skip
+    hold = r["hold_while_running"]
+    assert hold["mode"] == "shrink" and hold["shrunk_by"] >= 1, hold
+    assert r["workers_while_running"] == 4 - hold["shrunk_by"], r
+    assert r["grow_wait"] < 120, r
+    assert r["hold_after_backstop"]["shrunk_by"] == 0, r["hold_after_backstop"]
+    assert f"grown back by {hold['shrunk_by']} workers" in r["backstop_journal"]
+    assert "restore-orphaned" in r["stop_post"] and "status=0" in r["stop_post"], r["stop_post"]
+    assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
+    assert r["workers_after_daemon"] == 4 and r["main_pid_same"] is True, r
+    assert r["prober"]["failed"] == 0 and r["prober"]["requests"] > 100, r["prober"]

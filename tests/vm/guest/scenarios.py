@@ -741,7 +741,54 @@ def s11_shrink_daemon_killed(r: dict[str, Any]) -> None:
         r["interrupted"] = run_phase(run_id)
         r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
     r["prober"] = prober.summary()
-    remove_ballast()
+
+
+def s12_shrink_backstop(r: dict[str, Any]) -> None:
+    """The daemon dies for good while lexi.service is shrunk: lexi-batch@'s ExecStopPost
+    (`restore-orphaned`) stops the job unit and grows gunicorn back; the daemon, back later,
+    finds "shrunk by 0" in the hold record and does not grow it a second time."""
+    hold_path = RECORDS / "hold.json"
+    try:
+        with Prober() as prober:
+            pid = int(show("lexi.service", "MainPID"))
+            r["workers_before"] = gunicorn_workers(pid)
+            sh(LEXI, "submit", "shrink", "--reprocess")  # lexi-batch@shrink follows this run
+            sh("systemctl", "start", "--no-block", "lexi-batch@shrink.service")
+
+            def shrunk_and_running() -> bool:
+                return gunicorn_workers(pid) < r["workers_before"] and any(
+                    show(u, "ActiveState") == "active" for u in pipeline_units())  # fmt: skip
+
+            wait_for("the shrunk service and its job unit", shrunk_and_running, 180)
+            r["workers_while_running"] = gunicorn_workers(pid)
+            r["hold_while_running"] = json.loads(hold_path.read_text())
+            sh("systemctl", "mask", "--runtime", "lexi-maintd.service", check=True)
+            sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
+            grown = wait_for("the backstop to grow gunicorn back",
+                             lambda: gunicorn_workers(pid) == 4, 150)  # fmt: skip
+            r["grow_wait"] = round(grown, 1)
+            batch_state = lambda: show("lexi-batch@shrink.service", "ActiveState")  # noqa: E731
+            wait_for(
+                "lexi-batch@shrink to end", lambda: batch_state() in ("inactive", "failed"), 60
+            )
+            r["hold_after_backstop"] = json.loads(hold_path.read_text())
+            r["job_units_active"] = [u for u in pipeline_units()
+                                     if show(u, "ActiveState") == "active"]  # fmt: skip
+            r["stop_post"] = show("lexi-batch@shrink.service", "ExecStopPost")
+            r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@shrink",
+                                       "--no-pager", "-o", "cat").stdout[-2500:]  # fmt: skip
+            sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
+            sh("systemctl", "reset-failed", "lexi-maintd.service")
+            sh("systemctl", "start", "lexi-maintd.service")
+            wait_for("the daemon to close the run", lambda: not hold_path.exists(), 120)
+            time.sleep(2)  # a second SIGTTIN, were one sent, would show by now
+            r["workers_after_daemon"] = gunicorn_workers(pid)
+            r["main_pid_same"] = int(show("lexi.service", "MainPID")) == pid
+            r["daemon_restore"] = daemon_lines("active again")[-1:]
+        r["prober"] = prober.summary()
+    finally:
+        sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
+        remove_ballast()
 
 
 def main() -> int:
@@ -769,6 +816,7 @@ def main() -> int:
         ("broken_config", s6_broken_config),
         ("shrink", s10_shrink),
         ("shrink_daemon_killed", s11_shrink_daemon_killed),  # after shrink: its ballast
+        ("shrink_backstop", s12_shrink_backstop),  # last of the three: removes the ballast
         ("uninstall", s9_uninstall),  # last: it removes lexi-maint
     ):
         if not only or name in only.split(","):
