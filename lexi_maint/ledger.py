@@ -458,7 +458,7 @@ class Ledger:
                 )  # fmt: skip
                 return
             recorded, text = row
-            summary = _json(text, dict)
+            summary = _summary(text)
             if recorded == "running":  # the last job unit died before it finished the run
                 summary = _whole_run(db, job, run_id, summary, force=True)
             # 'cancelled' from the pipeline says only that its unit was stopped: by the
@@ -665,13 +665,19 @@ def _closed(job: str, row: Sequence[Any], *, victim: bool, unit: str) -> ClosedA
     )
 
 
-def _units(summary: object) -> int:
-    """How many job units a run row has had (1 for rows written before units were counted)."""
+def _summary(text: object) -> dict[str, Any]:
+    """A run row's summary; a damaged one is replaced, not raised: it only feeds history."""
     try:
-        value = json.loads(summary).get("units", 1) if isinstance(summary, str) else 1
-    except (ValueError, AttributeError):
-        return 1
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+        value = json.loads(text) if isinstance(text, str | bytes) else None
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _units(text: object) -> int:
+    """How many job units a run row has had (1 for rows written before units were counted)."""
+    value = _summary(text).get("units", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def _whole_run(

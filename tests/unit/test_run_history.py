@@ -203,3 +203,20 @@ def test_a_run_whose_last_unit_died_gets_the_daemons_status_and_counts(ledger: L
     (run,) = ledger.runs("j")
     assert (run.status, run.exit_status) == ("failed", 3)
     assert (run.summary["done"], run.summary["failed"], run.summary["processed"]) == (0, 1, 1)
+
+
+def test_a_damaged_run_summary_does_not_stop_the_daemon_recording(ledger: Ledger) -> None:
+    ledger.start_run("j", "r", 1)
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("UPDATE runs SET summary = 'not json' WHERE run_id = 'r'")
+    conn.commit()
+    conn.close()
+    ledger.record_daemon_run("j", "r", status="failed", started_at=0.0, exit_status=3,
+                             trigger="timer", service_downtime=None,
+                             job_units=("oom-kill",))  # fmt: skip
+    (run,) = ledger.runs("j")
+    assert (run.status, run.summary["job_units"], run.summary["done"]) == (
+        "failed",
+        ["oom-kill"],
+        0,
+    )

@@ -767,10 +767,11 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
             grown = wait_for("the backstop to grow gunicorn back",
                              lambda: gunicorn_workers(pid) == 4, 150)  # fmt: skip
             r["grow_wait"] = round(grown, 1)
-            batch_state = lambda: show("lexi-batch@shrink.service", "ActiveState")  # noqa: E731
-            wait_for(
-                "lexi-batch@shrink to end", lambda: batch_state() in ("inactive", "failed"), 60
-            )
+
+            def batch_ended() -> bool:
+                return show("lexi-batch@shrink.service", "ActiveState") in ("inactive", "failed")
+
+            wait_for("lexi-batch@shrink to end", batch_ended, 60)
             r["hold_after_backstop"] = json.loads(hold_path.read_text())
             r["job_units_active"] = [u for u in pipeline_units()
                                      if show(u, "ActiveState") == "active"]  # fmt: skip
