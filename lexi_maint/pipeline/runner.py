@@ -315,12 +315,7 @@ class Runner:
                 self._ledger.release(self._s.job, r.path)
                 released += 1
                 continue
-            self._ledger.record(self._s.job, r.path, result)  # it finished just in time
-            self._tally.finished += 1
-            if isinstance(result, Failure):
-                self._tally.failed += 1
-            else:
-                self._tally.done += 1
+            self._settle_stopped(r, result)  # it finished just in time
         return released
 
     def _finished_event(
