@@ -771,7 +771,15 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
             def batch_ended() -> bool:
                 return show("lexi-batch@shrink.service", "ActiveState") in ("inactive", "failed")
 
-            wait_for("lexi-batch@shrink to end", batch_ended, 60)
+            try:
+                r["batch_end_wait"] = round(wait_for("lexi-batch@shrink to end", batch_ended,
+                                                     180), 1)  # fmt: skip
+            finally:
+                r["batch_status"] = sh("systemctl", "status", "--no-pager", "-l", "-n", "0",
+                                       "lexi-batch@shrink.service").stdout[-2500:]  # fmt: skip
+                r["batch_timeline"] = sh("journalctl", "-b", "--no-pager", "-o", "short-monotonic",
+                                         "-u", "lexi-batch@shrink", "-u", "lexi-maintd",
+                                         "-n", "60").stdout[-8000:]  # fmt: skip
             r["hold_after_backstop"] = json.loads(hold_path.read_text())
             r["job_units_active"] = [u for u in pipeline_units()
                                      if show(u, "ActiveState") == "active"]  # fmt: skip
