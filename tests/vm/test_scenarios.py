@@ -321,6 +321,7 @@ def test_s12_the_backstop_grows_a_shrunk_service_back_once(
     r = scenario(results, "shrink_backstop", boot)
     print("hold:", r["hold_while_running"], r["hold_after_backstop"], "prober:", r["prober"],
           r["backstop_journal"], sep="\n")  # fmt: skip
+    assert r["daemon_while_dead"] != "active", r["batch_timeline"]  # the backstop's job
     hold = r["hold_while_running"]
     assert hold["mode"] == "shrink" and hold["shrunk_by"] >= 1, hold
     assert r["workers_while_running"] == 4 - hold["shrunk_by"], r

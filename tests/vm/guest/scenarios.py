@@ -743,11 +743,31 @@ def s11_shrink_daemon_killed(r: dict[str, Any]) -> None:
     r["prober"] = prober.summary()
 
 
+DEAD_DAEMON = Path("/run/systemd/system/lexi-maintd.service.d/stays-dead.conf")
+
+
+def daemon_stays_dead(dead: bool) -> None:
+    """A runtime drop-in that makes every start of lexi-maintd fail (so neither Restart= nor
+    socket activation brings it back), or its removal. `systemctl mask --runtime` cannot do
+    this: the installed unit in /etc/systemd/system outranks a mask in /run."""
+    if dead:
+        DEAD_DAEMON.parent.mkdir(parents=True, exist_ok=True)
+        DEAD_DAEMON.write_text("[Service]\nExecStartPre=/bin/false\n")
+    else:
+        DEAD_DAEMON.unlink(missing_ok=True)
+    sh("systemctl", "daemon-reload", check=True)
+    if not dead:
+        sh("systemctl", "reset-failed", "lexi-maintd.service", "lexi-maintd.socket")
+        sh("systemctl", "start", "lexi-maintd.socket", "lexi-maintd.service")
+
+
 def s12_shrink_backstop(r: dict[str, Any]) -> None:
     """The daemon dies for good while lexi.service is shrunk: lexi-batch@'s ExecStopPost
     (`restore-orphaned`) stops the job unit and grows gunicorn back; the daemon, back later,
     finds "shrunk by 0" in the hold record and does not grow it a second time."""
     hold_path = RECORDS / "hold.json"
+    remove_ballast()  # sized from the memory the workers use without it, as in s10_shrink
+    ballast_for_one_worker("shrink", r)  # the plan must remove a worker (restarts lexi.service)
     try:
         with Prober() as prober:
             pid = int(show("lexi.service", "MainPID"))
@@ -762,7 +782,7 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
             wait_for("the shrunk service and its job unit", shrunk_and_running, 180)
             r["workers_while_running"] = gunicorn_workers(pid)
             r["hold_while_running"] = json.loads(hold_path.read_text())
-            sh("systemctl", "mask", "--runtime", "lexi-maintd.service", check=True)
+            daemon_stays_dead(True)
             sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
             grown = wait_for("the backstop to grow gunicorn back",
                              lambda: gunicorn_workers(pid) == 4, 150)  # fmt: skip
@@ -775,8 +795,7 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
                 r["batch_end_wait"] = round(wait_for("lexi-batch@shrink to end", batch_ended,
                                                      180), 1)  # fmt: skip
             finally:
-                r["batch_status"] = sh("systemctl", "status", "--no-pager", "-l", "-n", "0",
-                                       "lexi-batch@shrink.service").stdout[-2500:]  # fmt: skip
+                r["daemon_while_dead"] = show("lexi-maintd.service", "ActiveState")
                 r["batch_timeline"] = sh("journalctl", "-b", "--no-pager", "-o", "short-monotonic",
                                          "-u", "lexi-batch@shrink", "-u", "lexi-maintd",
                                          "-n", "60").stdout[-8000:]  # fmt: skip
@@ -786,9 +805,7 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
             r["stop_post"] = show("lexi-batch@shrink.service", "ExecStopPost")
             r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@shrink",
                                        "--no-pager", "-o", "cat").stdout[-2500:]  # fmt: skip
-            sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
-            sh("systemctl", "reset-failed", "lexi-maintd.service")
-            sh("systemctl", "start", "lexi-maintd.service")
+            daemon_stays_dead(False)
             wait_for("the daemon to close the run", lambda: not hold_path.exists(), 120)
             time.sleep(2)  # a second SIGTTIN, were one sent, would show by now
             r["workers_after_daemon"] = gunicorn_workers(pid)
@@ -796,7 +813,8 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
             r["daemon_restore"] = daemon_lines("active again")[-1:]
         r["prober"] = prober.summary()
     finally:
-        sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
+        if DEAD_DAEMON.exists():
+            daemon_stays_dead(False)
         remove_ballast()
 
 
