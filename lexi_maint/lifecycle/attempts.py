@@ -18,10 +18,10 @@ from typing import Protocol
 
 from lexi_maint.config import JobConfig
 from lexi_maint.errors import LexiMaintError
-from lexi_maint.events import AttemptClosed
-from lexi_maint.jobrun import StatePaths
-from lexi_maint.ledger import ClosedAttempt, Ledger
-from lexi_maint.reporters import journal_closed
+from lexi_maint.report.reporters import journal_closed
+from lexi_maint.run.events import AttemptClosed
+from lexi_maint.run.ledger import ClosedAttempt, Ledger
+from lexi_maint.state import StatePaths
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
-from lexi_maint.ledger import Ledger
-from lexi_maint.memory import MemoryReading
 from lexi_maint.pipeline.contract import Chunk, Stage, Work
-from lexi_maint.pipeline.runner import Runner, RunnerSettings
-from lexi_maint.plan import Found, Status, plan
+from lexi_maint.run.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.memory import MemoryReading
+from lexi_maint.run.plan import Found, Status, plan
+from lexi_maint.run.runner import Runner, RunnerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -190,7 +190,7 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
     runner stops between steps, never halfway through a ledger write."""
     import psutil
 
-    from lexi_maint.stopsignal import Stopped, StopSignal
+    from lexi_maint.run.stop import Stopped, StopSignal
 
     stop = StopSignal()
 
@@ -218,7 +218,7 @@ def test_a_kill_found_only_while_stopping_is_reported_like_any_other(tmp_path: P
     """Issue 12: the stop reaches the runner before it saw its worker die; the kill it then
     finds among its workers gets its DocumentFinished (the journal's retry/failed entry),
     and the attempts it could not settle get theirs from the ledger (run_job's part)."""
-    from lexi_maint.stopsignal import Stopped, StopSignal
+    from lexi_maint.run.stop import Stopped, StopSignal
 
     stop = StopSignal()
     events: list[Event] = []
