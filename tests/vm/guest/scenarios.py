@@ -772,14 +772,19 @@ def s12_shrink_backstop(r: dict[str, Any]) -> None:
         with Prober() as prober:
             pid = int(show("lexi.service", "MainPID"))
             r["workers_before"] = gunicorn_workers(pid)
-            sh(LEXI, "submit", "shrink", "--reprocess")  # lexi-batch@shrink follows this run
+            run_id = submit("shrink", "--reprocess")  # lexi-batch@shrink follows this run
             sh("systemctl", "start", "--no-block", "lexi-batch@shrink.service")
 
-            def shrunk_and_running() -> bool:
-                return gunicorn_workers(pid) < r["workers_before"] and any(
+            def shrunk_and_followed() -> bool:
+                """Shrunk, the job unit running, and lexi-batch@shrink's `submit --wait`
+                attached to the run (killed before it connects, the daemon would leave it
+                waiting on the socket for a daemon that never comes, and no ExecStopPost)."""
+                followed = f"already queued or running: run {run_id}" in sh(
+                    "journalctl", "-b", "-u", "lexi-batch@shrink", "-o", "cat").stdout  # fmt: skip
+                return followed and gunicorn_workers(pid) < r["workers_before"] and any(
                     show(u, "ActiveState") == "active" for u in pipeline_units())  # fmt: skip
 
-            wait_for("the shrunk service and its job unit", shrunk_and_running, 180)
+            wait_for("the shrunk service, its job unit and lexi-batch@", shrunk_and_followed, 180)
             r["workers_while_running"] = gunicorn_workers(pid)
             r["hold_while_running"] = json.loads(hold_path.read_text())
             daemon_stays_dead(True)
