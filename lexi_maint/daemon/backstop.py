@@ -62,7 +62,13 @@ def _grow_back(config: Config, systemd: SystemdPort, holds: HoldStore, hold: Hol
     if systemd.status(hold.service).main_pid != hold.main_pid:
         log.warning("%s has a new main process: it runs its configured workers", hold.service)
         return
-    holds.save(dataclasses.replace(hold, shrunk_by=0))
+    try:  # recorded first: the daemon, back later, must not grow it a second time
+        holds.save(dataclasses.replace(hold, shrunk_by=0))
+    except OSError as exc:
+        log.error("cannot update the hold record in %s (%s): %s is not grown back here;"
+                  " it keeps serving with fewer workers until lexi-maintd starts and grows it",
+                  holds.path.parent, exc.strerror or exc, hold.service)  # fmt: skip
+        return
     for _ in range(hold.shrunk_by):
         systemd.kill_main(hold.service, config.service.grow_signal)
     log.warning("%s grown back by %d workers", hold.service, hold.shrunk_by)

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,24 +201,27 @@ def _execute(
     try:
         result = executor.execute(request, cancel)
         phase, code, message = result.phase, result.exit_code, result.message
-        downtime = result.service_downtime
+        downtime, units = result.service_downtime, result.unit_results
     except Exception as exc:  # a bug must not kill the executor thread
         log.exception("run %s crashed", record.run_id)
         phase, code, message = Phase.FAILED, ExitCode.UNAVAILABLE, f"internal error: {exc}"
-        downtime = None
+        downtime, units = None, ()
     hub.flush_lines(record.run_id)
     updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
                           finished_at=time.time())  # fmt: skip
-    record_history(config, updated, downtime)
+    record_history(config, updated, downtime, units)
     body = daemon_report(record.job, record.run_id, record.trigger, phase.value, code, message,
                          downtime)  # fmt: skip
     pings.send(outcome_ping(code), body)
 
 
-def record_history(config: Config, run: RunRecord, downtime: float | None) -> None:
+def record_history(
+    config: Config, run: RunRecord, downtime: float | None, units: Sequence[str] = ()
+) -> None:
     """Add what only the daemon knows to the run's ledger row (`lexi-maint runs`): exit
-    status, trigger, service downtime. No ledger yet (first run refused by preflight): the
-    daemon does not create one as root; the run stays in `list` only."""
+    status, trigger, service downtime, how each job unit ended. No ledger yet (first run
+    refused by preflight): the daemon does not create one as root; the run stays in `list`
+    only."""
     path = StatePaths(config.state_dir).ledger
     if not path.exists():
         return
@@ -227,7 +230,7 @@ def record_history(config: Config, run: RunRecord, downtime: float | None) -> No
             ledger.record_daemon_run(
                 run.job, run.run_id, status=run.phase.value,
                 started_at=run.started_at or run.submitted_at, exit_status=run.exit_code or 0,
-                trigger=run.trigger, service_downtime=downtime,
+                trigger=run.trigger, service_downtime=downtime, job_units=units,
             )  # fmt: skip
     except LexiMaintError as exc:
         log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)

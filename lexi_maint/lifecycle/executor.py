@@ -18,6 +18,7 @@ from typing import Protocol
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.config.service import Quiesce
 from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
+from lexi_maint.lifecycle.attempts import AttemptsPort, LedgerAttempts
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
 from lexi_maint.lifecycle.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
@@ -97,6 +98,7 @@ class Executor:
         prepare_state: Callable[[Config, JobConfig], str] = give_state_to_job_user,
         probe: ServiceProbePort | None = None,
         available: Callable[[], int] = available_memory,
+        attempts: AttemptsPort | None = None,
     ) -> None:
         self._config = config
         self._systemd = systemd
@@ -108,6 +110,7 @@ class Executor:
         self._prepare_state = prepare_state
         self._probe = probe if probe is not None else ServiceProbe(config.service)
         self._available = available
+        self._attempts = attempts if attempts is not None else LedgerAttempts(config.state_dir)
         self._resizer = Resizer(config.service, systemd, self._probe, listener.heartbeat)
 
     # -- one run ---------------------------------------------------------------------------
@@ -267,6 +270,8 @@ class Executor:
             )
             status = self._run_unit(run, job, cancel)
             results.append(status.result)
+            # the unit is gone: what its runner could not record is recorded now
+            self._attempts.close(job, run.run_id, unit_name(run), status.result)
             if cancel.is_set():
                 return _PipelineOutcome(
                     status.result, status.exec_main_status, True, tuple(results)

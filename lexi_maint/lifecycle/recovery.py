@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lexi_maint.config import Config
 from lexi_maint.errors import LexiMaintError
+from lexi_maint.lifecycle.attempts import report
 from lexi_maint.lifecycle.executor import Executor
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.run.ledger import Ledger
@@ -87,8 +88,16 @@ def recover(config: Config, systemd: SystemdPort, executor: Executor, hold: Hold
 
 
 def _mark_ledger(config: Config, hold: Hold) -> None:
+    """The run is interrupted; the attempts its job unit left open are closed, their spend
+    folded in, and each gets its journal entry (the job may have left the configuration
+    meanwhile: then its spend journal is not known and nothing will retry them)."""
+    job = config.jobs.get(hold.job)
     try:
-        with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
-            ledger.finish_run(hold.job, hold.run_id, "interrupted", {})
+        with Ledger.open(
+            StatePaths(config.state_dir).ledger, spend_journal=job.llm.cache_path if job else None
+        ) as ledger:
+            closed = ledger.finish_run(hold.job, hold.run_id, "interrupted", {})
     except LexiMaintError as exc:
         log.error("could not mark run %s interrupted in the ledger: %s", hold.run_id, exc)
+        return
+    report(closed, job.max_attempts if job else 0)  # a job no longer configured: no retry

@@ -2,8 +2,11 @@
 
 One line (or JSON object) per run, newest first: when it started and ended, how long it
 took, what it did (done / failed / unchanged documents), its exit status, what the model
-calls cost, how long the service was down for it, and what started it (timer, operator,
-foreground). Runs that ended without a summary (cancelled, interrupted) show "–" counts.
+calls cost, how long the service was down for it, how its job units ended and what started
+it (timer, operator, foreground). A daemon run that an OOM kill split over several job units
+is one row: its counts, cost and downtime are the whole run's, and the units column says how
+many units it took and how many the OOM killer ended ("3 (2 OOM-killed)"). A run refused by
+its preflight checks shows "–" counts.
 """
 
 from __future__ import annotations
@@ -38,8 +41,23 @@ def run_json(run: RunRow) -> dict[str, Any]:
         "exit_status": run.exit_status,
         "llm": run.usage.to_json(),
         "service_downtime_seconds": run.service_downtime,
+        "job_units": job_units(run) or None,
         "trigger": run.trigger or None,
     }
+
+
+def job_units(run: RunRow) -> list[str]:
+    """How each job unit of a daemon run ended (success, oom-kill, exit-code, ...)."""
+    units = run.summary.get("job_units")
+    return [str(u) for u in units] if isinstance(units, list) else []
+
+
+def units_cell(run: RunRow) -> str:
+    units = job_units(run)
+    if not units:
+        return NONE
+    killed = units.count("oom-kill")
+    return f"{len(units)} ({killed} OOM-killed)" if killed else str(len(units))
 
 
 def runs_json(runs: Sequence[RunRow]) -> dict[str, Any]:
@@ -47,7 +65,7 @@ def runs_json(runs: Sequence[RunRow]) -> dict[str, Any]:
 
 
 HEADER = ("started (UTC)", "run", "status", "took", "done", "failed", "unchanged", "exit",
-          "cost", "downtime", "by")  # fmt: skip
+          "cost", "downtime", "units", "by")  # fmt: skip
 
 
 def run_cells(run: RunRow) -> tuple[str, ...]:
@@ -65,6 +83,7 @@ def run_cells(run: RunRow) -> tuple[str, ...]:
         NONE if run.exit_status is None else str(run.exit_status),
         cost,
         down,
+        units_cell(run),
         run.trigger or NONE,
     )
 

@@ -18,6 +18,7 @@ from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.printable import printable
 from lexi_maint.run.events import (
+    AttemptClosed,
     DocumentFinished,
     DocumentStarted,
     Event,
@@ -100,6 +101,18 @@ def format_document(e: DocumentFinished) -> str:
     return (
         f"{position} {mark} {name} {failure.error_class.value}: {printable(failure.message)}"
         f" (attempt {e.attempt}){retry}"
+    )
+
+
+def format_closed(e: AttemptClosed) -> str:
+    """An attempt closed after its runner died: "🔁 a.txt killed: ... (attempt 1, counts) ·
+    will retry"."""
+    a = e.attempt
+    kept = "counts" if a.attempts == a.attempt else "given back"
+    retry = " · will retry" if e.retry else ""
+    return (
+        f"{RETRY if e.retry else FAIL} {printable(Path(a.path).name)} {a.error_class.value}:"
+        f" {printable(a.message)} (attempt {a.attempt}, {kept}){retry}"
     )
 
 
@@ -327,6 +340,8 @@ def _line(event: Event) -> str | None:
         return format_started(event)
     if isinstance(event, DocumentFinished):
         return format_document(event)
+    if isinstance(event, AttemptClosed):
+        return format_closed(event)
     if isinstance(event, MemoryHeld):
         return format_hold(event)
     if isinstance(event, JobStopped):

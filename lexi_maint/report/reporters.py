@@ -6,7 +6,10 @@
   daemon tails to stream progress to waiting clients.
 - `JournalReporter`: per-document log records with LEXI_JOB/RUN/DOCUMENT/PHASE fields and
   the document's LEXI_OUTCOME (done, failed, retry) and LEXI_ERROR_CLASS; the run summary as
-  one entry (MESSAGE_ID RUN_SUMMARY) with LEXI_DONE/FAILED/SKIPPED/DURATION.
+  one entry (MESSAGE_ID RUN_SUMMARY) with LEXI_DONE/FAILED/SKIPPED/DURATION. Every attempt
+  gets one outcome entry: from its runner, or, when the runner died with its job unit (an
+  OOM kill under OOMPolicy=stop), from whoever closes the attempt in the ledger afterwards
+  (`journal_closed`: the next job unit or run, or the daemon).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from lexi_maint.pipeline.contract import Success
 from lexi_maint.report.progress import (
+    format_closed,
     format_document,
     format_hold,
     format_started,
@@ -27,6 +31,7 @@ from lexi_maint.report.progress import (
     format_summary,
 )
 from lexi_maint.run.events import (
+    AttemptClosed,
     DocumentFinished,
     Event,
     MemoryHeld,
@@ -74,6 +79,22 @@ def document_fields(e: DocumentFinished) -> dict[str, str]:
     return {**fields, "lexi_outcome": outcome, "lexi_error_class": e.outcome.error_class.value}
 
 
+def closed_fields(e: AttemptClosed) -> dict[str, str]:
+    """The same fields for an attempt closed after its runner died: LEXI_RUN is the run
+    that made the attempt (pure)."""
+    a = e.attempt
+    return {"lexi_job": a.job, "lexi_run": a.run_id, "lexi_document": a.path,
+            "lexi_outcome": "retry" if e.retry else "failed",
+            "lexi_error_class": a.error_class.value}  # fmt: skip
+
+
+def journal_closed(e: AttemptClosed, phase: str) -> None:
+    """One DOCUMENT_FINISHED entry for a closed attempt, by whoever closed it: the next job
+    unit or run (JournalReporter) or the daemon once the job unit is gone."""
+    extra = {**closed_fields(e), "lexi_phase": phase, "message_id": journal.DOCUMENT_FINISHED}
+    log.warning("%s", format_closed(e), extra=extra)
+
+
 def summary_fields(s: RunSummary) -> dict[str, str]:
     """LEXI_DONE, LEXI_FAILED, LEXI_SKIPPED (unchanged, exhausted or gone), LEXI_DURATION
     in seconds (pure)."""
@@ -112,6 +133,8 @@ def _record(event: Event) -> dict[str, object] | None:
             "path": event.path,
             "ok": isinstance(event.outcome, Success),
         }
+    if isinstance(event, AttemptClosed):
+        return {"event": "closed", "line": format_closed(event), "path": event.attempt.path}
     if isinstance(event, MemoryHeld):
         return {"event": "memory", "line": format_hold(event)}
     if isinstance(event, RunFinished):
@@ -171,6 +194,9 @@ class JournalReporter:
                      "message_id": journal.DOCUMENT_FINISHED}  # fmt: skip
             level = logging.INFO if isinstance(event.outcome, Success) else logging.WARNING
             log.log(level, "%s", format_document(event), extra=extra)
+            return
+        if isinstance(event, AttemptClosed):
+            journal_closed(event, "run")
             return
         if isinstance(event, RunFinished):
             extra = {**self._fields, **summary_fields(event.summary), "lexi_phase": "run",

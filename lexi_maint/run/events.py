@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from lexi_maint.errors import ExitCode
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Outcome
+from lexi_maint.run.ledger import ClosedAttempt
 from lexi_maint.run.memory import MemoryReading
 
 
@@ -42,6 +43,15 @@ class DocumentFinished:
     finished: int  # documents settled so far in this run
     queued: int  # documents this run processes in all
     eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class AttemptClosed:
+    """An attempt whose runner did not record its end (its job unit or run died first),
+    closed when the next job unit or run of the job found it `running` in the ledger."""
+
+    attempt: ClosedAttempt
+    retry: bool  # the document is tried again (attempts left); else it stays failed
 
 
 @dataclass(frozen=True)
@@ -109,4 +119,12 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | DocumentStarted | DocumentFinished | MemoryHeld | JobStopped | RunFinished
+Event = (
+    RunStarted
+    | DocumentStarted
+    | DocumentFinished
+    | AttemptClosed
+    | MemoryHeld
+    | JobStopped
+    | RunFinished
+)

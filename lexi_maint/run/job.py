@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +14,9 @@ from lexi_maint.graph.backend import GraphTarget, ServedGraph, connect, serve_pr
 from lexi_maint.pipeline.registry import stage_factory
 from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.probe import Health, Probe
-from lexi_maint.run.events import Event, RunSummary
+from lexi_maint.run.events import AttemptClosed, Event, RunSummary
 from lexi_maint.run.inventory import FingerprintCache, discover, take_inventory
-from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger import ClosedAttempt, Ledger
 from lexi_maint.run.memory import MemoryProbe, read_memory
 from lexi_maint.run.outage import OutageGuard, OutagePolicy
 from lexi_maint.run.plan import plan
@@ -65,6 +65,7 @@ def run_job(
         run_id = options.run_id or new_run_id(job.name)
         trigger = "" if options.run_id else options.trigger
         interrupted = ledger.start_run(job.name, run_id, os.getpid(), trigger)
+        report_closed(interrupted, job.max_attempts, on_event)
         _reconcile(ledger, job.name, target)
         decisions = plan(
             found,
@@ -86,23 +87,25 @@ def run_job(
         try:
             summary = runner.run(found, decisions, len(interrupted))
         except LedgerError as exc:  # the ledger failed under the run (disk full, damaged)
-            _record_end(ledger, job.name, run_id, "failed", {"error": str(exc)}, exc)
+            _record_end(ledger, job, run_id, "failed", {"error": str(exc)}, exc, on_event)
             raise
         except BaseException as exc:
-            _record_end(ledger, job.name, run_id, "cancelled", {}, exc)
+            _record_end(ledger, job, run_id, "cancelled", {}, exc, on_event)
             raise
         status = "stopped" if summary.stopped else "finished"
-        ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
+        closed = ledger.finish_run(job.name, run_id, status, summary.to_json(), summary.exit_code)
+        report_closed(closed, job.max_attempts, on_event)
         return summary
 
 
 def _record_end(
     ledger: Ledger,
-    job: str,
+    job: JobConfig,
     run_id: str,
     status: str,
     summary: dict[str, str],
     cause: BaseException,
+    on_event: Callable[[Event], None],
 ) -> None:
     """Record how a run ended on an exception, as far as the ledger still lets us.
 
@@ -112,7 +115,7 @@ def _record_end(
     """
     exit_status = int(ExitCode.UNAVAILABLE) if isinstance(cause, LedgerError) else None
     try:
-        ledger.finish_run(job, run_id, status, summary, exit_status)
+        closed = ledger.finish_run(job.name, run_id, status, summary, exit_status)
     except LedgerError as exc:
         log.warning(
             "the end of run %s could not be recorded in the ledger (%s); it reads as"
@@ -120,6 +123,17 @@ def _record_end(
             run_id,
             exc,
         )
+        return
+    report_closed(closed, job.max_attempts, on_event)
+
+
+def report_closed(
+    closed: Sequence[ClosedAttempt], max_attempts: int, on_event: Callable[[Event], None]
+) -> None:
+    """Each attempt the ledger closed for a runner that died gets its outcome reported
+    (one journal entry per document, as if its runner had logged it)."""
+    for attempt in closed:
+        on_event(AttemptClosed(attempt, retry=attempt.attempts < max_attempts))
 
 
 def _outage_guard(job: JobConfig, served: ServedGraph, state_dir: Path) -> OutageGuard:

@@ -166,6 +166,20 @@ class RunRow:
     usage: Usage = field(default_factory=Usage)
 
 
+@dataclass(frozen=True)
+class ClosedAttempt:
+    """An attempt whose runner did not record its end (the job unit or the run died first),
+    as the ledger closed it when the next job unit or run, or the daemon, found it."""
+
+    job: str
+    path: str
+    run_id: str  # the run that made the attempt
+    attempt: int  # its number (1 for the first)
+    attempts: int  # what counts against the document now: the attempt kept or given back
+    error_class: ErrorClass  # killed (the attempt counts) or interrupted (given back)
+    message: str
+
+
 class Ledger:
     """Open with `Ledger.open(path)`; close with `close()` or use as a context manager."""
 
@@ -333,30 +347,34 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def start_run(self, job: str, run_id: str, pid: int, trigger: str = "") -> list[str]:
+    def start_run(self, job: str, run_id: str, pid: int, trigger: str = "") -> list[ClosedAttempt]:
         """Record a new run; documents left `running` by a dead run become failed/interrupted.
 
-        Returns the paths that were interrupted. `trigger`: what started it (see RunRow).
+        Returns those closed attempts (the caller journals them). `trigger`: what started it
+        (see RunRow). The same run id again is the daemon's next job unit of the run after
+        an OOM kill: the row counts its units ("units" in the summary).
         """
         now = time.time()
         with self._tx() as db:
-            stale = _interrupt(db, job, now)
-            for path in stale:  # what their killed workers were billed for
-                self._settle(db, job, path)
+            closed = _interrupt(db, job, now)
+            for attempt in closed:  # what their killed workers were billed for
+                self._settle(db, job, attempt.path)
             db.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?"
                 " WHERE job = ? AND status = 'running'",
                 (now, job),
             )
+            row = db.execute("SELECT summary FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            units = 1 if row is None else _units(row[0]) + 1
             db.execute(
-                # the same run id again: the daemon resumes a run after an OOM kill
-                "INSERT INTO runs (run_id, job, pid, status, started_at, trigger)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO runs (run_id, job, pid, status, started_at, trigger, summary)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id) DO UPDATE SET pid = excluded.pid, status = 'running',"
-                " finished_at = NULL",
-                (run_id, job, pid, "running", now, trigger),
+                " finished_at = NULL,"
+                " summary = json_set(summary, '$.units', ?)",
+                (run_id, job, pid, "running", now, trigger, json.dumps({"units": 1}), units),
             )
-        return stale
+        return closed
 
     def finish_run(
         self,
@@ -365,18 +383,34 @@ class Ledger:
         status: str,
         summary: Mapping[str, Any],
         exit_status: int | None = None,
-    ) -> list[str]:
-        """Close a run; documents it left running become failed/interrupted (returned)."""
+    ) -> list[ClosedAttempt]:
+        """Close a run; documents it left running become failed/interrupted (returned).
+
+        The summary is the finishing job unit's; when the run had more than one (OOM
+        restarts), or none is given (cancelled, interrupted), its document counts are the
+        whole run's, taken from the ledger."""
         with self._tx() as db:
-            stale = _interrupt(db, job, time.time())
-            for path in stale:
-                self._settle(db, job, path)
+            closed = _interrupt(db, job, time.time())
+            for attempt in closed:
+                self._settle(db, job, attempt.path)
+            whole = _whole_run(db, job, run_id, summary, force=not summary)
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, summary = ?,"
                 " exit_status = coalesce(?, exit_status) WHERE run_id = ?",
-                (status, time.time(), json.dumps(dict(summary)), exit_status, run_id),
+                (status, time.time(), json.dumps(whole), exit_status, run_id),
             )
-        return stale
+        return closed
+
+    def close_attempts(self, job: str, run_id: str, *, oom_unit: str = "") -> list[ClosedAttempt]:
+        """The daemon's part once a job unit of `run_id` is gone: the attempts its runner
+        left `running` (it was killed before it could record them) are closed now, their
+        spend folded in. `oom_unit`: the unit ended with oom-kill; a document that was
+        alone in it was the kernel's victim, so its attempt counts (ClosedAttempt)."""
+        with self._tx() as db:
+            closed = _interrupt(db, job, time.time(), run_id=run_id, oom_unit=oom_unit)
+            for attempt in closed:
+                self._settle(db, job, attempt.path)
+        return closed
 
     def record_daemon_run(
         self,
@@ -388,19 +422,42 @@ class Ledger:
         exit_status: int,
         trigger: str,
         service_downtime: float | None,
+        job_units: Sequence[str] = (),
     ) -> None:
-        """What the daemon knows of a run once it is over: its exit status, what started it
-        and how long the service was down. A run that never reached its job unit (preflight
-        failed) gets its row here; a run the pipeline recorded keeps its own status."""
+        """What the daemon knows of a run once it is over: its exit status, what started it,
+        how long the service was down and how each job unit ended (`job_units`, e.g.
+        oom-kill, oom-kill, exit-code). A run that never reached its job unit (preflight
+        failed) gets its row here; a run the pipeline recorded keeps its own status (finished,
+        stopped), unless its last unit died before it could record one, or was stopped
+        (then the daemon's: failed after an OOM kill, cancelled, ...; with the whole run's
+        document counts from the ledger when the unit left none)."""
         with self._tx() as db:
+            row = db.execute(
+                "SELECT status, summary FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO runs (run_id, job, pid, status, started_at, finished_at,"
+                    " exit_status, trigger, service_downtime) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                    (run_id, job, status, started_at, time.time(), exit_status, trigger,
+                     service_downtime),
+                )  # fmt: skip
+                return
+            recorded, text = row
+            summary = _summary(text)
+            if recorded == "running":  # the last job unit died before it finished the run
+                summary = _whole_run(db, job, run_id, summary, force=True)
+            # 'cancelled' from the pipeline says only that its unit was stopped: by the
+            # operator (the daemon says cancelled too) or by systemd after an OOM kill (failed)
+            if job_units:
+                summary["job_units"] = list(job_units)
             db.execute(
-                "INSERT INTO runs (run_id, job, pid, status, started_at, finished_at,"
-                " exit_status, trigger, service_downtime) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id) DO UPDATE SET exit_status = excluded.exit_status,"
-                " trigger = excluded.trigger, service_downtime = excluded.service_downtime,"
-                " finished_at = coalesce(finished_at, excluded.finished_at)",
-                (run_id, job, status, started_at, time.time(), exit_status, trigger,
-                 service_downtime),
+                "UPDATE runs SET exit_status = ?, trigger = ?, service_downtime = ?,"
+                " finished_at = coalesce(finished_at, ?), summary = ?,"
+                " status = CASE WHEN status IN ('running', 'cancelled') THEN ? ELSE status END"
+                " WHERE run_id = ?",
+                (exit_status, trigger, service_downtime, time.time(), json.dumps(summary),
+                 status, run_id),
             )  # fmt: skip
 
     def apply_plan(self, job: str, found: Sequence[Found], decisions: Sequence[Decision]) -> None:
@@ -534,28 +591,90 @@ class Ledger:
             )
 
 
-def _interrupt(db: sqlite3.Connection, job: str, now: float) -> list[str]:
-    stale = [
-        r[0]
-        for r in db.execute(
-            "SELECT path FROM documents WHERE job = ? AND status = 'running'", (job,)
-        )
-    ]
-    # An interrupted attempt was not the document's fault: it gets the attempt back. Except
-    # when its worker was killed before and this was the retry: under OOMPolicy=stop the
-    # retry is stopped together with the unit its own OOM kill ended, so it stays the suspect.
-    db.execute(
-        "UPDATE documents SET status = 'failed', updated_at = ?,"
-        " error_message = CASE WHEN error_class = ? THEN error_message ||"
-        "   ' (retried; that run was stopped too)'"
-        "   ELSE 'the run processing it ended before it finished (' || coalesce(run_id, '?')"
-        "   || ')' END,"
-        " attempts = CASE WHEN error_class = ? THEN attempts ELSE max(attempts - 1, 0) END,"
-        " error_class = CASE WHEN error_class = ? THEN error_class ELSE ? END"
-        " WHERE job = ? AND status = 'running'",
-        (now, *(ErrorClass.KILLED.value,) * 3, ErrorClass.INTERRUPTED.value, job),
+def _interrupt(
+    db: sqlite3.Connection, job: str, now: float, *, run_id: str | None = None, oom_unit: str = ""
+) -> list[ClosedAttempt]:
+    """Close the attempts left `running` (of `run_id`, or of any run of the job).
+
+    An interrupted attempt was not the document's fault: it gets the attempt back. Except
+    when its worker was killed before and this was the retry: under OOMPolicy=stop the
+    retry is stopped together with the unit its own OOM kill ended, so it stays the suspect.
+    And except when the daemon saw the unit end with oom-kill (`oom_unit`) while this was the
+    only document in it: its worker was the kernel's victim (workers have oom_score_adj 1000).
+    """
+    where, params = ("AND run_id = ?", (job, run_id)) if run_id else ("", (job,))
+    rows = db.execute(
+        "SELECT path, coalesce(run_id, '?'), attempts, error_class, coalesce(error_message, '')"
+        f" FROM documents WHERE job = ? AND status = 'running' {where} ORDER BY path",
+        params,
+    ).fetchall()
+    closed = [_closed(job, row, victim=bool(oom_unit) and len(rows) == 1, unit=oom_unit)
+              for row in rows]  # fmt: skip
+    db.executemany(
+        "UPDATE documents SET status = 'failed', attempts = ?, error_class = ?,"
+        " error_message = ?, updated_at = ? WHERE job = ? AND path = ?",
+        [(a.attempts, a.error_class.value, a.message, now, job, a.path) for a in closed],
     )
-    return stale
+    return closed
+
+
+def _closed(job: str, row: Sequence[Any], *, victim: bool, unit: str) -> ClosedAttempt:
+    path, run_id, attempts, error_class, message = row
+    if victim:
+        message = f"worker killed by the OOM killer: the only document in {unit} when it was"
+        message += " OOM-killed (its runner could not record it)"
+        return ClosedAttempt(job, path, run_id, attempts, attempts, ErrorClass.KILLED, message)
+    if error_class == ErrorClass.KILLED.value:
+        message += " (retried; that run was stopped too)"
+        return ClosedAttempt(job, path, run_id, attempts, attempts, ErrorClass.KILLED, message)
+    message = f"the run processing it ended before it finished ({run_id})"
+    return ClosedAttempt(
+        job, path, run_id, attempts, max(attempts - 1, 0), ErrorClass.INTERRUPTED, message
+    )
+
+
+def _summary(text: object) -> dict[str, Any]:
+    """A run row's summary; a damaged one is replaced, not raised: it only feeds history."""
+    try:
+        value = json.loads(text) if isinstance(text, str | bytes) else None
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _units(text: object) -> int:
+    """How many job units a run row has had (1 for rows written before units were counted)."""
+    value = _summary(text).get("units", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def _whole_run(
+    db: sqlite3.Connection,
+    job: str,
+    run_id: str,
+    summary: Mapping[str, Any],
+    *,
+    force: bool = False,
+) -> dict[str, Any]:
+    """A job unit's summary, made the whole run's when the run had several units (OOM
+    restarts; `force`: the last unit left no summary): done, failed and processed count the
+    documents whose last attempt was this run's, unchanged those done by an earlier run.
+    Interrupted documents (attempt given back) count as neither done nor failed."""
+    row = db.execute("SELECT summary FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    units = 1 if row is None else _units(row[0])
+    merged = {**summary, "units": units}
+    if units == 1 and not force:
+        return merged
+    done, failed, processed, unchanged = db.execute(
+        "SELECT coalesce(sum(run_id = ?1 AND status = 'done'), 0),"
+        " coalesce(sum(run_id = ?1 AND status = 'failed' AND coalesce(error_class, '') != ?2), 0),"
+        " coalesce(sum(run_id = ?1), 0),"
+        " coalesce(sum(coalesce(run_id, '') != ?1 AND status = 'done'), 0)"
+        " FROM documents WHERE job = ?3",
+        (run_id, ErrorClass.INTERRUPTED.value, job),
+    ).fetchone()
+    return {**merged, "done": done, "failed": failed, "processed": processed,
+            "unchanged": unchanged}  # fmt: skip
 
 
 def _upsert_pending(db: sqlite3.Connection, job: str, f: Found, reset: bool, now: float) -> None:

@@ -113,12 +113,14 @@ class Runner:
         self._held_logged = False
         self._stopped: JobStopped | None = None
         self._left_pending = 0
+        self._queued = 0
 
     def run(
         self, found: Sequence[Found], decisions: Sequence[Decision], interrupted: int
     ) -> RunSummary:
         self._found = {f.path: f for f in found}
         queue = [d.path for d in decisions if d.action is Action.PROCESS]
+        self._queued = len(queue)
         self._emit(_started_event(self._s.job, self._run_id, found, decisions, interrupted))
         scheduler = Scheduler(
             largest_first([d.path for d in decisions if d.action is Action.PROCESS and not d.solo],
@@ -314,12 +316,7 @@ class Runner:
                 self._ledger.release(self._s.job, r.path)
                 released += 1
                 continue
-            self._ledger.record(self._s.job, r.path, result)  # it finished just in time
-            self._tally.finished += 1
-            if isinstance(result, Failure):
-                self._tally.failed += 1
-            else:
-                self._tally.done += 1
+            self._settle_stopped(r, result)  # it finished just in time
         return released
 
     def _finished_event(
@@ -346,7 +343,8 @@ class Runner:
         SIGKILLs stragglers itself, so a worker that ended by a SIGKILL the runner did not
         send was killed by someone else (the OOM killer): that document is 'killed' and its
         attempt counts. The others end by SIGTERM and become 'interrupted' (attempt given
-        back). A worker that had already sent its result keeps it.
+        back). A worker that had already sent its result keeps it. Each recorded attempt is
+        reported like any finished one (its journal entry: retry or failed, killed).
         """
         running = list(self._running.values())
         for r in running:
@@ -365,13 +363,27 @@ class Runner:
                 r.outcome = _receive(r.conn)
             killed_by_others = r.process.exitcode == -signal.SIGKILL and r.path not in ours
             if r.outcome is not None or killed_by_others:
-                self._ledger.record(self._s.job, r.path, _exit_outcome(r))
+                self._settle_stopped(r, _exit_outcome(r))
             verdict = "result kept" if r.outcome is not None else (
                 "killed by someone else: attempt counts" if killed_by_others
                 else "interrupted: attempt given back")  # fmt: skip
             log.warning("run stopping: worker %s for %s ended with exit code %s (%s)",
                         r.process.pid, Path(r.path).name, r.process.exitcode, verdict)  # fmt: skip
         self._running.clear()
+
+    def _settle_stopped(self, r: _Running, outcome: Outcome) -> None:
+        """Record an attempt that ended as the run stopped; it is retried (by the next job
+        unit or run) when it failed retryably with attempts left."""
+        self._ledger.record(self._s.job, r.path, outcome)
+        failed = isinstance(outcome, Failure)
+        requeued = (
+            isinstance(outcome, Failure) and outcome.retryable and r.attempt < self._s.max_attempts
+        )
+        if not requeued:
+            self._tally.finished += 1
+            self._tally.failed += failed
+            self._tally.done += not failed
+        self._emit(self._finished_event(r, outcome, queued=self._queued, requeued=requeued))
 
     def _summary(
         self,

@@ -42,6 +42,10 @@ class ByName:
             (self.marker_dir / name).write_text(Path("/proc/self/oom_score_adj").read_text())
         if name.startswith("hang"):
             time.sleep(30)
+        if name.startswith("oomed"):  # the OOM killer strikes as the unit stops: SIGKILL
+            signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+            (self.marker_dir / name).write_text("armed")
+            time.sleep(30)
         if name.startswith("slow"):
             marker = self.marker_dir / name
             if not marker.exists():  # first attempt: slow enough to be killed by the test
@@ -208,6 +212,39 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
     assert result["victim.txt"] == (Status.FAILED, 1, "killed")
     assert result["slow-and-large.txt"] == (Status.FAILED, 0, "interrupted")
     assert result["z.txt"] == (Status.PENDING, 0, None)
+
+
+def test_a_kill_found_only_while_stopping_is_reported_like_any_other(tmp_path: Path) -> None:
+    """Issue 12: the stop reaches the runner before it saw its worker die; the kill it then
+    finds among its workers gets its DocumentFinished (the journal's retry/failed entry),
+    and the attempts it could not settle get theirs from the ledger (run_job's part)."""
+    from lexi_maint.run.stop import Stopped, StopSignal
+
+    stop = StopSignal()
+    events: list[Event] = []
+
+    def stop_when_started(event: Event) -> None:
+        events.append(event)
+        started = [e for e in events if isinstance(e, DocumentStarted)]
+        if isinstance(event, DocumentStarted) and len(started) == 2:
+            armed = tmp_path / "markers" / "oomed-and-large.txt"
+            deadline = time.monotonic() + 30
+            while not armed.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.trigger(signal.SIGTERM)
+
+    with pytest.raises(Stopped):
+        run(tmp_path, ["oomed-and-large.txt", "slow.txt"], workers=2,
+            on_event=stop_when_started, stop=stop)  # fmt: skip
+    (killed,) = [e for e in events if isinstance(e, DocumentFinished)]
+    assert Path(killed.path).name == "oomed-and-large.txt" and killed.requeued
+    assert killed.outcome.error_class is ErrorClass.KILLED  # type: ignore[union-attr]
+    summary = next(e for e in events if isinstance(e, RunFinished)).summary
+    assert (summary.done, summary.failed) == (0, 0)  # it is retried: not a failure yet
+    ledger = Ledger.open(tmp_path / "ledger.sqlite3")
+    (closed,) = ledger.finish_run("j", "r1", "cancelled", {})  # what run_job does next
+    assert (Path(closed.path).name, closed.error_class, closed.attempts) == (
+        "slow.txt", ErrorClass.INTERRUPTED, 0)  # fmt: skip
 
 
 def test_workers_not_the_runner_are_the_preferred_oom_victims(tmp_path: Path) -> None:

@@ -189,14 +189,24 @@ def test_s2_a_failed_batch_is_reported_explained_and_recorded(
     for name in ("LEXI_DONE", "LEXI_FAILED", "LEXI_SKIPPED"):
         assert fields.get(name, "").isdigit(), fields
     assert float(fields["LEXI_DURATION"]) >= 0, fields  # 0.0: the last unit had nothing left
-    # A document ended by the OOM killer gets no LEXI_OUTCOME entry when OOMPolicy=stop ends the
-    # whole unit before the runner logs it (CI on 2026-11-30 saw none, or only retry:killed):
-    # a known gap (issue 12), so only the finished documents' entries are required here.
     assert "done:" in r["outcomes"], r["outcomes"]
     assert {o.split(":")[0] for o in r["outcomes"]} <= {"done", "failed", "retry"}, r["outcomes"]
+    # each of the oversized document's two attempts (max_attempts) ends in one entry, also
+    # when OOMPolicy=stop ended the unit with its runner before the runner could log the kill:
+    # then the daemon (or the next unit) closes the attempt and logs it
+    print(*r["huge_messages"], sep="\n")
+    assert r["huge_outcomes"] == ["retry:killed", "failed:killed"], r["huge_messages"]
     history = r["history"]
+    print(r["runs_table"])
     assert (history["exit_status"], history["trigger"]) == (1, "operator"), history
     assert history["service_downtime_seconds"] > 0, history
+    # one row for the whole run, however many job units the OOM kills split it into
+    assert history["status"] == "finished", history
+    units = history["job_units"]
+    assert units[-1] == "exit-code" and units.count("oom-kill") == 2, history
+    assert "(2 OOM-killed)" in r["runs_table"], r["runs_table"]
+    counts = history["counts"]  # 6 samples done, the oversized one failed, over all units
+    assert (counts["done"], counts["failed"], counts["processed"]) == (6, 1, 7), history
 
 
 def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult) -> None:
@@ -300,3 +310,25 @@ def test_s11_shrunk_service_grows_back_after_daemon_sigkill(
     assert r["orphan_units"] == []
     assert r["workers_after"] == 4 and r["main_pid_same"] is True, r
     assert r["prober"]["failed"] == 0, r["prober"]
+
+
+def test_s12_the_backstop_grows_a_shrunk_service_back_once(
+    results: dict[str, Any], boot: VmResult
+) -> None:
+    """Issue 14: the daemon dies for good mid-run while lexi.service is shrunk; lexi-batch@'s
+    ExecStopPost grows it back from the same master and records it, so the daemon's own
+    recovery later adds nothing: 4 workers, never 5, and every request answered."""
+    r = scenario(results, "shrink_backstop", boot)
+    print("hold:", r["hold_while_running"], r["hold_after_backstop"], "prober:", r["prober"],
+          r["backstop_journal"], sep="\n")  # fmt: skip
+    assert r["daemon_while_dead"] != "active", r["batch_timeline"]  # the backstop's job
+    hold = r["hold_while_running"]
+    assert hold["mode"] == "shrink" and hold["shrunk_by"] >= 1, hold
+    assert r["workers_while_running"] == 4 - hold["shrunk_by"], r
+    assert r["grow_wait"] < 120, r
+    assert r["hold_after_backstop"]["shrunk_by"] == 0, r["hold_after_backstop"]
+    assert f"grown back by {hold['shrunk_by']} workers" in r["backstop_journal"]
+    assert "restore-orphaned" in r["stop_post"] and "status=0" in r["stop_post"], r["stop_post"]
+    assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
+    assert r["workers_after_daemon"] == 4 and r["main_pid_same"] is True, r
+    assert r["prober"]["failed"] == 0 and r["prober"]["requests"] > 100, r["prober"]

@@ -10,6 +10,7 @@ import pytest
 
 from lexi_maint.config import Config, JobConfig, parse_config
 from lexi_maint.errors import ExitCode, TransitionError
+from lexi_maint.lifecycle.attempts import FakeAttempts
 from lexi_maint.lifecycle.executor import (
     Executor,
     RunRequest,
@@ -80,13 +81,15 @@ def make_executor(
     checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = ok_checks,
     config: Config | None = None,
     prepare_state: Callable[[Config, JobConfig], str] = lambda c, j: "state ready",
+    attempts: FakeAttempts | None = None,
 ) -> tuple[Executor, Listener, HoldStore]:
     config = config or make_config(tmp_path)
     listener = Listener()
     holds = HoldStore(tmp_path / "records")
     executor = Executor(config, systemd, killer or Killer(), holds, listener,
                         health=health, checks=checks, prepare_state=prepare_state,
-                        probe=FakeServiceProbe(systemd))  # fmt: skip
+                        probe=FakeServiceProbe(systemd),
+                        attempts=attempts or FakeAttempts())  # fmt: skip
     return executor, listener, holds
 
 
@@ -192,6 +195,21 @@ def test_oom_kill_restarts_with_half_the_workers_then_finishes(tmp_path: Path) -
     assert argv(first)[argv(first).index("--workers") + 1] == "4"
     assert argv(second)[argv(second).index("--workers") + 1] == "2"
     assert systemd.units[SERVICE].active_state == "active"
+
+
+def test_each_job_unit_that_ends_has_its_open_attempts_closed(tmp_path: Path) -> None:
+    """Issue 12: OOMPolicy=stop may end the unit with its runner before the runner records
+    the killed attempt: the daemon, which outlives the unit, closes it (and journals it)."""
+    systemd = fake()
+    systemd.pipeline_results = [("oom-kill", 0), ("oom-kill", 0), ("exit-code", 1)]
+    attempts = FakeAttempts()
+    executor, _, _ = make_executor(tmp_path, systemd, attempts=attempts)
+    run(executor)
+    assert attempts.calls == [
+        ("j", "run1", "lexi-pipeline-run1-1.service", "oom-kill"),
+        ("j", "run1", "lexi-pipeline-run1-2.service", "oom-kill"),
+        ("j", "run1", "lexi-pipeline-run1-3.service", "exit-code"),
+    ]
 
 
 def test_oom_restarts_are_bounded(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ whose lexi.service behaves like a gunicorn master (SIGTTOU/SIGTTIN change its wo
 from __future__ import annotations
 
 import dataclasses
+import errno
 import re
 import signal
 import threading
@@ -18,7 +19,7 @@ from lexi_maint.lifecycle.executor import (
     RunRequest,
     RunResult,
 )
-from lexi_maint.lifecycle.hold import HoldStore
+from lexi_maint.lifecycle.hold import Hold, HoldStore
 from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.recovery import recover_until_restored
@@ -230,6 +231,23 @@ def test_backstop_grows_back_once_and_leaves_the_rest_to_the_daemon(tmp_path: Pa
     assert after is not None and after.shrunk_by == 0
     world.executor.restore("run1")  # the daemon's recovery: nothing left to grow
     assert world.systemd.workers[SERVICE] == 4
+
+
+def test_backstop_does_not_grow_what_it_cannot_record(tmp_path: Path) -> None:
+    """A hold record the backstop cannot update (a read-only records_dir under its unit's
+    ProtectSystem=strict) would let the daemon grow the service a second time: no grow."""
+    world = World(tmp_path)
+    world.systemd.workers[SERVICE] = 3
+    hold = world.holds.record("run1", "j", SERVICE, mode="shrink", main_pid=100, workers=4)
+    shrunk = world.holds.save(dataclasses.replace(hold, shrunk_by=1))
+
+    class ReadOnly(HoldStore):
+        def save(self, hold: Hold) -> Hold:
+            raise OSError(errno.EROFS, "Read-only file system")
+
+    _grow_back(world.config, world.systemd, ReadOnly(world.holds.path.parent), shrunk)
+    assert world.systemd.workers[SERVICE] == 3
+    assert world.holds.load() == shrunk
 
 
 def test_shrink_refuses_a_main_process_that_is_not_gunicorn(tmp_path: Path) -> None:

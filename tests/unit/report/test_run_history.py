@@ -53,10 +53,12 @@ def test_a_foreground_run_and_a_daemon_run_in_the_history(ledger: Ledger) -> Non
 
     lines = render_runs(runs).splitlines()
     assert lines[0].split() == ["started", "(UTC)", "run", "status", "took", "done", "failed",
-                                "unchanged", "exit", "cost", "downtime", "by"]  # fmt: skip
+                                "unchanged", "exit", "cost", "downtime", "units",
+                                "by"]  # fmt: skip
     assert lines[2].split()[2:] == ["d-2", "finished", "0", "s", "3", "0", "0", "0", "–", "42",
-                                    "s", "timer"]  # fmt: skip
-    assert lines[1].split()[3:] == ["failed", "0", "s", "–", "–", "–", "2", "–", "–", "operator"]
+                                    "s", "–", "timer"]  # fmt: skip
+    assert lines[1].split()[3:] == ["failed", "0", "s", "–", "–", "–", "2", "–", "–", "–",
+                                    "operator"]  # fmt: skip
     assert lines[3].endswith("foreground")
 
 
@@ -147,3 +149,75 @@ def test_the_daemon_adds_its_part_to_the_history_and_writes_the_downtime(tmp_pat
     text = (tmp_path / "prom" / "lexi-maintd-cao_import.prom").read_text()
     (family,) = text_string_to_metric_families(text)
     assert family.samples[0].value == 12.0
+
+
+def test_a_run_split_by_oom_kills_is_one_row_with_the_whole_runs_counts(ledger: Ledger) -> None:
+    """Issue 12: three job units of one daemon run (two OOM-killed); each unit's summary
+    counts only its own documents, the row counts them all."""
+    from lexi_maint.errors import ErrorClass
+    from lexi_maint.pipeline.contract import Failure, Success
+    from lexi_maint.run.plan import Found, plan
+
+    found = [Found(f"/in/{n}.txt", n, 1) for n in ("a", "b", "c", "huge", "old")]
+    ledger.apply_plan("j", found, plan(found, {}, reprocess=False, max_attempts=2))
+    ledger.mark_running("j", "/in/old.txt", "earlier")
+    ledger.record("j", "/in/old.txt", Success(1, {}, None))  # done by an earlier run
+    ok = Success(2, {}, None)
+    ledger.start_run("j", "r", 1)  # unit 1: the runner outlives the OOM stop
+    for path, outcome in (("a", ok), ("huge", Failure(ErrorClass.KILLED, "SIGKILL", True))):
+        ledger.mark_running("j", f"/in/{path}.txt", "r")
+        ledger.record("j", f"/in/{path}.txt", outcome)
+    ledger.mark_running("j", "/in/b.txt", "r")
+    ledger.finish_run("j", "r", "cancelled", {})  # b is interrupted: attempt given back
+    ledger.start_run("j", "r", 2)  # unit 2: the retry, killed with its runner
+    ledger.mark_running("j", "/in/huge.txt", "r")
+    ledger.close_attempts("j", "r", oom_unit="lexi-pipeline-r-2.service")  # the daemon
+    ledger.start_run("j", "r", 3)  # unit 3 does the rest
+    for path in ("b", "c"):
+        ledger.mark_running("j", f"/in/{path}.txt", "r")
+        ledger.record("j", f"/in/{path}.txt", ok)
+    unit3 = {"total": 5, "processed": 2, "done": 2, "failed": 0, "unchanged": 2, "seconds": 1.0}
+    ledger.finish_run("j", "r", "finished", unit3, 1)
+    ledger.record_daemon_run("j", "r", status="done", started_at=0.0, exit_status=1,
+                             trigger="operator", service_downtime=30.0,
+                             job_units=("oom-kill", "oom-kill", "exit-code"))  # fmt: skip
+    (run,) = ledger.runs("j")
+    assert run.status == "finished" and run.summary["units"] == 3
+    counts = runs_json([run])["runs"][0]["counts"]
+    assert counts == {"total": 5, "processed": 4, "done": 3, "failed": 1, "unchanged": 1}
+    assert runs_json([run])["runs"][0]["job_units"] == ["oom-kill", "oom-kill", "exit-code"]
+    cells = render_runs([run]).splitlines()[1].split()
+    assert cells[6:9] == ["3", "1", "1"] and cells[-4:] == ["3", "(2", "OOM-killed)", "operator"]
+
+
+def test_a_run_whose_last_unit_died_gets_the_daemons_status_and_counts(ledger: Ledger) -> None:
+    from lexi_maint.run.plan import Found, plan
+
+    found = [Found("/in/huge.txt", "h", 1)]
+    ledger.apply_plan("j", found, plan(found, {}, reprocess=False, max_attempts=1))
+    ledger.start_run("j", "r", 1)
+    ledger.mark_running("j", "/in/huge.txt", "r")  # the unit and its runner die here
+    ledger.close_attempts("j", "r", oom_unit="lexi-pipeline-r-1.service")
+    ledger.record_daemon_run("j", "r", status="failed", started_at=0.0, exit_status=3,
+                             trigger="timer", service_downtime=5.0,
+                             job_units=("oom-kill",))  # fmt: skip
+    (run,) = ledger.runs("j")
+    assert (run.status, run.exit_status) == ("failed", 3)
+    assert (run.summary["done"], run.summary["failed"], run.summary["processed"]) == (0, 1, 1)
+
+
+def test_a_damaged_run_summary_does_not_stop_the_daemon_recording(ledger: Ledger) -> None:
+    ledger.start_run("j", "r", 1)
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("UPDATE runs SET summary = 'not json' WHERE run_id = 'r'")
+    conn.commit()
+    conn.close()
+    ledger.record_daemon_run("j", "r", status="failed", started_at=0.0, exit_status=3,
+                             trigger="timer", service_downtime=None,
+                             job_units=("oom-kill",))  # fmt: skip
+    (run,) = ledger.runs("j")
+    assert (run.status, run.summary["job_units"], run.summary["done"]) == (
+        "failed",
+        ["oom-kill"],
+        0,
+    )

@@ -58,7 +58,7 @@ def test_a_dead_run_leaves_rows_interrupted_at_next_start(ledger: Ledger) -> Non
     seed(ledger, [Found("/in/a.txt", "aa", 1)])
     ledger.start_run("j", "dead-run", 1)
     ledger.mark_running("j", "/in/a.txt", "dead-run")
-    assert ledger.start_run("j", "next-run", 2) == ["/in/a.txt"]
+    assert [a.path for a in ledger.start_run("j", "next-run", 2)] == ["/in/a.txt"]
     row = ledger.document("j", "/in/a.txt")
     assert row.status is Status.FAILED
     assert row.error_class == ErrorClass.INTERRUPTED.value

@@ -99,7 +99,7 @@ def test_a_killed_runs_spend_is_folded_in_when_the_next_run_starts(
 ) -> None:
     ledger.mark_running("j", "/in/a.txt", "run1")
     spend(journal, "/in/a.txt", U1)  # then the whole run is SIGKILLed: no record()
-    assert ledger.start_run("j", "run2", 2) == ["/in/a.txt"]
+    assert [a.path for a in ledger.start_run("j", "run2", 2)] == ["/in/a.txt"]
     a = ledger.document("j", "/in/a.txt")
     assert (a.status, a.usage) == (Status.FAILED, U1)
     assert ledger.run_usage("run1") == U1 and ledger.run_usage("run2") == Usage()

@@ -481,8 +481,21 @@ def operator_view(r: dict[str, Any], job: str) -> None:
         f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
         for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
     })  # fmt: skip
+    # every attempt at the oversized document, in journal order, whoever logged it (its
+    # runner, the daemon once the OOM-killed unit was gone, the next unit), with its message
+    r["huge_outcomes"] = [
+        f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
+        for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+    ]  # fmt: skip
+    r["huge_messages"] = [
+        f"{e.get('SYSLOG_IDENTIFIER')}: {e.get('MESSAGE')}"
+        for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+    ]  # fmt: skip
     history = json.loads(sh(LEXI, "runs", job, "--json", "--limit", "1").stdout)
     r["history"] = history["runs"][0] if history["runs"] else {}
+    r["runs_table"] = sh(LEXI, "runs", job, "--limit", "1").stdout
 
 
 def s4_cancel(r: dict[str, Any]) -> None:
@@ -728,7 +741,86 @@ def s11_shrink_daemon_killed(r: dict[str, Any]) -> None:
         r["interrupted"] = run_phase(run_id)
         r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
     r["prober"] = prober.summary()
-    remove_ballast()
+
+
+DEAD_DAEMON = Path("/run/systemd/system/lexi-maintd.service.d/stays-dead.conf")
+
+
+def daemon_stays_dead(dead: bool) -> None:
+    """A runtime drop-in that makes every start of lexi-maintd fail (so neither Restart= nor
+    socket activation brings it back), or its removal. `systemctl mask --runtime` cannot do
+    this: the installed unit in /etc/systemd/system outranks a mask in /run."""
+    if dead:
+        DEAD_DAEMON.parent.mkdir(parents=True, exist_ok=True)
+        DEAD_DAEMON.write_text("[Service]\nExecStartPre=/bin/false\n")
+    else:
+        DEAD_DAEMON.unlink(missing_ok=True)
+    sh("systemctl", "daemon-reload", check=True)
+    if not dead:
+        sh("systemctl", "reset-failed", "lexi-maintd.service", "lexi-maintd.socket")
+        sh("systemctl", "start", "lexi-maintd.socket", "lexi-maintd.service")
+
+
+def s12_shrink_backstop(r: dict[str, Any]) -> None:
+    """The daemon dies for good while lexi.service is shrunk: lexi-batch@'s ExecStopPost
+    (`restore-orphaned`) stops the job unit and grows gunicorn back; the daemon, back later,
+    finds "shrunk by 0" in the hold record and does not grow it a second time."""
+    hold_path = RECORDS / "hold.json"
+    remove_ballast()  # sized from the memory the workers use without it, as in s10_shrink
+    ballast_for_one_worker("shrink", r)  # the plan must remove a worker (restarts lexi.service)
+    try:
+        with Prober() as prober:
+            pid = int(show("lexi.service", "MainPID"))
+            r["workers_before"] = gunicorn_workers(pid)
+            run_id = submit("shrink", "--reprocess")  # lexi-batch@shrink follows this run
+            sh("systemctl", "start", "--no-block", "lexi-batch@shrink.service")
+
+            def shrunk_and_followed() -> bool:
+                """Shrunk, the job unit running, and lexi-batch@shrink's `submit --wait`
+                attached to the run (killed before it connects, the daemon would leave it
+                waiting on the socket for a daemon that never comes, and no ExecStopPost)."""
+                followed = f"already queued or running: run {run_id}" in sh(
+                    "journalctl", "-b", "-u", "lexi-batch@shrink", "-o", "cat").stdout  # fmt: skip
+                return followed and gunicorn_workers(pid) < r["workers_before"] and any(
+                    show(u, "ActiveState") == "active" for u in pipeline_units())  # fmt: skip
+
+            wait_for("the shrunk service, its job unit and lexi-batch@", shrunk_and_followed, 180)
+            r["workers_while_running"] = gunicorn_workers(pid)
+            r["hold_while_running"] = json.loads(hold_path.read_text())
+            daemon_stays_dead(True)
+            sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
+            grown = wait_for("the backstop to grow gunicorn back",
+                             lambda: gunicorn_workers(pid) == 4, 150)  # fmt: skip
+            r["grow_wait"] = round(grown, 1)
+
+            def batch_ended() -> bool:
+                return show("lexi-batch@shrink.service", "ActiveState") in ("inactive", "failed")
+
+            try:
+                r["batch_end_wait"] = round(wait_for("lexi-batch@shrink to end", batch_ended,
+                                                     180), 1)  # fmt: skip
+            finally:
+                r["daemon_while_dead"] = show("lexi-maintd.service", "ActiveState")
+                r["batch_timeline"] = sh("journalctl", "-b", "--no-pager", "-o", "short-monotonic",
+                                         "-u", "lexi-batch@shrink", "-u", "lexi-maintd",
+                                         "-n", "60").stdout[-8000:]  # fmt: skip
+            r["hold_after_backstop"] = json.loads(hold_path.read_text())
+            r["job_units_active"] = [u for u in pipeline_units()
+                                     if show(u, "ActiveState") == "active"]  # fmt: skip
+            r["stop_post"] = show("lexi-batch@shrink.service", "ExecStopPost")
+            r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@shrink",
+                                       "--no-pager", "-o", "cat").stdout[-2500:]  # fmt: skip
+            daemon_stays_dead(False)
+            wait_for("the daemon to close the run", lambda: not hold_path.exists(), 120)
+            time.sleep(2)  # a second SIGTTIN, were one sent, would show by now
+            r["workers_after_daemon"] = gunicorn_workers(pid)
+            r["main_pid_same"] = int(show("lexi.service", "MainPID")) == pid
+            r["daemon_restore"] = daemon_lines("active again")[-1:]
+        r["prober"] = prober.summary()
+    finally:
+        if DEAD_DAEMON.exists():
+            daemon_stays_dead(False)
+        remove_ballast()
 
 
 def main() -> int:
@@ -756,6 +848,7 @@ def main() -> int:
         ("broken_config", s6_broken_config),
         ("shrink", s10_shrink),
         ("shrink_daemon_killed", s11_shrink_daemon_killed),  # after shrink: its ballast
+        ("shrink_backstop", s12_shrink_backstop),  # last of the three: removes the ballast
         ("uninstall", s9_uninstall),  # last: it removes lexi-maint
     ):
         if not only or name in only.split(","):
