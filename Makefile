@@ -144,7 +144,7 @@ install-packages:
 
 install-venv:
 	[ -x $(PREFIX)/venv/bin/python ] || python3 -m venv $(PREFIX)/venv
-	$(PREFIX)/venv/bin/pip install -q $(PIP_OPTS) '.[systemd]'
+	$(PREFIX)/venv/bin/pip install -q $(PIP_OPTS) '.[systemd,metrics]'
 	install -m 0644 README.md $(PREFIX)/README.md
 
 install-units:
