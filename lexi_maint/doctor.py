@@ -17,6 +17,7 @@ from typing import TextIO
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
+from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.procs import LeftoverKiller
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.units import plural
@@ -122,16 +123,20 @@ def check_program(config: Config) -> Check:
 
 
 def check_api_key(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
-    """An API key can be found for the model provider (read, never sent)."""
+    """An API key can be found for the model provider (read, never sent): the file the daemon
+    hands to the job unit ([daemon] api_key_file, else [llm] api_key_file) where there is
+    one, else where a foreground run looks (credential, [llm] api_key_file, environment)."""
     if not config.llm.enabled:
         return Check("API key", True, "not needed ([llm] provider = 'none')")
-    from lexi_maint.llm.keys import load_api_key
+    from lexi_maint.llm.keys import CREDENTIAL_NAME, key_from_file, load_api_key
 
+    handed = handed_api_key_file(config)
     try:
-        key = load_api_key(config.llm, environ)
+        key = key_from_file(handed) if handed else load_api_key(config.llm, environ)
     except LexiMaintError as exc:
         return Check("API key", False, str(exc))
-    return Check("API key", True, f"found in {key.source}")
+    given = f", handed to the job unit as the credential {CREDENTIAL_NAME}" if handed else ""
+    return Check("API key", True, f"found in {key.source}{given}")
 
 
 def check_metrics(config: Config) -> Check:

@@ -169,6 +169,22 @@ def test_doctor_api_key_check(tmp_path: Path) -> None:
     assert "sk-" not in found.detail
 
 
+def test_doctor_checks_the_key_file_the_daemon_hands_over(tmp_path: Path) -> None:
+    # [daemon] api_key_file only (the README's server setup): found, whatever the environment
+    key = tmp_path / "deepseek-api-key"
+    key.write_text("sk-abcdef0123456789\n")
+    key.chmod(0o600)
+    daemon = f'[llm]\nprovider = "deepseek"\n[daemon]\napi_key_file = "{key}"\n'
+    found = check_api_key(config_for(tmp_path, daemon), environ={})
+    assert found.ok, found.detail
+    assert found.detail == (
+        f"found in key file {key}, handed to the job unit as the credential deepseek-api-key"
+    )
+    key.chmod(0o644)
+    loose = check_api_key(config_for(tmp_path, daemon), environ={"DEEPSEEK_API_KEY": "sk-x1234567"})
+    assert not loose.ok and str(key) in loose.detail, loose.detail
+
+
 def test_doctor_metrics_check(tmp_path: Path) -> None:
     assert check_metrics(config_for(tmp_path)).detail == "off (no [metrics] textfile_dir)"
     good = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path}"\n'))
