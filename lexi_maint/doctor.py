@@ -153,9 +153,32 @@ def check_metrics(config: Config) -> Check:
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
+        st = directory.stat()
     except OSError as exc:
         return Check("metrics", False, f"cannot write in {directory}: {exc.strerror}")
+    if denied := _metrics_denied(config, st):
+        return Check(
+            "metrics", False,
+            f"job user {denied} cannot write in {directory} (mode {st.st_mode & 0o7777:04o}), "
+            f"where the job unit writes its run's file: e.g. chgrp {denied} {directory} && "
+            f"chmod g+w {directory}",
+        )  # fmt: skip
     return Check("metrics", True, f"{directory} (every {config.metrics.interval:g} s during a run)")
+
+
+def _metrics_denied(config: Config, st: os.stat_result) -> str | None:
+    """The first job user whose permission bits do not let it create the run's file (ACLs
+    not considered; a user that does not exist is the job user check's finding)."""
+    from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
+
+    for user in sorted({job.limits.user for job in config.jobs.values() if job.limits.user}):
+        try:
+            owner = resolve_owner(user)
+        except OwnershipError:
+            continue
+        if not owner.can_create_in(st):
+            return user
+    return None
 
 
 def _mark(check: Check) -> str:

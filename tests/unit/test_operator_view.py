@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from lexi_maint.doctor import check_api_key, check_metrics, check_program, check
 from lexi_maint.errors import ErrorClass
 from lexi_maint.events import DocumentFinished, RunFinished, RunStarted, RunSummary
 from lexi_maint.ledger import DocumentRecord, Failure, Success
+from lexi_maint.lifecycle.ownership import ROOT, Owner
 from lexi_maint.plan import Status
 from lexi_maint.progress import BarReporter, LineReporter, clip, display_width, format_summary
 from lexi_maint.status import SCHEMA_VERSION, render_status, status_header, status_json
@@ -191,3 +193,29 @@ def test_doctor_metrics_check(tmp_path: Path) -> None:
     assert good.ok and good.detail == f"{tmp_path} (every 30 s during a run)"
     bad = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path / "no"}"\n'))
     assert not bad.ok and "cannot write in" in bad.detail
+
+
+def test_doctor_metrics_check_names_a_job_user_that_cannot_write(tmp_path: Path) -> None:
+    # the job unit writes the run's file as its user (nobody: a user every host has)
+    directory = tmp_path / "textfiles"
+    directory.mkdir(mode=0o755)
+    jobs = f'[metrics]\ntextfile_dir = "{directory}"\n[jobs.j.limits]\nuser = "nobody"\n'
+    if os.geteuid() == 0:  # the owner's bits (root's) do not apply to nobody
+        denied = check_metrics(config_for(tmp_path, jobs))
+        assert not denied.ok and "job user nobody cannot write in" in denied.detail, denied
+    directory.chmod(0o777)
+    assert check_metrics(config_for(tmp_path, jobs)).ok
+
+
+def test_create_permission_follows_the_first_matching_class() -> None:
+    user = Owner("batch", 990, 990, frozenset({990, 50}))
+
+    def st(uid: int, gid: int, mode: int) -> os.stat_result:
+        return os.stat_result((stat.S_IFDIR | mode, 0, 0, 2, uid, gid, 0, 0, 0, 0))
+
+    assert user.can_create_in(st(990, 0, 0o700))
+    assert not user.can_create_in(st(990, 0, 0o577))  # the owner's bits, not other's
+    assert user.can_create_in(st(0, 50, 0o770))
+    assert not user.can_create_in(st(0, 50, 0o757))  # the group's bits, not other's
+    assert user.can_create_in(st(0, 0, 0o773)) and not user.can_create_in(st(0, 0, 0o775))
+    assert ROOT.can_create_in(st(0, 0, 0o500))
