@@ -176,9 +176,10 @@ def test_a_deepseek_job_runs_through_systemctl_as_lexi_batch(
     documents = r["documents"]
     assert len(documents) == 6 and r["counts"]["done"] == 6, (r["counts"], documents)
     for name, doc in documents.items():
-        # one chunking call per window, one analysis call per chunk, none answered from cache
+        # at least one chunking and one analysis call (analysis is batched: several chunks a
+        # call), none answered from the cache, no structural fallback
         assert doc["status"] == "done" and doc["chunks"] >= 1, (name, doc)
-        assert doc["llm"]["calls"] >= doc["chunks"] + 1, (name, doc)
+        assert doc["llm"]["calls"] >= 2 and doc["llm"]["cached_answers"] == 0, (name, doc)
         assert not any("structural" in w for w in doc["warnings"]), (name, doc)
     calls = sum(doc["llm"]["calls"] for doc in documents.values())
     assert r["llm_server"]["answered"] == r["llm_server"]["calls"] == calls, r["llm_server"]
