@@ -173,8 +173,8 @@ install-docs:
 	install -D -m 0644 systemd/lexi-maint.catalog $(CATALOGDIR)/lexi-maint.catalog
 	journalctl --update-catalog
 	install -d -m 0755 $(MANDIR)/man1 $(COMPLETIONDIR)
-	$(PREFIX)/venv/bin/python -m lexi_maint.manpage man > $(MANDIR)/man1/lexi-maint.1
-	$(PREFIX)/venv/bin/python -m lexi_maint.manpage bash > $(COMPLETIONDIR)/lexi-maint
+	$(PREFIX)/venv/bin/python -m lexi_maint.cli.manpage man > $(MANDIR)/man1/lexi-maint.1
+	$(PREFIX)/venv/bin/python -m lexi_maint.cli.manpage bash > $(COMPLETIONDIR)/lexi-maint
 
 install-users:
 	install -d -m 0755 $(SYSUSERSDIR)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.pipeline.analyze import AnalyzeStage
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage, split_text
+from lexi_maint.pipeline.chunk import ChunkStage, split_text
 from lexi_maint.pipeline.contract import ParsedDocument, SourceFile, Work
 from tests.pdfgen import cao_page_text
 

@@ -27,14 +27,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.graph import cypher
 from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
-from lexi_maint.graph.model import GraphDocument, GraphStats, build_graph_document
-from lexi_maint.inventory import fingerprint
+from lexi_maint.graph.model import GraphDocument, GraphStats
 from lexi_maint.pipeline.analyze import AnalyzeStage
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage
+from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import SourceFile, Work
-from lexi_maint.pipeline.parse import ParseSettings, ParseStage
+from lexi_maint.pipeline.graphdoc import build_graph_document
+from lexi_maint.pipeline.parse import ParseStage
+from lexi_maint.run.inventory import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 Importer = Callable[[FalkorGraphStore, GraphDocument], None]

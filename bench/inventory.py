@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lexi_maint.inventory import FingerprintCache, discover, take_inventory
+from lexi_maint.run.inventory import FingerprintCache, discover, take_inventory
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MAX_BYTES = 200 * 2**20

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.treemem import TreeRun, run_measured
-from lexi_maint.llm.config import LlmConfig
+from lexi_maint.config.llm import LlmConfig
 from tests.llm_server import API_KEY
 from tests.pdfgen import cao_page_text
 

@@ -33,18 +33,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lexi_maint.config.llm import LlmConfig
+from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.graph.model import AMOUNT, DATE, PERCENTAGE, TERM, GraphDocument
-from lexi_maint.graph.model import build_graph_document as graph_of
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.llm.keys import api_key
 from lexi_maint.llm.runtime import LlmRuntime
 from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.articles import find_headings
-from lexi_maint.pipeline.chunk import ChunkSettings, ChunkStage
+from lexi_maint.pipeline.chunk import ChunkStage
 from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+from lexi_maint.pipeline.graphdoc import build_graph_document as graph_of
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
-from lexi_maint.pipeline.parse import ParseSettings, ParseStage
+from lexi_maint.pipeline.parse import ParseStage
 from tests.gold import GoldDocument, load_gold
 from tests.llm_server import API_KEY, FakeLlmServer
 
@@ -185,7 +186,7 @@ def report(path: str, tallies: dict[str, Tally], verbose: bool) -> bool:
 
 def llm_runtime(url: str, state: Path) -> LlmRuntime:
     config = LlmConfig(provider="deepseek", base_url=url, state_dir=state)
-    return LlmRuntime(config, ApiKey(API_KEY, "bench"))
+    return LlmRuntime(config, api_key(API_KEY, "bench"))
 
 
 def main() -> int:

@@ -1,3 +1,3 @@
-from lexi_maint.cli import main
+from lexi_maint.cli.main import main
 
 raise SystemExit(main())

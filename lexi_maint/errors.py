@@ -6,18 +6,38 @@ pypdf, httpx, pystemd) are translated where they are caught::
     LexiMaintError
     ├── ConfigError            configuration invalid; carries every problem (file, dotted key)
     ├── UsageError             a command was called wrongly (unknown job, bad argument)
+    │   └── ApiError           a request to lexi-maintd it cannot serve (sent back to the client)
     ├── StateError             the state directory cannot be used (unwritable, full, ...)
-    │   └── LedgerError        the ledger database cannot be opened or written, or is damaged
+    │   ├── LedgerError        the ledger database cannot be opened or written, or is damaged
+    │   └── OwnershipError     the state directory cannot be given to the job's user
     ├── GraphError             the graph store is unreachable or rejected a write
-    │                          (`unavailable`: it is down, full or unreachable - an outage)
+    │   │                      (`unavailable`: it is down, full or unreachable - an outage)
+    │   └── BoltError          a failed Bolt call, classified (graph/memgraph.py)
+    ├── LlmError               the model API
+    │   ├── LlmProbeError      the endpoint check failed, with the problem (llm/probe.py)
+    │   ├── Transient          one call failed in a way the next attempt may not (llm/client.py)
+    │   ├── InvalidAnswer      an answer does not say what was asked (llm/session.py)
+    │   └── AnswerRejected     every answer was invalid, retries used up (llm/session.py)
     ├── SystemdError           a D-Bus call to systemd failed or a unit job did not finish
+    │   ├── ResizeError        the service did not shrink or grow as asked in time
+    │   └── QuiesceRefused     the service could not be shrunk as planned; the run is refused
     ├── ProcessError           leftover processes could not be stopped
+    ├── DaemonError            lexi-maintd, as its clients see it
+    │   ├── DaemonUnavailable  its socket does not answer
+    │   └── DaemonRefused      it answered with an error
+    ├── TransitionError        the lifecycle was asked to move where it may not (a bug)
     └── DocumentError          one document failed; the job goes on
         │                      (error_class names the cause for the ledger: see ErrorClass)
+        ├── SchemaError        an analysis does not follow the schema (pipeline/schema.py)
         ├── JobStopError       ... for a reason every document shares (API key rejected,
         │                      account out of balance): the runner stops the whole job
         └── OutageError        ... because a dependency (graph store, model API, disk) is
                                down: not the document's fault; the runner pauses the job
+
+Two BaseExceptions are not errors but control flow that no `except Exception` may swallow:
+`Stopped` (run/stop.py: a signal ended the run) and the parser's per-page CPU limit.
+Classes that carry a domain type (BoltError, LlmProbeError, Transient, InvalidAnswer,
+AnswerRejected, SchemaError) live beside it, in the module named above.
 
 A DocumentError says whether retrying can help (`retryable`).
 """
@@ -26,7 +46,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+
+class ExitCode(IntEnum):
+    """Exit status of every lexi-maint process, and of a run as the daemon reports it: one
+    meaning per number across the CLI, the job unit, the executor and lexi-maintd."""
+
+    OK = 0  # all documents done or skipped; a command succeeded
+    FAILED = 1  # some documents failed; a check found differences
+    CONFIG = 2  # configuration invalid, wrong usage, or a run refused by preflight
+    UNAVAILABLE = 3  # could not start or go on: systemd, a dependency, the state directory
+    CANCELLED = 4  # a run cancelled by the operator
+    BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like any filter whose reader went away
 
 
 class Dependency(StrEnum):
@@ -117,6 +149,42 @@ class GraphError(LexiMaintError):
 
 class SystemdError(LexiMaintError):
     """A systemd D-Bus call failed, or a unit's job ended with another result than done."""
+
+
+class ResizeError(SystemdError):
+    """The service did not shrink or grow as asked within resize_timeout."""
+
+
+class QuiesceRefused(SystemdError):
+    """The service could not be shrunk as planned; it was grown back and the run refused."""
+
+
+class OwnershipError(StateError):
+    """The state directory cannot be given to the job's user."""
+
+
+class ApiError(UsageError):
+    """A request to lexi-maintd that cannot be served; the message goes back to the client."""
+
+
+class DaemonError(LexiMaintError):
+    """lexi-maintd, as a client sees it."""
+
+
+class DaemonUnavailable(DaemonError):
+    """The daemon's socket does not answer."""
+
+
+class DaemonRefused(DaemonError):
+    """The daemon answered with an error."""
+
+
+class TransitionError(LexiMaintError):
+    """A step tried to move the lifecycle where it may not go (a bug, never input)."""
+
+
+class LlmError(LexiMaintError):
+    """The model API: a failed call, a failed check, an answer that says nothing usable."""
 
 
 class ProcessError(LexiMaintError):

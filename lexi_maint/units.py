@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+MiB = 2**20  # bytes
+
 _SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$")
 _SIZE_FACTORS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(min|ms|sec|s|m|h|d)?\s*")

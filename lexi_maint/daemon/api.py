@@ -15,13 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lexi_maint.errors import ApiError
+
 MAX_LINE = 64 * 1024
 _JOB = re.compile(r"[A-Za-z0-9_-]+")
 _RUN = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-class ApiError(ValueError):
-    """A request that cannot be served; the message goes back to the client."""
 
 
 TRIGGERS = ("timer", "operator")  # what a client says started it (default: operator)

@@ -16,7 +16,7 @@ import logging
 
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import Client
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import ExitCode, LexiMaintError
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.properties import job_unit_pattern
@@ -29,13 +29,13 @@ STATUS_TIMEOUT = 15.0  # a daemon that accepts but does not answer counts as gon
 def restore_orphaned(config: Config) -> int:
     try:
         Client(config.daemon.socket, timeout=STATUS_TIMEOUT).request({"op": "status"})
-        return 0  # the daemon answers: it restores the service itself
+        return ExitCode.OK  # the daemon answers: it restores the service itself
     except LexiMaintError as exc:
         reason = str(exc)
     holds = HoldStore(config.daemon.records_dir)
     hold = holds.load()
     if hold is None:
-        return 0
+        return ExitCode.OK
     from lexi_maint.systemd.dbus import PystemdSystemd
 
     log.warning("lexi-maintd unreachable (%s) and %s held by run %s: starting it",
@@ -51,8 +51,8 @@ def restore_orphaned(config: Config) -> int:
         systemd.close()
     if result != "done":
         log.error("starting %s ended with job result %s", hold.service, result)
-        return 3
-    return 0
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
 
 
 def _grow_back(config: Config, systemd: SystemdPort, holds: HoldStore, hold: Hold) -> None:

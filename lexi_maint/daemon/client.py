@@ -11,17 +11,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import DaemonRefused, DaemonUnavailable, LexiMaintError
 
 CONNECT_TIMEOUT = 10.0
-
-
-class DaemonUnavailable(LexiMaintError):
-    """The daemon's socket does not answer."""
-
-
-class DaemonRefused(LexiMaintError):
-    """The daemon answered with an error (permission, unknown job, ...)."""
 
 
 class Client:

@@ -10,14 +10,11 @@ from typing import Any, TextIO
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import (
     Client,
-    DaemonRefused,
-    DaemonUnavailable,
     format_run,
     submit_and_wait,
     submit_trigger,
 )
-
-EXIT_REFUSED, EXIT_UNAVAILABLE = 2, 3
+from lexi_maint.errors import DaemonRefused, DaemonUnavailable, ExitCode
 
 
 def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -26,16 +23,16 @@ def daemon_command(config: Config, args: argparse.Namespace, out: TextIO = sys.s
         return _dispatch(client, args, out)
     except DaemonRefused as exc:
         print(f"lexi-maint: lexi-maintd refused: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.CONFIG
     except DaemonUnavailable as exc:
         print(f"lexi-maint: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
 
 
 def list_json(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The daemon's runs with ISO 8601 times and the history's schema version."""
-    from lexi_maint.history import SCHEMA_VERSION
-    from lexi_maint.status import iso_time
+    from lexi_maint.report.history import SCHEMA_VERSION
+    from lexi_maint.report.status import iso_time
 
     stamps = ("submitted_at", "started_at", "finished_at")
     return {
@@ -54,24 +51,24 @@ def _dispatch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                                     "trigger": submit_trigger()})  # fmt: skip
             verb = "submitted" if reply.get("created") else "already queued or running:"
             show(f"{verb} {format_run(reply['run'])}")
-            return 0
+            return ExitCode.OK
         run = submit_and_wait(client, args.job, args.reprocess, show)
         show(f"finished: {format_run(run)}")
-        return int(run["exit_code"] if run["exit_code"] is not None else EXIT_UNAVAILABLE)
+        return int(run["exit_code"] if run["exit_code"] is not None else ExitCode.UNAVAILABLE)
     if args.command == "list":
         runs = client.request({"op": "list"})["runs"]
         if args.json:
             show(json.dumps(list_json(runs), ensure_ascii=False, indent=2))
-            return 0
+            return ExitCode.OK
         for run in runs:
             show(format_run(run))
         if not runs:
             show("no runs since the daemon started")
-        return 0
+        return ExitCode.OK
     if args.command == "cancel":
         reply = client.request({"op": "cancel", "run": args.run_id})
         show(f"cancel requested: {format_run(reply['run'])}")
-        return 0
+        return ExitCode.OK
     reply = client.request({"op": "status"})
     if args.json:
         show(json.dumps(reply, ensure_ascii=False, indent=2))
@@ -79,4 +76,4 @@ def _dispatch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         show(f"running: {format_run(reply['current'])} · {reply['queued']} queued")
     else:
         show(f"idle · {reply['queued']} queued")
-    return 0
+    return ExitCode.OK

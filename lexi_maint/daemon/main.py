@@ -18,26 +18,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lexi_maint.alerts.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
 from lexi_maint.config import Config, load_config
 from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.daemon.server import Server, listening_socket
-from lexi_maint.errors import ConfigError, LexiMaintError
-from lexi_maint.health import wait_healthy
-from lexi_maint.jobrun import StatePaths
-from lexi_maint.ledger import Ledger
-from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor, RunRequest
+from lexi_maint.errors import ConfigError, ExitCode, LexiMaintError
+from lexi_maint.lifecycle.executor import Executor, RunRequest
+from lexi_maint.lifecycle.health import wait_healthy
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import FINAL, Phase
+from lexi_maint.lifecycle.procs import LeftoverKiller
 from lexi_maint.lifecycle.recovery import recover_until_restored
-from lexi_maint.procs import LeftoverKiller
-from lexi_maint.reporters import events_path, read_events
+from lexi_maint.report.ping import Ping, Pinger, PingQueue, daemon_report, outcome_ping
+from lexi_maint.report.reporters import read_events
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd.notify import Notifier
 
 log = logging.getLogger(__name__)
-
-EXIT_CONFIG = 2
-EXIT_FATAL = 3
 
 
 class Hub:
@@ -66,7 +63,7 @@ class Hub:
             self._runs.publish(run_id, {"event": "status", "status": status_text})
 
     def flush_lines(self, run_id: str) -> None:
-        path = events_path(self._state_dir, run_id)
+        path = StatePaths(self._state_dir).events(run_id)
         records, offset = read_events(path, self._offsets.get(run_id, 0))
         self._offsets[run_id] = offset
         for record in records:
@@ -81,7 +78,7 @@ def run_daemon(config_path: Path, environ: Mapping[str, str] = os.environ) -> in
         for problem in exc.problems:
             log.error("configuration invalid: %s", problem)
         notifier.status(f"configuration invalid: {exc.problems[0]}")
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     return asyncio.run(_main(config, notifier, environ))
 
 
@@ -106,7 +103,7 @@ async def _main(config: Config, notifier: Notifier, environ: Mapping[str, str]) 
         asyncio.create_task(_status(notifier, runs)),
     ]
     await _until(stopping, worker)
-    code = 0 if worker.is_alive() else EXIT_FATAL
+    code = ExitCode.OK if worker.is_alive() else ExitCode.UNAVAILABLE
     notifier.stopping("stopping: cancelling the current run and restoring the service")
     runs.close()
     stop.set()
@@ -178,7 +175,9 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
         config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
     )
     pings = PingQueue(Pinger(config.alerts))
-    recover_until_restored(config, systemd, executor, holds, runs, hub.heartbeat, stop)
+    interrupted = recover_until_restored(config, systemd, executor, holds, hub.heartbeat, stop)
+    if interrupted is not None:
+        runs.add_interrupted(interrupted)
     while not stop.is_set():
         hub.heartbeat()
         taken = runs.take(timeout=1.0)
@@ -205,7 +204,7 @@ def _execute(
         downtime = result.service_downtime
     except Exception as exc:  # a bug must not kill the executor thread
         log.exception("run %s crashed", record.run_id)
-        phase, code, message = Phase.FAILED, EXIT_SYSTEM, f"internal error: {exc}"
+        phase, code, message = Phase.FAILED, ExitCode.UNAVAILABLE, f"internal error: {exc}"
         downtime = None
     hub.flush_lines(record.run_id)
     updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
@@ -234,7 +233,7 @@ def record_history(config: Config, run: RunRecord, downtime: float | None) -> No
         log.error("run %s: could not add it to the ledger's run history: %s", run.run_id, exc)
     metrics = config.metrics.daemon_file(run.job)
     if metrics is not None and downtime is not None:
-        from lexi_maint.metrics.textfile import downtime_families, write_textfile
+        from lexi_maint.report.metrics import downtime_families, write_textfile
 
         try:
             write_textfile(metrics, downtime_families(run.job, run.run_id, downtime))

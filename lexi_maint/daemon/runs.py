@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lexi_maint.jobrun import new_run_id
+from lexi_maint.errors import ExitCode
 from lexi_maint.lifecycle.machine import FINAL, Phase
+from lexi_maint.lifecycle.recovery import Interrupted
+from lexi_maint.state import new_run_id
 
 KEEP_FINISHED = 100
 
@@ -106,7 +108,7 @@ class RunQueue:
                 self._queue.remove(run_id)
         if queued:
             return self.update(run_id, phase=Phase.CANCELLED, message="cancelled while queued",
-                               exit_code=4, finished_at=time.time())  # fmt: skip
+                               exit_code=ExitCode.CANCELLED, finished_at=time.time())  # fmt: skip
         return record
 
     def get(self, run_id: str) -> RunRecord | None:
@@ -156,8 +158,19 @@ class RunQueue:
             self.publish(run_id, {"event": "finished", "run": record.to_json()})
         return record
 
-    def add_finished(self, record: RunRecord) -> None:
+    def add_interrupted(self, found: Interrupted) -> None:
         """Record a run the daemon did not run itself (found interrupted at start)."""
+        record = RunRecord(
+            run_id=found.run_id,
+            job=found.job,
+            reprocess=False,
+            phase=Phase.INTERRUPTED,
+            message=found.message,
+            exit_code=ExitCode.UNAVAILABLE,
+            submitted_at=found.since,
+            started_at=found.since,
+            finished_at=found.finished_at,
+        )
         with self._lock:
             self._runs[record.run_id] = record
             self._cancel[record.run_id] = threading.Event()

@@ -14,7 +14,6 @@ from typing import Any
 
 from lexi_maint.daemon.api import (
     MAX_LINE,
-    ApiError,
     Cancel,
     ListRuns,
     Status,
@@ -24,6 +23,7 @@ from lexi_maint.daemon.api import (
 )
 from lexi_maint.daemon.peer import Peer, allowed, group_id, peer_of
 from lexi_maint.daemon.runs import RunQueue
+from lexi_maint.errors import ApiError
 
 log = logging.getLogger(__name__)
 

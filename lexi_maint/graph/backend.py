@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lexi_maint.config.graph import GraphConfig, MemgraphConfig
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.config import GraphConfig, MemgraphConfig
 from lexi_maint.graph.credentials import load_credentials
 from lexi_maint.probe import Health, Probe
 

@@ -9,7 +9,7 @@ No password at all means no authentication (a Memgraph without users).
 
 The file holds the password on its first line; a trailing newline is not part of it. The
 password is read in each process that connects (the runner and every worker); it never
-travels in `GraphTarget`, argv or the environment. `Password` prints as
+travels in `GraphTarget`, argv or the environment. It is a `Secret`: it prints as
 `Password(from ...)`, refuses to be pickled, and `redact` removes it from any text.
 """
 
@@ -20,37 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.graph.config import MemgraphConfig
-from lexi_maint.secretfile import read_secret_file
+from lexi_maint.secretfile import Secret, read_secret_file, redacted
 
 CREDENTIAL_NAME = "memgraph-password"
-REDACTED = "[password redacted]"
+KIND = "password"
+REDACTED = redacted(KIND)
 _MAX_BYTES = 4096
 
 
-class Password:
-    """The secret; `reveal()` is called only to build the Bolt auth token."""
-
-    __slots__ = ("_secret", "source")
-
-    def __init__(self, secret: str, source: str) -> None:
-        self._secret = secret
-        self.source = source  # where it came from, for messages
-
-    def reveal(self) -> str:
-        return self._secret
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._secret, REDACTED) if self._secret else text
-
-    def __repr__(self) -> str:
-        return f"Password(from {self.source})"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Password is not pickled: each process reads it from its file")
+def password(value: str, source: str) -> Secret:
+    return Secret(value, source, kind=KIND)
 
 
 @dataclass(frozen=True)
@@ -58,7 +39,7 @@ class Credentials:
     """What the Bolt connection authenticates with; `password` None means no auth."""
 
     username: str
-    password: Password | None
+    password: Secret | None
 
     def redact(self, text: str) -> str:
         return self.password.redact(text) if self.password else text
@@ -77,7 +58,7 @@ def load_credentials(
     return Credentials(config.username, password)
 
 
-def _password(config: MemgraphConfig, environ: Mapping[str, str]) -> Password | None:
+def _password(config: MemgraphConfig, environ: Mapping[str, str]) -> Secret | None:
     credentials = environ.get("CREDENTIALS_DIRECTORY")
     if credentials:
         path = Path(credentials) / CREDENTIAL_NAME
@@ -89,11 +70,11 @@ def _password(config: MemgraphConfig, environ: Mapping[str, str]) -> Password | 
     return None
 
 
-def _from_file(path: Path, source: str, *, check_mode: bool) -> Password:
+def _from_file(path: Path, source: str, *, check_mode: bool) -> Secret:
     text = read_secret_file(
         path, source, check_mode=check_mode, max_bytes=_MAX_BYTES, what="a password file"
     )
-    return Password(_first_line(text, source), source)
+    return password(_first_line(text, source), source)
 
 
 def _first_line(text: str, source: str) -> str:

@@ -19,7 +19,6 @@ use that to look into the graph of a run that is going on (`lexi-maint graph sta
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import logging
 import os
@@ -41,16 +40,17 @@ from falkordb.exceptions import SchemaVersionMismatchException
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from lexi_maint import procfs
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
 from lexi_maint.graph.model import GraphDocument, GraphStats
 from lexi_maint.probe import Health
+from lexi_maint.state import FALKORDB_SOCKET, StatePaths
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRAPH = "lexi"
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
-_PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 20
 # below this much free space on the data directory's disk the server counts as down: with
 # appendfsync always, redis exits when it cannot write its append-only file
@@ -65,11 +65,11 @@ class ServerLayout:
 
     @classmethod
     def under(cls, state_dir: Path) -> ServerLayout:
-        return cls(state_dir / "falkordb")
+        return cls(StatePaths(state_dir).falkordb)
 
     @property
     def socket(self) -> Path:
-        return self.root / "falkordb.sock"
+        return self.root / FALKORDB_SOCKET
 
     @property
     def pidfile(self) -> Path:
@@ -329,23 +329,13 @@ def _stale_server_pid(layout: ServerLayout) -> int | None:
     """The pid in `redis.pid` if that process is alive and serves our socket."""
     try:
         pid = int(layout.pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = procfs.cmdline(pid)
     except (OSError, ValueError):
         return None
     # redis shows "redis-server unixsocket:<path>" once running, "--unixsocket <path>" before
-    if os.fsencode(layout.socket) in cmdline and _alive(pid):
+    if os.fsencode(layout.socket) in command and procfs.alive(pid):
         return pid
     return None
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
 
 
 def _signal_and_wait(pid: int, signum: signal.Signals, timeout: float) -> bool:
@@ -354,7 +344,7 @@ def _signal_and_wait(pid: int, signum: signal.Signals, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while procfs.alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -363,12 +353,10 @@ def _signal_and_wait(pid: int, signum: signal.Signals, timeout: float) -> bool:
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     """A preexec_fn: SIGTERM the child when the parent (thread) dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, not in the child
+    c_library = procfs.libc()  # loaded before fork, not in the child
 
     def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
+        procfs.die_with_parent(signal.SIGTERM, parent_pid, c_library)
 
     return preexec
 

@@ -32,18 +32,17 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import GraphError, UsageError
 from lexi_maint.graph import cypher
-from lexi_maint.graph.config import MemgraphConfig
+from lexi_maint.graph.bolt import BoltError, BoltSession, BoltTransaction, FailureKind, Rows
 from lexi_maint.graph.credentials import Credentials, load_credentials
 from lexi_maint.graph.model import GraphDocument, GraphStats
 
 log = logging.getLogger(__name__)
 
-Rows = list[dict[str, object]]
 T = TypeVar("T")
 
 _HINTS = {
@@ -51,54 +50,6 @@ _HINTS = {
     "(REFERS_TO carries the article number)",
     "memory limit": "raise Memgraph's --memory-limit or lower [graph.memgraph] batch_size",
 }
-
-
-class FailureKind(StrEnum):
-    """Why a Bolt call failed, as far as retrying is concerned."""
-
-    CONFLICT = "conflict"  # write-write conflict with another transaction
-    TRANSIENT = "transient"  # the server says: try again
-    UNAVAILABLE = "unavailable"  # no connection, or it broke
-    AUTH = "auth"  # the credentials were rejected
-    REJECTED = "rejected"  # the statement or its data was refused
-
-    @property
-    def retryable(self) -> bool:
-        return self in (FailureKind.CONFLICT, FailureKind.TRANSIENT, FailureKind.UNAVAILABLE)
-
-
-class BoltError(Exception):
-    """A failed Bolt call, classified; `message` is already free of credentials."""
-
-    def __init__(self, kind: FailureKind, message: str) -> None:
-        self.kind = kind
-        self.message = message
-        super().__init__(f"{kind.value}: {message}")
-
-
-class BoltTransaction(Protocol):
-    """One open explicit transaction."""
-
-    def run(self, statement: str, params: Mapping[str, object]) -> Rows:
-        """Run one statement; its rows as dicts of plain Python values."""
-        ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None:
-        """Roll back; a no-op if the transaction is already closed."""
-
-
-class BoltSession(Protocol):
-    """The connection to one database; every method raises BoltError on failure."""
-
-    def begin(self) -> BoltTransaction: ...
-
-    def run(self, statement: str, params: Mapping[str, object]) -> Rows:
-        """Run one statement in its own (auto-commit) transaction."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class MemgraphGraphStore:

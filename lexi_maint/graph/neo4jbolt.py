@@ -1,7 +1,7 @@
 """The Bolt session to Memgraph through the official `neo4j` driver.
 
 The only module that imports `neo4j` (the optional `memgraph` extra). It implements
-`lexi_maint.graph.memgraph.BoltSession`: explicit transactions with the configured
+`lexi_maint.graph.bolt.BoltSession`: explicit transactions with the configured
 transaction timeout, auto-commit statements, results as plain Python values
 (`plain`), and every driver error translated into `BoltError` with a `FailureKind`
 (`classify`) and a message from which the password has been removed.
@@ -25,10 +25,10 @@ from neo4j import graph as neo4j_graph
 from neo4j import time as neo4j_time
 
 from lexi_maint import __version__
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.config import MemgraphConfig
+from lexi_maint.graph.bolt import BoltError, FailureKind, Rows
 from lexi_maint.graph.credentials import Credentials
-from lexi_maint.graph.memgraph import BoltError, FailureKind, Rows
 
 # Lower-case fragments of Memgraph messages, checked in this order.
 _NOT_WORTH_RETRYING = ("timeout", "memory limit")

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import LexiMaintError, SystemdError
-from lexi_maint.lifecycle.config import Quiesce
+from lexi_maint.config.service import Quiesce
+from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
+from lexi_maint.lifecycle.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
 from lexi_maint.lifecycle.ownership import hand_over, resolve_owner
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
+from lexi_maint.lifecycle.procs import KillReport
 from lexi_maint.lifecycle.quiesce import QuiesceDecision, plan_quiesce
 from lexi_maint.lifecycle.resize import Resizer
 from lexi_maint.lifecycle.sandbox import job_sandbox
-from lexi_maint.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
-from lexi_maint.procs import KillReport
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort, UnitStatus
 from lexi_maint.systemd.properties import (
@@ -38,7 +38,6 @@ from lexi_maint.systemd.properties import (
 
 log = logging.getLogger(__name__)
 
-EXIT_DONE, EXIT_DOCUMENTS_FAILED, EXIT_PREFLIGHT, EXIT_SYSTEM, EXIT_CANCELLED = 0, 1, 2, 3, 4
 UNIT_START_TIMEOUT = 120.0
 
 
@@ -51,10 +50,6 @@ def give_state_to_job_user(config: Config, job: JobConfig) -> str:
 
 class KillerPort(Protocol):
     def stop(self, cgroup: str) -> KillReport: ...
-
-
-class QuiesceRefused(LexiMaintError):
-    """The service could not be shrunk as planned; it was grown back and the run refused."""
 
 
 class Listener(Protocol):
@@ -138,10 +133,10 @@ class Executor:
         if reasons:
             message = f"preflight failed, {self._config.service.unit} left untouched: {reasons}"
             self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
-            return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message, checks=tuple(checks))
+            return RunResult(Phase.FAILED, ExitCode.CONFIG, message, checks=tuple(checks))
         if cancel.is_set():
             self._enter(machine, request, Phase.CANCELLED, "cancelled before it started")
-            return RunResult(Phase.CANCELLED, EXIT_CANCELLED, "cancelled before it started")
+            return RunResult(Phase.CANCELLED, ExitCode.CANCELLED, "cancelled before it started")
         return self._held(machine, request, job, cancel, decision)
 
     def _held(
@@ -183,7 +178,7 @@ class Executor:
         if refused and not problems:
             message = f"preflight failed: {refused}; {service} grown back"
             self._enter(machine, request, Phase.FAILED, message, journal.RUN_FAILED)
-            return RunResult(Phase.FAILED, EXIT_PREFLIGHT, message)
+            return RunResult(Phase.FAILED, ExitCode.CONFIG, message)
         result = self._conclude(machine, request, outcome, problems, restored)
         downtime = time.monotonic() - stopped_at if restored else None
         if decision.action is not Quiesce.STOP and downtime is not None:
@@ -200,10 +195,10 @@ class Executor:
     ) -> RunResult:
         cancelled = outcome is not None and outcome.cancelled
         code, message = _verdict(outcome, problems, restored)
-        phase = final_phase(cancelled=cancelled, succeeded=code == EXIT_DONE)
+        phase = final_phase(cancelled=cancelled, succeeded=code == ExitCode.OK)
         if cancelled:
-            code = EXIT_CANCELLED
-        message_id = journal.RUN_FINISHED if code in (EXIT_DONE, EXIT_DOCUMENTS_FAILED) else (
+            code = ExitCode.CANCELLED
+        message_id = journal.RUN_FINISHED if code in (ExitCode.OK, ExitCode.FAILED) else (
             journal.RUN_FAILED)  # fmt: skip
         self._enter(machine, request, phase, message, message_id)
         units = outcome.unit_results if outcome else ()
@@ -417,27 +412,27 @@ def _verdict(
     outcome: _PipelineOutcome | None, problems: list[str], restored: bool
 ) -> tuple[int, str]:
     if problems:
-        return EXIT_SYSTEM, "; ".join(problems)
+        return ExitCode.UNAVAILABLE, "; ".join(problems)
     if outcome is None:  # pragma: no cover - problems is set whenever outcome is missing
-        return EXIT_SYSTEM, "the run did not complete"
+        return ExitCode.UNAVAILABLE, "the run did not complete"
     units = " → ".join(outcome.unit_results)
     if outcome.cancelled:
-        return EXIT_CANCELLED, f"cancelled; service restored (job units: {units})"
+        return ExitCode.CANCELLED, f"cancelled; service restored (job units: {units})"
     if outcome.result == "success":
-        return EXIT_DONE, f"all documents done; service restored (job units: {units})"
-    if outcome.result == "exit-code" and outcome.exit_status == 1:
-        return EXIT_DOCUMENTS_FAILED, (
+        return ExitCode.OK, f"all documents done; service restored (job units: {units})"
+    if outcome.result == "exit-code" and outcome.exit_status == ExitCode.FAILED:
+        return ExitCode.FAILED, (
             f"some documents failed (see lexi-maint status JOB); service restored"
             f" (job units: {units})"
         )
-    if outcome.result == "exit-code" and outcome.exit_status == 2:
-        return EXIT_PREFLIGHT, f"the pipeline refused its configuration (job units: {units})"
-    if outcome.result == "exit-code" and outcome.exit_status == 3:
-        return EXIT_SYSTEM, (
+    if outcome.result == "exit-code" and outcome.exit_status == ExitCode.CONFIG:
+        return ExitCode.CONFIG, f"the pipeline refused its configuration (job units: {units})"
+    if outcome.result == "exit-code" and outcome.exit_status == ExitCode.UNAVAILABLE:
+        return ExitCode.UNAVAILABLE, (
             "the pipeline stopped: graph store, model API or disk unavailable past outage_budget"
             " (unprocessed documents stay pending), ledger or state_dir unusable, or the LLM API"
             " refused the key or the balance ran out"
             f" (journalctl -u 'lexi-pipeline-*'; job units: {units})"
         )
     detail = f"status {outcome.exit_status}" if outcome.result == "exit-code" else outcome.result
-    return EXIT_SYSTEM, f"job unit ended with {detail} (job units: {units})"
+    return ExitCode.UNAVAILABLE, f"job unit ended with {detail} (job units: {units})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.errors import TransitionError
 
 
 class Phase(StrEnum):
@@ -42,10 +42,6 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.CANCELLED: frozenset(),
     Phase.INTERRUPTED: frozenset(),
 }
-
-
-class TransitionError(LexiMaintError):
-    """A step tried to move the lifecycle where it may not go (a bug, never input)."""
 
 
 class Machine:

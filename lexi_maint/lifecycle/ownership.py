@@ -7,7 +7,7 @@ runs `lexi-maint status` or `graph stats`), so before every run the daemon gives
 the run's owner: the job's user, or root for a job without one.
 
 Safety, because this runs as root over a directory another user owned a moment ago:
-- only lexi-maint's own entries are touched (`PIPELINE_ENTRIES`); a state_dir that holds
+- only lexi-maint's own entries are touched (`lexi_maint.state.ENTRIES`); a state_dir that holds
   anything else is refused rather than handed to a user who could then rename it;
 - the walk goes by directory descriptors and never follows a symbolic link (`os.fwalk`,
   `follow_symlinks=False`), so a link planted in the tree cannot redirect a chown to
@@ -28,32 +28,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint import state
+from lexi_maint.errors import OwnershipError
 
 log = logging.getLogger(__name__)
 
-# Everything lexi-maint creates directly under state_dir: the ledger and its SQLite side
-# files (jobrun.StatePaths), the run lock, the embedded FalkorDB (graph.falkordb), the LLM
-# cache and slots (llm.config), the run event files (reporters.events_path) and the
-# fingerprint caches (inventory.cache_path).
-PIPELINE_ENTRIES = frozenset(
-    {
-        "ledger.sqlite3",
-        "ledger.sqlite3-wal",
-        "ledger.sqlite3-shm",
-        "ledger.sqlite3-journal",
-        "run.lock",
-        "falkordb",
-        "llm",
-        "runs",
-        "inventory",
-    }
-)
 STATE_DIR_MODE = 0o700  # the owner alone: ledger, graph data and cached answers are private
-
-
-class OwnershipError(LexiMaintError):
-    """The state directory cannot be given to the job's user."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +87,7 @@ def resolve_owner(user: str | None) -> Owner:
 
 def foreign_entries(names: Iterable[str]) -> list[str]:
     """Entries of a state directory that lexi-maint did not create (pure)."""
-    return sorted(n for n in names if n not in PIPELINE_ENTRIES)
+    return sorted(n for n in names if n not in state.ENTRIES)
 
 
 def hand_over(state_dir: Path, owner: Owner) -> int:
@@ -141,7 +121,7 @@ def hand_over(state_dir: Path, owner: Owner) -> int:
         mode = stat.S_IMODE(top.st_mode)
         if mode != STATE_DIR_MODE:
             os.chmod(dir_fd, STATE_DIR_MODE)
-        for name in sorted(PIPELINE_ENTRIES):
+        for name in sorted(state.ENTRIES):
             changed += _hand_over_entry(name, dir_fd, owner)
     except OSError as exc:
         raise OwnershipError(f"cannot give {state_dir} to {owner.name}: {exc}") from None

@@ -16,15 +16,16 @@ from pathlib import Path
 import psutil
 
 from lexi_maint.config import Config, JobConfig
-from lexi_maint.errors import LexiMaintError, UsageError
-from lexi_maint.lifecycle.config import Quiesce
-from lexi_maint.lifecycle.ownership import OwnershipError, resolve_owner
+from lexi_maint.config.service import Quiesce
+from lexi_maint.errors import LexiMaintError, OwnershipError, UsageError
+from lexi_maint.lifecycle.ownership import resolve_owner
+from lexi_maint.lifecycle.procs import cgroup_pids
 from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.llm.keys import CREDENTIAL_NAME as KEY_CREDENTIAL
-from lexi_maint.llm.keys import ApiKey, key_from_file
+from lexi_maint.llm.keys import key_from_file
 from lexi_maint.llm.probe import probe
-from lexi_maint.memory import CGROUP_ROOT
-from lexi_maint.procs import cgroup_pids
+from lexi_maint.procfs import CGROUP_ROOT
+from lexi_maint.secretfile import Secret
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.units import format_size
 
@@ -61,7 +62,7 @@ def check_input(job: JobConfig, state_dir: Path | None = None) -> Check:
     With `state_dir` the hashes go to the job's fingerprint cache, so the job unit's run
     only `stat`s the files; files it will refuse (not regular, sparse, too large) are named.
     """
-    from lexi_maint.inventory import inventory_summary
+    from lexi_maint.run.inventory import inventory_summary
 
     path = job.input
     if not path.is_dir():
@@ -200,7 +201,7 @@ def check_llm(config: Config) -> Check:
     return Check("LLM endpoint", True, detail)
 
 
-def job_api_key(config: Config) -> ApiKey:
+def job_api_key(config: Config) -> Secret:
     """The key the job unit will read: the file the daemon hands over as a credential."""
     path = handed_api_key_file(config)
     if path is None:

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from lexi_maint.config import Config, JobConfig
+from lexi_maint.config.service import JobLimits, Quiesce
 from lexi_maint.errors import LexiMaintError
-from lexi_maint.lifecycle.config import JobLimits, Quiesce
-from lexi_maint.memplan.gather import (
+from lexi_maint.lifecycle.memplan.gather import (
     ServiceProbePort,
     available_memory,
     memory_plan,
     read_history,
 )
-from lexi_maint.memplan.planner import MemoryPlan, ServiceMemory
+from lexi_maint.lifecycle.memplan.planner import MemoryPlan, ServiceMemory
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.units import format_size
 
@@ -119,7 +119,7 @@ def plan_quiesce(
 ) -> QuiesceDecision:
     """Read the ledger, the service and the host now, plan, decide (without systemd, the
     service counts as not running)."""
-    from lexi_maint.jobrun import StatePaths
+    from lexi_maint.state import StatePaths
 
     service = None
     if systemd is not None:

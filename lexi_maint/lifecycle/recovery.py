@@ -1,7 +1,8 @@
 """At daemon start: a recorded hold means a daemon died (or the machine rebooted) mid-run.
 
 Stop what is left of that run's job units, restore the service, mark the run interrupted
-in the ledger and in the daemon's list. Retried until the service is restored.
+in the ledger, and return what happened (`Interrupted`): the daemon records it in its list
+of runs. Retried until the service is restored.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lexi_maint.config import Config
-from lexi_maint.daemon.runs import RunQueue, RunRecord
 from lexi_maint.errors import LexiMaintError
-from lexi_maint.jobrun import StatePaths
-from lexi_maint.ledger import Ledger
-from lexi_maint.lifecycle.executor import EXIT_SYSTEM, Executor
+from lexi_maint.lifecycle.executor import Executor
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
-from lexi_maint.lifecycle.machine import Phase
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.state import StatePaths
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.properties import job_unit_pattern
@@ -28,26 +28,36 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class Interrupted:
+    """A run a dead daemon (or a reboot) left behind, now cleaned up."""
+
+    run_id: str
+    job: str
+    message: str
+    since: float  # when the run took the service
+    finished_at: float
+
+
 def recover_until_restored(
     config: Config,
     systemd: SystemdPort,
     executor: Executor,
     holds: HoldStore,
-    runs: RunQueue,
     heartbeat: Callable[[], None],
     stop: threading.Event,
-) -> None:
+) -> Interrupted | None:
+    """The run found interrupted and restored, or None (none held, or told to stop)."""
     while not stop.is_set():
         try:
             hold = holds.load()
         except OSError as exc:
             log.error("%s; remove it after checking %s is running", exc, config.service.unit)
-            return
+            return None
         if hold is None:
-            return
+            return None
         try:
-            recover(config, systemd, executor, hold, runs)
-            return
+            return recover(config, systemd, executor, hold)
         except LexiMaintError as exc:
             log.error("restoring %s after run %s failed: %s; retrying in %.0f s",
                       hold.service, hold.run_id, exc, RETRY_SECONDS)  # fmt: skip
@@ -55,11 +65,10 @@ def recover_until_restored(
         while time.monotonic() < deadline and not stop.is_set():
             heartbeat()
             stop.wait(1.0)
+    return None
 
 
-def recover(
-    config: Config, systemd: SystemdPort, executor: Executor, hold: Hold, runs: RunQueue
-) -> None:
+def recover(config: Config, systemd: SystemdPort, executor: Executor, hold: Hold) -> Interrupted:
     rebooted = hold.boot_id != current_boot_id()
     why = "the machine rebooted" if rebooted else "the daemon stopped"
     extra = {"lexi_job": hold.job, "lexi_run": hold.run_id, "lexi_phase": "recover"}
@@ -72,21 +81,9 @@ def recover(
     executor.restore(hold.run_id)
     message = f"interrupted ({why}); {hold.service} restored; submit the job again to resume"
     _mark_ledger(config, hold)
-    runs.add_finished(
-        RunRecord(
-            run_id=hold.run_id,
-            job=hold.job,
-            reprocess=False,
-            phase=Phase.INTERRUPTED,
-            message=message,
-            exit_code=EXIT_SYSTEM,
-            submitted_at=hold.since,
-            started_at=hold.since,
-            finished_at=time.time(),
-        )
-    )
     log.warning("run %s: %s", hold.run_id, message,
                 extra={**extra, "message_id": journal.RUN_FAILED})  # fmt: skip
+    return Interrupted(hold.run_id, hold.job, message, hold.since, time.time())
 
 
 def _mark_ledger(config: Config, hold: Hold) -> None:

@@ -9,17 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lexi_maint.errors import LexiMaintError
-from lexi_maint.lifecycle.config import ServiceConfig
-from lexi_maint.memplan.gather import ServiceProbePort
-from lexi_maint.memplan.planner import ServiceMemory
+from lexi_maint.config.service import ServiceConfig
+from lexi_maint.errors import ResizeError
+from lexi_maint.lifecycle.memplan.gather import ServiceProbePort
+from lexi_maint.lifecycle.memplan.planner import ServiceMemory
 from lexi_maint.systemd.dbus import SystemdPort
 
 POLL_SECONDS = 0.2
-
-
-class ResizeError(LexiMaintError):
-    """The service did not shrink or grow as asked within resize_timeout."""
 
 
 class Resizer:

@@ -13,7 +13,7 @@ made it. `record` writes a call's spend row and its answer in ONE transaction th
 the answer arrives, so spend is never lost with the process that received it: a worker
 SIGKILLed by the OOM killer or by document_timeout, or a whole run killed, leaves its
 spend here. The ledger folds the rows into the document's and the run's totals when the
-attempt ends, or when the next run finds the attempt interrupted (`lexi_maint.ledger`).
+attempt ends, or when the next run finds the attempt interrupted (`lexi_maint.run.ledger`).
 Rows are append-only; the ledger keeps, per document, the id of the last row it folded.
 
 Durability: every write is its own committed transaction. SQLite commits atomically, so a

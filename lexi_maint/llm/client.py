@@ -18,7 +18,7 @@ The deadline covers one attempt from sending to the last byte, so the blank keep
 lines DeepSeek sends while a request is queued cannot extend it (they do reset httpx's
 read timeout, which only bounds silence). A job-wide slot (`slots.py`) is held only while
 a request is on the wire, not during backoff. Every message is passed through
-`ApiKey.redact`: API error texts may echo the key.
+`Secret.redact`: API error texts may echo the key.
 
 Connections: `LaneTransport` gives each request in flight its own single-connection httpx
 transport (a "lane", kept alive between requests). httpcore's shared pool re-scans every
@@ -44,11 +44,18 @@ from typing import Any
 
 import httpx
 
-from lexi_maint.errors import Dependency, DocumentError, ErrorClass, JobStopError, OutageError
-from lexi_maint.llm.config import LlmConfig, RetrySettings
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.config.llm import LlmConfig, RetrySettings
+from lexi_maint.errors import (
+    Dependency,
+    DocumentError,
+    ErrorClass,
+    JobStopError,
+    LlmError,
+    OutageError,
+)
 from lexi_maint.llm.slots import Slots
 from lexi_maint.llm.usage import Tokens
+from lexi_maint.secretfile import Secret
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +129,7 @@ class ClientSettings:
         )
 
 
-class Transient(Exception):
+class Transient(LlmError):
     """An attempt failed in a way that another attempt may not (internal to this module)."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
@@ -244,7 +251,7 @@ class ChatClient:
     def __init__(
         self,
         settings: ClientSettings,
-        key: ApiKey,
+        key: Secret,
         slots: Slots,
         *,
         transport: httpx.AsyncBaseTransport | None = None,

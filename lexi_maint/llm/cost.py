@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lexi_maint.llm.config import Prices
+from lexi_maint.config.llm import Prices
 from lexi_maint.llm.usage import Tokens, Usage
 
 PER = 1_000_000

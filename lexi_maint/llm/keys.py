@@ -9,7 +9,7 @@ Where the key comes from, first match wins:
        /proc/PID/environ: prefer 1 or 2).
 
 The key is read in the runner process and reaches the workers by fork, never through
-argv or the environment. `ApiKey` prints as `ApiKey(…1234)`; `redact` removes it from any
+argv or the environment. `ApiKey` prints as `api_key(…1234)`; `redact` removes it from any
 text (API error messages may echo it).
 """
 
@@ -19,41 +19,22 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.secretfile import read_secret_file
+from lexi_maint.secretfile import Secret, read_secret_file, redacted
 
 CREDENTIAL_NAME = "deepseek-api-key"
 ENV_NAME = "DEEPSEEK_API_KEY"
-REDACTED = "[api key redacted]"
+KIND = "api key"
+REDACTED = redacted(KIND)
 _MAX_KEY_BYTES = 4096
 
 
-class ApiKey:
-    """The secret; `reveal()` is called only to build the Authorization header."""
-
-    __slots__ = ("_secret", "source")
-
-    def __init__(self, secret: str, source: str) -> None:
-        self._secret = secret
-        self.source = source  # where it came from, for messages ("key file /etc/...")
-
-    def reveal(self) -> str:
-        return self._secret
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._secret, REDACTED) if self._secret else text
-
-    def __repr__(self) -> str:
-        return f"ApiKey(…{self._secret[-4:]} from {self.source})"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("an ApiKey is not pickled: it reaches workers by fork only")
+def api_key(value: str, source: str) -> Secret:
+    return Secret(value, source, kind=KIND, tail=True)
 
 
-def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> ApiKey:
+def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> Secret:
     """The key from the first source that has one; UsageError says how to provide one."""
     credentials = environ.get("CREDENTIALS_DIRECTORY")
     if credentials:
@@ -64,7 +45,7 @@ def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> 
         return key_from_file(config.api_key_file)
     value = environ.get(ENV_NAME, "")
     if value:
-        return ApiKey(_valid(value, f"${ENV_NAME}"), f"${ENV_NAME}")
+        return api_key(_valid(value, f"${ENV_NAME}"), f"${ENV_NAME}")
     raise UsageError(
         f"no API key for [llm] provider = {config.provider!r}: pass it as the systemd "
         f"credential {CREDENTIAL_NAME} (LoadCredential=), name a mode-0600 file in "
@@ -72,16 +53,16 @@ def load_api_key(config: LlmConfig, environ: Mapping[str, str] = os.environ) -> 
     )
 
 
-def key_from_file(path: Path) -> ApiKey:
+def key_from_file(path: Path) -> Secret:
     """The key in a configured file (mode 0600 or 0400), e.g. the one the daemon hands over."""
     return _from_file(path, f"key file {path}", check_mode=True)
 
 
-def _from_file(path: Path, source: str, *, check_mode: bool) -> ApiKey:
+def _from_file(path: Path, source: str, *, check_mode: bool) -> Secret:
     text = read_secret_file(
         path, source, check_mode=check_mode, max_bytes=_MAX_KEY_BYTES, what="an API key file"
     )
-    return ApiKey(_valid(text, source), source)
+    return api_key(_valid(text, source), source)
 
 
 def _valid(raw: str, source: str) -> str:

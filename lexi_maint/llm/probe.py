@@ -13,7 +13,7 @@ the operator or raises `LlmProbeError`, whose `problem` says what went wrong:
     http_error      any other status, or a 200 whose body is not a model list
 
 Only the listing is fetched: no completion is requested, so no token is spent. Every message
-passes through `ApiKey.redact`.
+passes through `Secret.redact`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from enum import StrEnum
 
 import httpx
 
-from lexi_maint.errors import LexiMaintError
+from lexi_maint.config.llm import LlmConfig
+from lexi_maint.errors import LlmError
 from lexi_maint.llm.client import api_message
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.secretfile import Secret
 
 DEADLINE = 15.0  # seconds for the whole probe: connect, TLS, request and answer
 
@@ -45,7 +45,7 @@ class Problem(StrEnum):
     HTTP_ERROR = "http_error"
 
 
-class LlmProbeError(LexiMaintError):
+class LlmProbeError(LlmError):
     def __init__(self, problem: Problem, message: str) -> None:
         super().__init__(message)
         self.problem = problem
@@ -71,7 +71,7 @@ class ProbeTarget:
 
 def probe(
     config: LlmConfig,
-    key: ApiKey,
+    key: Secret,
     *,
     deadline: float = DEADLINE,
     ssl_context: ssl.SSLContext | None = None,
@@ -88,7 +88,7 @@ def probe(
 
 def fetch_listing(
     target: ProbeTarget,
-    key: ApiKey,
+    key: Secret,
     *,
     deadline: float = DEADLINE,
     ssl_context: ssl.SSLContext | None = None,
@@ -98,7 +98,7 @@ def fetch_listing(
 
 
 async def _fetch(
-    target: ProbeTarget, key: ApiKey, deadline: float, ssl_context: ssl.SSLContext | None
+    target: ProbeTarget, key: Secret, deadline: float, ssl_context: ssl.SSLContext | None
 ) -> tuple[int, bytes]:
     timeout = httpx.Timeout(connect=min(target.connect_timeout, deadline), read=deadline,
                             write=deadline, pool=deadline)  # fmt: skip
@@ -129,7 +129,7 @@ async def _fetch(
         raise _transport_error(target, exc, key) from None
 
 
-def _transport_error(target: ProbeTarget, exc: httpx.HTTPError, key: ApiKey) -> LlmProbeError:
+def _transport_error(target: ProbeTarget, exc: httpx.HTTPError, key: Secret) -> LlmProbeError:
     host = _host(target)
     tls = _ssl_error(exc)
     if tls is not None:
@@ -156,7 +156,7 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def _reason(exc: BaseException, key: ApiKey) -> str:
+def _reason(exc: BaseException, key: Secret) -> str:
     return key.redact(str(exc) or type(exc).__name__)
 
 

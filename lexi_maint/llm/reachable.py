@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import ssl
 
-from lexi_maint.llm.config import LlmConfig
-from lexi_maint.llm.keys import ApiKey
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, fetch_listing
 from lexi_maint.probe import Health, Probe
+from lexi_maint.secretfile import Secret
 
 PROBE_TIMEOUT = 10.0
 
 
-def api_probe(config: LlmConfig, key: ApiKey, ssl_context: ssl.SSLContext | None = None) -> Probe:
+def api_probe(config: LlmConfig, key: Secret, ssl_context: ssl.SSLContext | None = None) -> Probe:
     target = ProbeTarget.of(config)
 
     def probe() -> Health:

@@ -19,15 +19,15 @@ from typing import TypeVar
 
 import httpx
 
+from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import DocumentError, JobStopError
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatClient, ClientSettings
-from lexi_maint.llm.config import LlmConfig
 from lexi_maint.llm.flight import KeyLocks
-from lexi_maint.llm.keys import ApiKey
 from lexi_maint.llm.session import LlmSession
 from lexi_maint.llm.slots import FileSlots
 from lexi_maint.llm.usage import UsageMeter
+from lexi_maint.secretfile import Secret
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class LlmRuntime:
     config: LlmConfig
-    key: ApiKey
+    key: Secret
     transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
     ssl_context: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
     job: str = ""

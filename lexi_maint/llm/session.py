@@ -24,9 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from lexi_maint.config.llm import Prices
+from lexi_maint.errors import LlmError
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.client import ChatRequest, Completion
-from lexi_maint.llm.config import Prices
 from lexi_maint.llm.cost import call_cost, priced_usage
 from lexi_maint.llm.flight import KeyLocks
 from lexi_maint.llm.usage import Usage, UsageMeter
@@ -35,7 +36,7 @@ T = TypeVar("T")
 RAW_EXCERPT = 200
 
 
-class InvalidAnswer(Exception):
+class InvalidAnswer(LlmError):
     """Raised by a parse function: the content does not say what was asked."""
 
     def __init__(self, reason: str) -> None:
@@ -43,7 +44,7 @@ class InvalidAnswer(Exception):
         self.reason = reason
 
 
-class AnswerRejected(Exception):
+class AnswerRejected(LlmError):
     """Every answer to one request was blank or invalid."""
 
     def __init__(self, attempts: int, reason: str, raw: str) -> None:

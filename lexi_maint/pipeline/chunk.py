@@ -52,30 +52,11 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from itertools import pairwise
 
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.pipeline.articles import HEADING_SEPARATOR, Kind, find_headings
 from lexi_maint.pipeline.contract import Chunk, Work
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChunkSettings:
-    """Size limits of a chunk, in characters."""
-
-    min_chars: int = 200
-    max_chars: int = 4000
-
-    def __post_init__(self) -> None:
-        if self.max_chars <= 0:
-            raise ValueError(
-                f"max_chars must be a positive number of characters, got {self.max_chars}; "
-                "use e.g. max_chars=4000"
-            )
-        if not 0 < self.min_chars < self.max_chars:
-            raise ValueError(
-                f"min_chars must be greater than 0 and smaller than max_chars "
-                f"({self.max_chars}), got {self.min_chars}; use e.g. min_chars=200"
-            )
 
 
 @dataclass(frozen=True)

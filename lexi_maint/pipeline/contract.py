@@ -3,14 +3,20 @@
 A stage takes the document's `Work` record and returns a new one with its own part filled
 in; it raises `lexi_maint.errors.DocumentError` when the document cannot go on. Stages do
 no scheduling, retrying or ledger writes: the runner owns those.
+
+A worker sends the runner one `Outcome` per document (`Success` or `Failure`), its texts
+cut to the bounds the ledger keeps (`bounded`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from lexi_maint.errors import ErrorClass
+from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.schema import ChunkAnalysis
 
 
@@ -72,3 +78,49 @@ class Stage(Protocol):
     name: str
 
     def run(self, work: Work) -> Work: ...
+
+
+# --- what a worker sends back for one document --------------------------------------
+
+
+@dataclass(frozen=True)
+class Success:
+    chunks: int
+    timings: Mapping[str, float]
+    peak_rss: int | None
+    warnings: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class Failure:
+    error_class: ErrorClass
+    message: str
+    retryable: bool
+    timings: Mapping[str, float] = field(default_factory=dict)
+    peak_rss: int | None = None
+    warnings: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    stop_job: bool = False  # every document would fail like this: the runner stops the job
+    outage: str = ""  # a Dependency's value when a dependency, not the document, failed
+
+
+Outcome = Success | Failure
+
+
+MAX_MESSAGE = 2048  # characters of an error message or a warning kept in the ledger
+MAX_WARNINGS = 20  # warnings kept per document
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` cut to `limit` characters, saying how much was cut."""
+    if len(message) <= limit:
+        return message
+    return message[:limit] + f" … ({len(message) - limit} more characters)"
+
+
+def bounded_warnings(warnings: Sequence[str]) -> list[str]:
+    kept = [bounded(w) for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        kept.append(f"… and {len(warnings) - MAX_WARNINGS} more warnings")
+    return kept

@@ -22,7 +22,11 @@ from dataclasses import replace
 from functools import partial
 
 from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.llm.prompts import (
+from lexi_maint.llm.runtime import LlmRuntime, gather_all
+from lexi_maint.llm.session import AnswerRejected, LlmSession
+from lexi_maint.llm.usage import Usage, UsageMeter
+from lexi_maint.pipeline.contract import Chunk, Work
+from lexi_maint.pipeline.prompts import (
     BatchAnswer,
     analysis_request,
     batch_analysis_request,
@@ -30,10 +34,6 @@ from lexi_maint.llm.prompts import (
     parse_analysis_answer,
     parse_batch_answer,
 )
-from lexi_maint.llm.runtime import LlmRuntime, gather_all
-from lexi_maint.llm.session import AnswerRejected, LlmSession
-from lexi_maint.llm.usage import Usage, UsageMeter
-from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.schema import ChunkAnalysis
 
 log = logging.getLogger(__name__)

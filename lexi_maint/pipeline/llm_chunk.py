@@ -1,6 +1,6 @@
 """Pipeline stage "chunk" with the LLM: semantic chunks proposed by the chunk model.
 
-The document is cut into windows (see `lexi_maint.llm.prompts`), all windows are asked
+The document is cut into windows (see `lexi_maint.pipeline.prompts`), all windows are asked
 concurrently (at most `document_concurrency` calls of this document, and the job-wide
 `max_concurrency`), and each answer is validated. A window whose answers are all rejected
 gets the structural splitter's chunks instead, and the document gets a warning in the
@@ -15,7 +15,13 @@ import logging
 from dataclasses import dataclass, replace
 from functools import partial
 
-from lexi_maint.llm.prompts import (
+from lexi_maint.config.pipeline import ChunkSettings
+from lexi_maint.llm.runtime import LlmRuntime, gather_all
+from lexi_maint.llm.session import AnswerRejected, LlmSession
+from lexi_maint.llm.usage import Usage, UsageMeter
+from lexi_maint.pipeline.chunk import Span, document_key
+from lexi_maint.pipeline.contract import Chunk, ParsedDocument, Work
+from lexi_maint.pipeline.prompts import (
     Window,
     chunk_request,
     make_segments,
@@ -23,11 +29,6 @@ from lexi_maint.llm.prompts import (
     parse_chunking,
     segment_limit,
 )
-from lexi_maint.llm.runtime import LlmRuntime, gather_all
-from lexi_maint.llm.session import AnswerRejected, LlmSession
-from lexi_maint.llm.usage import Usage, UsageMeter
-from lexi_maint.pipeline.chunk import ChunkSettings, Span, document_key
-from lexi_maint.pipeline.contract import Chunk, ParsedDocument, Work
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
+from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
 from lexi_maint.pipeline.contract import ParsedDocument, Work
 
@@ -50,26 +51,6 @@ _CONTROL_SHARE_LIMIT = 0.05
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _FIRST_LINE = re.compile(r"\S[^\n]*")
 _MIB = 2**20
-
-
-@dataclass(frozen=True)
-class ParseSettings:
-    """How the parse stage reads files."""
-
-    fallback_encoding: str = "cp1252"
-    max_bytes: int = 200 * _MIB
-    page_seconds: float = 10.0  # CPU seconds one PDF page may take (0: no limit)
-
-    def __post_init__(self) -> None:
-        try:
-            codecs.lookup(self.fallback_encoding)
-        except LookupError:
-            raise ValueError(
-                f"fallback_encoding {self.fallback_encoding!r} is not a known codec; "
-                "use a name Python knows, such as 'cp1252' or 'latin-1'"
-            ) from None
-        if self.max_bytes <= 0:
-            raise ValueError(f"max_bytes must be a positive number of bytes, not {self.max_bytes}")
 
 
 class ParseStage:

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from lexi_maint.errors import Dependency, DocumentError, ErrorClass, GraphError, OutageError
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.model import build_graph_document
 from lexi_maint.pipeline.contract import Work
+from lexi_maint.pipeline.graphdoc import build_graph_document
 
 log = logging.getLogger(__name__)
 

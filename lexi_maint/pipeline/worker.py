@@ -7,7 +7,6 @@ through its pipe and exits, giving its memory back to the system.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
@@ -17,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 
+from lexi_maint import procfs
 from lexi_maint.errors import (
     Dependency,
     DocumentError,
@@ -25,15 +25,22 @@ from lexi_maint.errors import (
     JobStopError,
     OutageError,
 )
-from lexi_maint.ledger import Failure, Outcome, Success, bounded, bounded_warnings
 from lexi_maint.llm.usage import MetersUsage, Usage
-from lexi_maint.pipeline.contract import SourceFile, Stage, Work
+from lexi_maint.pipeline.contract import (
+    Failure,
+    Outcome,
+    SourceFile,
+    Stage,
+    Success,
+    Work,
+    bounded,
+    bounded_warnings,
+)
 
 log = logging.getLogger(__name__)
 
 StageFactory = Callable[[], Sequence[Stage]]
 
-_PR_SET_PDEATHSIG = 1
 OOM_SCORE_ADJ_MAX = 1000  # the kernel's maximum: always the first choice
 
 
@@ -130,11 +137,7 @@ def _prefer_as_oom_victim() -> None:
 
 def _die_with_parent() -> None:
     """Ask the kernel to SIGKILL this worker when the runner dies (no orphans hold memory)."""
-    parent = os.getppid()
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        procfs.die_with_parent(signal.SIGKILL, os.getppid(), procfs.libc())
     except (OSError, AttributeError):
         log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)

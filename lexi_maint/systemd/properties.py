@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lexi_maint.lifecycle.config import DaemonConfig, JobLimits
+from lexi_maint.config.service import DaemonConfig, JobLimits
 
 SLICE = "lexi-batch.slice"
 # ProtectHome= hides these; a job path below one of them is bound back in (see `sandbox`)

@@ -22,18 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.graph import MemgraphConfig, RetryPolicy
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore, cypher
-from lexi_maint.graph.config import MemgraphConfig, RetryPolicy
+from lexi_maint.graph.bolt import BoltError, FailureKind, Rows
 from lexi_maint.graph.credentials import Credentials
 from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
-from lexi_maint.graph.memgraph import (
-    BoltError,
-    FailureKind,
-    MemgraphGraphStore,
-    Rows,
-    open_memgraph_store,
-)
+from lexi_maint.graph.memgraph import MemgraphGraphStore, open_memgraph_store
 
 MEMGRAPH_URI_ENV = "LEXI_TEST_MEMGRAPH_URI"
 MEMGRAPH_HOWTO = (

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lexi_maint.graph import GraphStore
-from lexi_maint.graph.model import ENTITY_LABELS, GraphDocument, build_graph_document
+from lexi_maint.graph.model import ENTITY_LABELS, GraphDocument
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, SourceFile, Work
+from lexi_maint.pipeline.graphdoc import build_graph_document
 from lexi_maint.pipeline.schema import Amount, ChunkAnalysis, Percentage, Reference
 
 Section = tuple[str, str, Sequence[str], Sequence[str]]  # heading, text, terms, references

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.alerts.config import AlertsConfig
-from lexi_maint.alerts.ping import Ping, Pinger
+from lexi_maint.config.alerts import AlertsConfig
+from lexi_maint.report.ping import Ping, Pinger
 from tests.integration.lexi_env import Workspace, copy_samples, lexi_argv, workspace
 
 pytestmark = pytest.mark.integration

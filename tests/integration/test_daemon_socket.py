@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lexi_maint.daemon.client import Client, DaemonRefused, DaemonUnavailable, submit_and_wait
+from lexi_maint.daemon.client import Client, submit_and_wait
 from lexi_maint.daemon.runs import RunQueue
 from lexi_maint.daemon.server import Server, listening_socket
+from lexi_maint.errors import DaemonRefused, DaemonUnavailable
 from lexi_maint.lifecycle.machine import Phase
 
 pytestmark = pytest.mark.integration
@@ -119,8 +120,8 @@ def test_leftover_killer_stops_real_processes_and_ignores_zombies(tmp_path: Path
     import subprocess
     import sys
 
-    from lexi_maint.lifecycle.config import ProcessMatcher
-    from lexi_maint.procs import LeftoverKiller
+    from lexi_maint.config.service import ProcessMatcher
+    from lexi_maint.lifecycle.procs import LeftoverKiller
 
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"

@@ -23,6 +23,7 @@ from lexi_maint.graph.falkordb import (
     ServerLayout,
     server_arguments,
 )
+from lexi_maint.procfs import alive
 from tests.integration.graph_cases import CAO, Section, make_doc
 from tests.integration.lexi_env import copy_samples, lexi_argv, workspace
 
@@ -253,7 +254,7 @@ def orphan_server(falkordb_state_dir: Path) -> Iterator[int]:
     try:
         yield pid
     finally:
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -264,7 +265,7 @@ def test_a_stale_server_from_a_killed_run_is_stopped_and_replaced(
     assert int(layout.pidfile.read_text()) == orphan_server
     write_docs(layout.socket, 2)
     with FalkorServer(falkordb_state_dir) as server:
-        assert not _alive(orphan_server)
+        assert not alive(orphan_server)
         assert server.pid != orphan_server
         assert int(layout.pidfile.read_text()) == server.pid
         assert doc_count(server.socket_path) == 2  # the stale server flushed on SIGTERM
@@ -277,7 +278,7 @@ def test_a_pidfile_naming_an_unrelated_process_is_ignored(falkordb_state_dir: Pa
     layout.socket.write_text("stale socket file")
     with FalkorServer(falkordb_state_dir) as server:
         assert doc_count(server.socket_path) == 0
-    assert _alive(os.getpid())
+    assert alive(os.getpid())
 
 
 def test_the_server_dies_with_its_owner(falkordb_state_dir: Path) -> None:
@@ -303,9 +304,9 @@ def test_the_server_dies_with_its_owner(falkordb_state_dir: Path) -> None:
     owner.kill()
     owner.wait()
     deadline = time.monotonic() + 10
-    while _alive(server_pid) and time.monotonic() < deadline:
+    while alive(server_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(server_pid)
+    assert not alive(server_pid)
     with FalkorServer(falkordb_state_dir) as server:  # the lock went with the owner
         assert doc_count(server.socket_path) == 1
 
@@ -361,11 +362,3 @@ def test_many_documents_and_one_big_document(graph_store: FalkorGraphStore) -> N
     big = make_doc("/in/bench/big.pdf", [("Artikel 1", "x" * 200, ["t"], ["1"])] * 2000)
     graph_store.write_document(big)
     assert graph_store.stats().node_count("Chunk") == 4000
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.llm import LlmConfig, RetrySettings
 from lexi_maint.errors import DocumentError, ErrorClass, JobStopError
 from lexi_maint.llm.cache import ResponseCache
 from lexi_maint.llm.client import ChatClient, ChatRequest, ClientSettings, Completion
-from lexi_maint.llm.config import LlmConfig, RetrySettings
-from lexi_maint.llm.keys import REDACTED, ApiKey
+from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.session import AnswerRejected, InvalidAnswer, LlmSession
 from lexi_maint.llm.slots import FileSlots
 from lexi_maint.llm.usage import UsageMeter
@@ -47,7 +47,7 @@ def complete(
         settings = ClientSettings(f"{server.url}/chat/completions", 1.0, 5.0, deadline, RETRY, 4)
         slots = FileSlots(tmp_path / "slots", 4)
         try:
-            async with ChatClient(settings, ApiKey(key, "test"), slots, sleep=sleep) as client:
+            async with ChatClient(settings, api_key(key, "test"), slots, sleep=sleep) as client:
                 return await client.complete(REQUEST)
         finally:
             slots.close()
@@ -169,7 +169,7 @@ def ask(server: FakeLlmServer, tmp_path: Path) -> tuple[object, UsageMeter]:
         cache = ResponseCache(tmp_path / "responses.sqlite3")
         settings = ClientSettings.of(config)
         try:
-            async with ChatClient(settings, ApiKey(API_KEY, "t"), slots) as client:
+            async with ChatClient(settings, api_key(API_KEY, "t"), slots) as client:
                 session = LlmSession(client, cache, meter, config.prices, 2)
                 return await session.ask(REQUEST, parse)
         finally:

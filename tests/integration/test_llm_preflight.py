@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.cli.doctor import doctor
 from lexi_maint.config import Config, parse_config
-from lexi_maint.doctor import doctor
 from lexi_maint.lifecycle.preflight import check_llm
-from lexi_maint.llm.keys import REDACTED, ApiKey
+from lexi_maint.llm.keys import REDACTED, api_key
 from lexi_maint.llm.probe import LlmProbeError, ProbeTarget, Problem, probe
+from lexi_maint.secretfile import Secret
 from tests.llm_server import API_KEY, LISTING, FakeLlmServer
 
 pytestmark = pytest.mark.integration
@@ -124,8 +125,8 @@ def test_the_target_lists_each_model_once() -> None:
     assert target.url == "https://api.deepseek.com/models"
 
 
-def _key() -> ApiKey:
-    return ApiKey(API_KEY, "test")
+def _key() -> Secret:
+    return api_key(API_KEY, "test")
 
 
 @contextlib.contextmanager

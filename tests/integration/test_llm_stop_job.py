@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import ErrorClass, JobStopError
-from lexi_maint.events import DocumentStarted, Event, JobStopped, RunFinished
-from lexi_maint.ledger import Ledger
-from lexi_maint.memory import MemoryReading
 from lexi_maint.pipeline.contract import Chunk, Work
-from lexi_maint.pipeline.runner import Runner, RunnerSettings
-from lexi_maint.plan import Found, Status, plan
+from lexi_maint.run.events import DocumentStarted, Event, JobStopped, RunFinished
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.memory import MemoryReading
+from lexi_maint.run.plan import Found, Status, plan
+from lexi_maint.run.runner import Runner, RunnerSettings
 
 pytestmark = pytest.mark.integration
 

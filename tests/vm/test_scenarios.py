@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lexi_maint.lifecycle.ownership import PIPELINE_ENTRIES
+from lexi_maint.state import ENTRIES
 
 from .runner import VmResult, VmRun, prepare_share
 
@@ -154,7 +154,7 @@ def test_the_job_unit_sandbox_holds(results: dict[str, Any], boot: VmResult) -> 
     assert not [n for n in probe["environment_names"] if "KEY" in n or "PASS" in n], probe
     assert probe["secrets_in_environ_or_cmdline"] == [], probe
     assert r["secret_files"] == {"journal": []}, r["secret_files"]
-    assert set(r["foreign_in_state"]) <= PIPELINE_ENTRIES, r["foreign_in_state"]
+    assert set(r["foreign_in_state"]) <= ENTRIES, r["foreign_in_state"]
 
 
 def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult) -> None:

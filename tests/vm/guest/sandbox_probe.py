@@ -16,8 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
+from lexi_maint.config.graph import MemgraphConfig
 from lexi_maint.errors import LexiMaintError
-from lexi_maint.graph.config import MemgraphConfig
 from lexi_maint.graph.credentials import load_credentials
 
 STATE, INPUT, PASSWORD_FILE = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])

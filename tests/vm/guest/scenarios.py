@@ -365,7 +365,7 @@ def s10_sandbox(r: dict[str, Any]) -> None:
     cao_import, Memgraph as the graph store so its password is handed over too) runs
     sandbox_probe.py instead of the pipeline: what can a compromised parser reach?"""
     from lexi_maint.config import load_config
-    from lexi_maint.graph.config import GraphConfig, MemgraphConfig
+    from lexi_maint.config.graph import GraphConfig, MemgraphConfig
     from lexi_maint.lifecycle.sandbox import job_sandbox
     from lexi_maint.systemd.dbus import PystemdSystemd
     from lexi_maint.systemd.properties import PipelineRun, UnitProperty, pipeline_properties

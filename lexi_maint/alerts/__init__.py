@@ -1,1 +1,0 @@
-"""Telling someone how a run went: Healthchecks-style pings and the OnFailure notifier."""

@@ -1,1 +1,0 @@
-"""Prometheus metrics for node_exporter's textfile collector (see textfile.py)."""

@@ -1,0 +1,401 @@
+"""What is asked of the models and how their answers are checked (pure, no I/O).
+
+Semantic chunking (the chunk model, JSON mode)
+    DeepSeek has no embeddings, so the model proposes the boundaries. The text is cut into
+    windows of at most `window_chars` (longer documents give several windows, asked
+    concurrently); windows are made of whole spans of the structural splitter, so a window
+    whose answer is rejected is replaced by exactly the structural chunks it covers.
+    Inside a window the text is shown as numbered segments (lines; blank lines join the line
+    before; a line longer than max_chars/4 is cut at white space), each with its length, and
+    the model answers {"chunks": [{"start": <segment number>, "title": "..."}, ...]}.
+    `parse_chunking` accepts an answer only if the starts begin at 1, increase, and stay in
+    range, and no chunk exceeds max_chars. Chunks are built from segment offsets, so they tile
+    the window exactly: nothing lost, nothing duplicated, in order. A chunk shorter than
+    min_chars is merged into its neighbour when the result fits, as the splitter does.
+
+Analysis (the reasoning model)
+    Batched (the default): the document's chunks, in order, are packed into batches of at
+    most `analysis_batch_chunks` chunks and about `analysis_batch_tokens` tokens of chunk
+    text (`make_batches`; a chunk larger than the budget goes alone). One request per
+    batch: the fixed instructions first (system), then the document's shared context (its
+    title), then the chunks, each under a marker with its number; so every request of a
+    job starts with the same bytes and the provider's prefix cache serves them. The answer
+    maps each chunk number to its analysis; `parse_batch_answer` validates the entries one
+    by one: a missing or invalid entry costs that chunk a request of its own, not the batch.
+    Per chunk (`analysis_batch_chunks = 1`): one request per chunk, the schema of
+    `lexi_maint.pipeline.schema` and an example; the answer must be one JSON object that
+    `parse_analysis` accepts (a ```json fence or text around the object is tolerated).
+    The system prompts never change, so the provider's context cache can serve their tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lexi_maint.config.llm import LlmConfig
+from lexi_maint.config.pipeline import ChunkSettings
+from lexi_maint.llm.client import ChatRequest
+from lexi_maint.llm.session import InvalidAnswer
+from lexi_maint.pipeline.chunk import Span, split_text
+from lexi_maint.pipeline.contract import Chunk
+from lexi_maint.pipeline.schema import ChunkAnalysis, SchemaError, parse_analysis
+
+MAX_TITLE = 200
+SEGMENTS_HEADER = 'Segments ("number [characters] text"):'
+CHUNK_TEXT_HEADER = "Chunk text:"
+BATCH_HEADER = "Chunks to analyse:"
+BATCH_MARKER = "=== chunk {number} ==="
+CHARS_PER_TOKEN = 4  # an estimate, for packing batches
+SIZE_LINE = "Chunk size: {low} to {high} characters."
+
+CHUNK_SYSTEM = """\
+You divide Dutch legal documents (collective labour agreements, CAO) into chunks for search \
+and analysis. A chunk is a run of consecutive numbered segments about one topic: an article, \
+a group of clauses, a list of definitions, an annex. Start a new chunk where a new chapter, \
+article or topic begins.
+Rules:
+- Chunk sizes must stay within the bounds given with the document; each segment's number of \
+characters is shown in brackets after its number.
+- The first chunk starts at segment 1; every next chunk starts at a higher segment number.
+- Give each chunk a short title: its article or section heading as written, else a few words \
+naming its topic.
+Reply with JSON only, in this form:
+{"chunks": [{"start": 1, "title": "Artikel 1 Definities"}, \
+{"start": 9, "title": "Artikel 2 Werkingssfeer"}]}"""
+
+# The fields both analysis prompts ask for, word for word (one place to change them).
+ANALYSIS_FIELDS = """\
+- section_title: the heading of the section the chunk belongs to (e.g. "Artikel 5 Loon"), \
+else "".
+- defined_terms: terms the text defines ("onder werknemer wordt verstaan ..."), without a \
+leading "de", "het" or "een".
+- dates: dates written in the text, as YYYY-MM-DD; leave out dates without a year.
+- amounts: money amounts as {"value": <number in euro>, "currency": "EUR", "text": <as written>}.
+- percentages: {"value": <number>, "text": <as written>}.
+- references: references to articles of this agreement, not of statutes: \
+{"article": "12", "text": <as written>}.
+- parties: unions and employer organisations that are party to the agreement.
+Lists keep the order of first appearance, without duplicates; use [] when there is nothing.
+"""
+
+ANALYSIS_SYSTEM = (
+    """\
+You analyse one chunk of a Dutch collective labour agreement (CAO) and extract facts as JSON.
+All fields are required:
+"""
+    + ANALYSIS_FIELDS
+    + """\
+Reply with one JSON object and nothing else, for example:
+{"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], "dates": ["2025-01-01"], \
+"amounts": [{"value": 2450.0, "currency": "EUR", "text": "€ 2.450,00"}], \
+"percentages": [{"value": 3.5, "text": "3,5%"}], \
+"references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV", "CNV Vakmensen"]}"""
+)
+
+
+ANALYSIS_BATCH_SYSTEM = (
+    """\
+You analyse the chunks of a Dutch collective labour agreement (CAO) and extract facts from \
+each chunk as JSON. Each chunk follows a line "=== chunk N ===" and its heading line; \
+analyse every chunk on its own text only.
+For every chunk, all fields are required:
+"""
+    + ANALYSIS_FIELDS
+    + """\
+Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with one entry \
+per chunk number, for example:
+{"chunks": {"1": {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], \
+"dates": ["2025-01-01"], "amounts": [{"value": 2450.0, "currency": "EUR", \
+"text": "€ 2.450,00"}], "percentages": [{"value": 3.5, "text": "3,5%"}], \
+"references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV"]}, \
+"2": {"section_title": "Artikel 6 Verlof", "defined_terms": [], "dates": [], "amounts": [], \
+"percentages": [], "references": [], "parties": []}}}"""
+)
+
+
+# --- windows and segments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int  # offsets into the document's text
+    end: int
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int
+    start: int
+    end: int
+    fallback: tuple[Span, ...]  # the structural splitter's spans covering exactly this window
+
+
+def make_windows(text: str, settings: ChunkSettings, window_chars: int) -> list[Window]:
+    """Whole structural spans packed into windows of at most window_chars (one span may be
+    longer than window_chars only if max_chars is)."""
+    groups: list[list[Span]] = []
+    for span in split_text(text, settings):
+        if groups and span.end - groups[-1][0].start <= window_chars:
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    return [Window(i, g[0].start, g[-1].end, tuple(g)) for i, g in enumerate(groups)]
+
+
+def make_segments(text: str, start: int, end: int, max_len: int) -> list[Segment]:
+    """Lines of text[start:end] (blank lines joined to the line before), long ones cut."""
+    pieces: list[Segment] = []
+    position = start
+    while position < end:
+        newline = text.find("\n", position, end)
+        line_end = end if newline < 0 else newline + 1
+        blank = not text[position:line_end].strip()
+        if blank and pieces:
+            pieces[-1] = Segment(pieces[-1].start, line_end)
+        elif pieces and not text[pieces[-1].start : pieces[-1].end].strip():
+            pieces[-1] = Segment(pieces[-1].start, line_end)  # leading blank lines
+        else:
+            pieces.append(Segment(position, line_end))
+        position = line_end
+    return [cut for piece in pieces for cut in _cut_long(text, piece, max_len)]
+
+
+def _cut_long(text: str, segment: Segment, max_len: int) -> list[Segment]:
+    out: list[Segment] = []
+    start = segment.start
+    while segment.end - start > max_len:
+        limit = start + max_len
+        space = max(text.rfind(" ", start + 1, limit), text.rfind("\t", start + 1, limit))
+        cut = space + 1 if space > start else limit
+        out.append(Segment(start, cut))
+        start = cut
+    out.append(Segment(start, segment.end))
+    return out
+
+
+def segment_limit(settings: ChunkSettings) -> int:
+    return max(20, settings.max_chars // 4)
+
+
+# --- chunking --------------------------------------------------------------------------------
+
+
+def chunk_request(
+    config: LlmConfig,
+    title: str,
+    text: str,
+    window: Window,
+    windows: int,
+    segments: list[Segment],
+    settings: ChunkSettings,
+) -> ChatRequest:
+    lines = [
+        f"Document: {title or '(untitled)'}. Part {window.index + 1} of {windows}.",
+        SIZE_LINE.format(low=settings.min_chars, high=settings.max_chars),
+        SEGMENTS_HEADER,
+    ]
+    for number, seg in enumerate(segments, start=1):
+        shown = " ".join(text[seg.start : seg.end].split())
+        lines.append(f"{number} [{seg.end - seg.start}] {shown}")
+    return ChatRequest(
+        model=config.chunk_model,
+        messages=(("system", CHUNK_SYSTEM), ("user", "\n".join(lines))),
+        max_tokens=config.chunk_max_tokens,
+        response_format=config.chunk_response_format,
+        temperature=0.0,
+    )
+
+
+def parse_chunking(
+    content: str, window: Window, segments: list[Segment], settings: ChunkSettings
+) -> list[Span]:
+    """The model's chunks of one window as spans, or InvalidAnswer saying what is wrong."""
+    data = load_json_object(content)
+    items = data.get("chunks")
+    if not isinstance(items, list) or not items:
+        raise InvalidAnswer('"chunks" must be a non-empty list')
+    starts, titles = _starts_and_titles(items, len(segments))
+    edges = [segments[s - 1].start for s in starts] + [window.end]
+    spans = [Span(a, b, t) for a, b, t in zip(edges, edges[1:], titles, strict=False)]
+    for number, span in enumerate(spans, start=1):
+        if span.end - span.start > settings.max_chars:
+            raise InvalidAnswer(
+                f"chunk {number} has {span.end - span.start} characters, "
+                f"more than max_chars ({settings.max_chars})"
+            )
+    merged = merge_short(spans, settings)
+    check_tiling(merged, window.start, window.end)
+    return merged
+
+
+def _starts_and_titles(items: list[Any], count: int) -> tuple[list[int], list[str]]:
+    starts: list[int] = []
+    titles: list[str] = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise InvalidAnswer(f"chunk {number} is not an object")
+        start, title = item.get("start"), item.get("title", "")
+        if not isinstance(start, int) or isinstance(start, bool):
+            raise InvalidAnswer(f'chunk {number}: "start" must be a segment number')
+        if not isinstance(title, str):
+            raise InvalidAnswer(f'chunk {number}: "title" must be a string')
+        if not 1 <= start <= count:
+            raise InvalidAnswer(f"chunk {number} starts at segment {start}, not in 1..{count}")
+        if (not starts and start != 1) or (starts and start <= starts[-1]):
+            expected = "1" if not starts else f"after {starts[-1]}"
+            raise InvalidAnswer(f"chunk {number} starts at segment {start}, expected {expected}")
+        starts.append(start)
+        titles.append(" ".join(title.split())[:MAX_TITLE])
+    return starts, titles
+
+
+def merge_short(spans: list[Span], settings: ChunkSettings) -> list[Span]:
+    """Merge a chunk shorter than min_chars into the one before (else after) when it fits."""
+    out: list[Span] = []
+    for span in spans:
+        if out and _mergeable(out[-1], span, settings):
+            previous = out[-1]
+            title = previous.heading or span.heading
+            out[-1] = Span(previous.start, span.end, title)
+        else:
+            out.append(span)
+    return out
+
+
+def _mergeable(previous: Span, span: Span, settings: ChunkSettings) -> bool:
+    short = min(previous.end - previous.start, span.end - span.start) < settings.min_chars
+    return short and span.end - previous.start <= settings.max_chars
+
+
+def check_tiling(spans: list[Span], start: int, end: int) -> None:
+    """Spans must cover [start, end) in order, contiguous and non-empty."""
+    position = start
+    for span in spans:
+        if span.start != position or span.end <= span.start:
+            raise InvalidAnswer(f"chunks do not tile the text at offset {position}")
+        position = span.end
+    if position != end:
+        raise InvalidAnswer(f"chunks end at offset {position}, the text at {end}")
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+def analysis_request(config: LlmConfig, title: str, chunk: Chunk) -> ChatRequest:
+    user = (
+        f"Document: {title or '(untitled)'}\n"
+        f"Heading: {chunk.heading or '(none)'}\n"
+        f"{CHUNK_TEXT_HEADER}\n{chunk.text}"
+    )
+    return ChatRequest(
+        model=config.analysis_model,
+        messages=(("system", ANALYSIS_SYSTEM), ("user", user)),
+        max_tokens=config.analysis_max_tokens,
+        response_format=config.analysis_response_format,
+    )
+
+
+def make_batches(
+    chunks: Sequence[Chunk], most_chunks: int, budget_tokens: int
+) -> list[tuple[Chunk, ...]]:
+    """Consecutive chunks packed into batches of at most `most_chunks` chunks and about
+    `budget_tokens` tokens of text (a chunk over the budget goes alone)."""
+    batches: list[list[Chunk]] = []
+    used = 0
+    for chunk in chunks:
+        cost = estimate_tokens(chunk.text)
+        if batches and len(batches[-1]) < most_chunks and used + cost <= budget_tokens:
+            batches[-1].append(chunk)
+            used += cost
+        else:
+            batches.append([chunk])
+            used = cost
+    return [tuple(batch) for batch in batches]
+
+
+def estimate_tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def batch_analysis_request(config: LlmConfig, title: str, chunks: Sequence[Chunk]) -> ChatRequest:
+    """Instructions, then the document's shared context, then the chunks (prefix-cache
+    friendly: every batch of the job starts with the same bytes, every batch of a document
+    with the same title line)."""
+    parts = [f"Document: {title or '(untitled)'}", BATCH_HEADER]
+    for chunk in chunks:
+        parts.append(BATCH_MARKER.format(number=chunk.index))
+        parts.append(f"Heading: {chunk.heading or '(none)'}")
+        parts.append(chunk.text)
+    return ChatRequest(
+        model=config.analysis_model,
+        messages=(("system", ANALYSIS_BATCH_SYSTEM), ("user", "\n".join(parts))),
+        max_tokens=config.analysis_max_tokens,
+        response_format=config.analysis_response_format,
+    )
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """A batch answer checked entry by entry: what passed, and why each other chunk did not."""
+
+    analyses: Mapping[str, ChunkAnalysis]  # by chunk id
+    problems: Mapping[str, str]  # chunk id -> reason
+
+
+def parse_batch_answer(content: str, chunks: Sequence[Chunk]) -> BatchAnswer:
+    """Each chunk's entry validated on its own; InvalidAnswer only when no entry passes
+    (then the batch is asked again as a whole)."""
+    data = load_json_object(content)
+    entries = data.get("chunks")
+    if not isinstance(entries, dict):
+        raise InvalidAnswer('"chunks" must be an object mapping chunk numbers to analyses')
+    analyses: dict[str, ChunkAnalysis] = {}
+    problems: dict[str, str] = {}
+    for chunk in chunks:
+        entry = entries.get(str(chunk.index))
+        if not isinstance(entry, dict):
+            problems[chunk.id] = f"no analysis for chunk {chunk.index}"
+            continue
+        try:
+            analyses[chunk.id] = parse_analysis(chunk.id, entry)
+        except SchemaError as exc:
+            problems[chunk.id] = f"chunk {chunk.index}: schema: {exc.message}"
+    if not analyses:
+        first = next(iter(problems.values()), "no chunks")
+        raise InvalidAnswer(f"no chunk's analysis is valid; first: {first}")
+    return BatchAnswer(analyses, problems)
+
+
+def parse_analysis_answer(chunk_id: str, content: str) -> ChunkAnalysis:
+    data = load_json_object(content)
+    try:
+        return parse_analysis(chunk_id, data)
+    except SchemaError as exc:
+        raise InvalidAnswer(f"schema: {exc.message}") from None
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def load_json_object(content: str) -> dict[str, Any]:
+    """The one JSON object in `content` (a code fence or words around it are tolerated)."""
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    try:
+        data = json.loads(text)
+    except ValueError:
+        first, last = text.find("{"), text.rfind("}")
+        try:
+            data = json.loads(text[first : last + 1]) if 0 <= first < last else None
+        except ValueError:
+            data = None
+        if data is None:
+            raise InvalidAnswer("not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidAnswer(f"expected a JSON object, got {type(data).__name__}")
+    return data

@@ -1,0 +1,95 @@
+"""The kernel's view of processes and cgroups: the one module that reads /proc and knows
+where the cgroup v2 tree is mounted.
+
+- `alive`/`already_dying`: whether a PID still runs (a zombie does not), or is on its way
+  out (exiting, or a SIGKILL pending that someone else sent);
+- `die_with_parent`: PR_SET_PDEATHSIG, so a child never outlives the process that runs it;
+- `own_cgroup`: this process's cgroup v2 path ("/system.slice/x.service").
+
+The parsing is pure (`state_from_stat`, `dying_from_proc`), tested without /proc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC = Path("/proc")
+
+_PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
+_PF_EXITING = 0x4  # include/linux/sched.h
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+def state_from_stat(stat_text: str) -> str:
+    """Pure: the state letter of /proc/PID/stat (the name may hold spaces and parentheses)."""
+    fields = stat_text.rsplit(")", 1)[-1].split()
+    return fields[0] if fields else ""
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat_text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return state_from_stat(stat_text) not in ("Z", "X", "x")
+
+
+def already_dying(pid: int | None) -> bool:
+    """Whether a process is exiting or has a SIGKILL waiting (sent by someone else)."""
+    if not pid:
+        return False
+    try:
+        stat_text = (PROC / str(pid) / "stat").read_text()
+        status_text = (PROC / str(pid) / "status").read_text()
+    except OSError:  # gone: it is not dying, it is dead
+        return False
+    return dying_from_proc(stat_text, status_text)
+
+
+def dying_from_proc(stat_text: str, status_text: str) -> bool:
+    """Pure: /proc/PID/stat and /proc/PID/status say the task is exiting or will be killed."""
+    fields = stat_text.rsplit(")", 1)[-1].split()
+    if fields and fields[0] in ("Z", "X", "x"):
+        return True
+    if len(fields) > 6 and int(fields[6]) & _PF_EXITING:
+        return True
+    for line in status_text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip() or "0", 16) & _SIGKILL_BIT:
+            return True
+    return False
+
+
+def cmdline(pid: int) -> bytes:
+    """The raw NUL-separated command line (OSError when the process is gone)."""
+    return (PROC / str(pid) / "cmdline").read_bytes()
+
+
+def libc() -> ctypes.CDLL:
+    """The C library, for prctl. Load it before fork when the child must not allocate."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(signum: int, parent_pid: int, c_library: ctypes.CDLL) -> None:
+    """In a freshly forked child: get `signum` when the parent (thread) dies, even by
+    SIGKILL; if the parent is already gone, send it to ourselves at once."""
+    c_library.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
+
+
+def own_cgroup() -> str | None:
+    """This process's cgroup v2 path, or None without a unified hierarchy."""
+    try:
+        lines = (PROC / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("0::"):
+            return line[3:] or "/"
+    return None

@@ -1,0 +1,300 @@
+"""The lifecycle executor with a fake systemd: every failure path restores the service."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lexi_maint.config import Config, JobConfig, parse_config
+from lexi_maint.errors import ExitCode, TransitionError
+from lexi_maint.lifecycle.executor import (
+    Executor,
+    RunRequest,
+)
+from lexi_maint.lifecycle.hold import HoldStore
+from lexi_maint.lifecycle.machine import Machine, Phase
+from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
+from lexi_maint.lifecycle.preflight import Check
+from lexi_maint.lifecycle.procs import KillReport
+from lexi_maint.systemd.dbus import SystemdPort
+from lexi_maint.systemd.fake import FakeSystemd
+
+SERVICE = "lexi.service"
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.phases: list[tuple[Phase, str]] = []
+        self.statuses: list[str] = []
+        self.beats = 0
+
+    def phase(self, run_id: str, phase: Phase, message: str) -> None:
+        self.phases.append((phase, message))
+
+    def progress(self, run_id: str, status_text: str) -> None:
+        self.statuses.append(status_text)
+
+    def heartbeat(self) -> None:
+        self.beats += 1
+
+
+class Killer:
+    def __init__(self, fail: bool = False) -> None:
+        self.cgroups: list[str] = []
+        self.fail = fail
+
+    def stop(self, cgroup: str) -> KillReport:
+        from lexi_maint.errors import ProcessError
+
+        self.cgroups.append(cgroup)
+        if self.fail:
+            raise ProcessError("leftover processes still alive after SIGKILL: [42]")
+        return KillReport((41, 42), (41,), (42,))
+
+
+def make_config(tmp_path: Path, health: bool = False, restarts: int = 2) -> Config:
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    service = {"unit": SERVICE, "health_url": "http://127.0.0.1:9/health"} if health else {}
+    raw = {
+        "state_dir": str(tmp_path / "state"),
+        "service": service,
+        "daemon": {"poll_interval": 0.001},
+        "jobs": {"j": {"input": "docs", "workers": 4, "limits": {"oom_restarts": restarts}}},
+    }
+    return parse_config(raw, tmp_path / "lexi.toml")
+
+
+def ok_checks(config: Config, job: JobConfig, systemd: SystemdPort | None) -> list[Check]:
+    return [Check("memory", True, "plenty")]
+
+
+def make_executor(
+    tmp_path: Path,
+    systemd: FakeSystemd,
+    *,
+    killer: Killer | None = None,
+    health: Callable[[str, float, Callable[[], None]], str] = lambda u, t, b: "HTTP 200",
+    checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = ok_checks,
+    config: Config | None = None,
+    prepare_state: Callable[[Config, JobConfig], str] = lambda c, j: "state ready",
+) -> tuple[Executor, Listener, HoldStore]:
+    config = config or make_config(tmp_path)
+    listener = Listener()
+    holds = HoldStore(tmp_path / "records")
+    executor = Executor(config, systemd, killer or Killer(), holds, listener,
+                        health=health, checks=checks, prepare_state=prepare_state,
+                        probe=FakeServiceProbe(systemd))  # fmt: skip
+    return executor, listener, holds
+
+
+def fake() -> FakeSystemd:
+    systemd = FakeSystemd()
+    systemd.add_service(SERVICE)
+    return systemd
+
+
+def run(executor: Executor, cancel: threading.Event | None = None) -> object:
+    return executor.execute(RunRequest("run1", "j"), cancel or threading.Event())
+
+
+def test_success_stops_runs_and_restores_in_order(tmp_path: Path) -> None:
+    systemd = fake()
+    killer = Killer()
+    executor, listener, holds = make_executor(tmp_path, systemd, killer=killer)
+    result = executor.execute(RunRequest("run1", "j"), threading.Event())
+    assert (result.phase, result.exit_code) == (Phase.DONE, ExitCode.OK)
+    verbs = [c for c in systemd.calls if c[0] != "status"]
+    assert verbs == [
+        ("stop", SERVICE),
+        ("start_transient", "lexi-pipeline-run1-1.service"),
+        ("reset_failed", "lexi-pipeline-run1-1.service"),
+        ("unref", "lexi-pipeline-run1-1.service"),
+        ("start", SERVICE),
+    ]
+    assert killer.cgroups == [f"/system.slice/{SERVICE}"]
+    assert [p for p, _ in listener.phases] == [
+        Phase.PREFLIGHT, Phase.QUIESCE, Phase.RUN, Phase.RESTORE, Phase.DONE]  # fmt: skip
+    assert set(listener.statuses) == {"job: 1/2 ✅1 ❌0"}
+    assert listener.beats > 0
+    assert holds.load() is None
+    assert systemd.units[SERVICE].active_state == "active"
+    assert result.service_downtime is not None and result.service_downtime >= 0
+
+
+def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stops(
+    tmp_path: Path,
+) -> None:
+    systemd = fake()
+    order: list[str] = []
+
+    def checks(config: Config, job: JobConfig, s: SystemdPort | None) -> list[Check]:
+        order.append("checks")
+        return [Check("memory", True, "plenty")]
+
+    def prepare(config: Config, job: JobConfig) -> str:
+        stops = [c for c in systemd.calls if c[0] == "stop"]
+        order.append(f"state for {job.name} after {len(stops)} stops")
+        return "state given"
+
+    executor, _, _ = make_executor(tmp_path, systemd, checks=checks, prepare_state=prepare)
+    assert run(executor).exit_code == ExitCode.OK  # type: ignore[attr-defined]
+    assert order == ["checks", "state for j after 0 stops"]
+    assert ("stop", SERVICE) in systemd.calls
+
+
+def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
+    tmp_path: Path,
+) -> None:
+    from lexi_maint.errors import OwnershipError
+
+    systemd = fake()
+
+    def refuse(config: Config, job: JobConfig) -> str:
+        raise OwnershipError("state_dir /srv also holds etc: point state_dir at a dedicated one")
+
+    executor, _, holds = make_executor(tmp_path, systemd, prepare_state=refuse)
+    result = run(executor)
+    assert result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
+    assert "left untouched" in result.message and "also holds etc" in result.message  # type: ignore[attr-defined]
+    assert [c for c in systemd.calls if c[0] != "status"] == []
+    assert holds.load() is None
+
+
+def test_failed_preflight_leaves_the_service_untouched(tmp_path: Path) -> None:
+    systemd = fake()
+
+    def bad(config: Config, job: JobConfig, s: SystemdPort | None) -> list[Check]:
+        return [Check("memory", False, "need 4G, have 1G"), Check("input directory", True, "")]
+
+    executor, _, holds = make_executor(tmp_path, systemd, checks=bad)
+    result = run(executor)
+    assert result.phase is Phase.FAILED and result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
+    assert "memory: need 4G, have 1G" in result.message  # type: ignore[attr-defined]
+    assert [c for c in systemd.calls if c[0] != "status"] == []
+    assert holds.load() is None
+
+
+def test_oom_kill_restarts_with_half_the_workers_then_finishes(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.pipeline_results = [("oom-kill", 0), ("exit-code", 1)]
+    executor, _, _ = make_executor(tmp_path, systemd)
+    result = run(executor)
+    assert result.exit_code == ExitCode.FAILED  # type: ignore[attr-defined]
+    assert result.unit_results == ("oom-kill", "exit-code")  # type: ignore[attr-defined]
+    first, second = (systemd.properties[f"lexi-pipeline-run1-{n}.service"] for n in (1, 2))
+
+    def argv(props: list) -> list[str]:  # type: ignore[type-arg]
+        return next(p.value for p in props if p.name == "ExecStart")[0][1]  # type: ignore[no-any-return]
+
+    assert argv(first)[argv(first).index("--workers") + 1] == "4"
+    assert argv(second)[argv(second).index("--workers") + 1] == "2"
+    assert systemd.units[SERVICE].active_state == "active"
+
+
+def test_oom_restarts_are_bounded(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.pipeline_results = [("oom-kill", 0)] * 5
+    executor, _, _ = make_executor(tmp_path, systemd, config=make_config(tmp_path, restarts=1))
+    result = run(executor)
+    assert result.unit_results == ("oom-kill", "oom-kill")  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert systemd.units[SERVICE].active_state == "active"
+
+
+def test_cancel_stops_the_job_unit_and_restores(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.polls_until_done = 10**6  # the unit would run forever
+    executor, _, holds = make_executor(tmp_path, systemd)
+    cancel = threading.Event()
+    timer = threading.Timer(0.05, cancel.set)
+    timer.start()
+    result = run(executor, cancel)
+    assert (result.phase, result.exit_code) == (Phase.CANCELLED, ExitCode.CANCELLED)  # type: ignore[attr-defined]
+    assert ("stop", "lexi-pipeline-run1-1.service") in systemd.calls
+    assert systemd.calls.index(("start", SERVICE)) > systemd.calls.index(
+        ("stop", "lexi-pipeline-run1-1.service"))  # fmt: skip
+    assert holds.load() is None
+
+
+@pytest.mark.parametrize("failing", ["start_transient:lexi-pipeline-run1-1.service"])
+def test_a_job_unit_that_cannot_start_still_restores(tmp_path: Path, failing: str) -> None:
+    systemd = fake()
+    systemd.fail_on = {failing}
+    executor, _, holds = make_executor(tmp_path, systemd)
+    result = run(executor)
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "scripted" in result.message  # type: ignore[attr-defined]
+    assert systemd.units[SERVICE].active_state == "active"
+    assert holds.load() is None
+
+
+def test_leftovers_that_survive_sigkill_abort_the_run_but_restore(tmp_path: Path) -> None:
+    systemd = fake()
+    executor, _, _ = make_executor(tmp_path, systemd, killer=Killer(fail=True))
+    result = run(executor)
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "still alive after SIGKILL" in result.message  # type: ignore[attr-defined]
+    assert not any(c[0] == "start_transient" for c in systemd.calls)
+    assert systemd.units[SERVICE].active_state == "active"
+
+
+def test_a_failed_restore_keeps_the_hold_for_the_next_start(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.fail_on = {f"start:{SERVICE}"}
+    executor, _, holds = make_executor(tmp_path, systemd)
+    result = run(executor)
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert f"restoring {SERVICE} failed" in result.message  # type: ignore[attr-defined]
+    assert result.service_downtime is None  # type: ignore[attr-defined]  # still down
+    hold = holds.load()
+    assert hold is not None and hold.run_id == "run1"
+
+
+def test_unhealthy_service_after_restart_is_reported(tmp_path: Path) -> None:
+    systemd = fake()
+
+    def unhealthy(url: str, timeout: float, beat: Callable[[], None]) -> str:
+        raise TimeoutError(f"{url} not healthy within {timeout:g} s (last: HTTP 503)")
+
+    executor, _, holds = make_executor(
+        tmp_path, systemd, health=unhealthy, config=make_config(tmp_path, health=True)
+    )
+    result = run(executor)
+    assert "HTTP 503" in result.message  # type: ignore[attr-defined]
+    assert holds.load() is not None
+
+
+def test_job_unit_properties_carry_the_caps(tmp_path: Path) -> None:
+    systemd = fake()
+    executor, _, _ = make_executor(tmp_path, systemd)
+    run(executor)
+    props = {p.name: p for p in systemd.properties["lexi-pipeline-run1-1.service"]}
+    assert props["Slice"].value == "lexi-batch.slice"
+    assert props["MemoryMax"].value == 4 * 2**30 and props["MemoryMax"].signature == "t"
+    assert props["MemoryHigh"].value == 3 * 2**30
+    assert props["MemorySwapMax"].value == 0
+    assert props["OOMPolicy"].value == "stop"
+    assert props["OOMScoreAdjust"].value == 500 and props["OOMScoreAdjust"].signature == "i"
+    assert props["AddRef"].value is True
+    argv = props["ExecStart"].value[0][1]  # type: ignore[index]
+    assert argv[-6:] == ["--run-id", "run1", "--workers", "4", "--progress", "journal"]
+
+
+def test_machine_refuses_skipping_restore() -> None:
+    machine = Machine()
+    for phase in (Phase.PREFLIGHT, Phase.QUIESCE, Phase.RUN):
+        machine.advance(phase)
+    with pytest.raises(TransitionError):
+        machine.advance(Phase.DONE)
+
+
+def test_a_stopped_pipeline_is_explained(tmp_path: Path) -> None:
+    systemd = fake()
+    systemd.pipeline_results = [("exit-code", 3)]
+    executor, _, _ = make_executor(tmp_path, systemd)
+    result = run(executor)
+    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "the LLM API refused the key" in result.message  # type: ignore[attr-defined]
