@@ -138,13 +138,15 @@ install-packages:
 	[ -n "$$missing" ] || { echo "Debian packages: all present ($$wanted)"; exit 0; }; \
 	echo "Debian packages: installing$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q; fi; \
+	if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then \
+	  echo "Debian packages: no package lists yet: apt-get update"; apt-get update -q; fi; \
 	apt-get install -y -q --no-install-recommends $$missing || \
-	  { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }
+	  { echo "Debian packages: install failed, retrying after apt-get update"; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }
 
 install-venv:
 	[ -x $(PREFIX)/venv/bin/python ] || python3 -m venv $(PREFIX)/venv
-	$(PREFIX)/venv/bin/pip install -q $(PIP_OPTS) '.[systemd]'
+	$(PREFIX)/venv/bin/pip install -q $(PIP_OPTS) '.[systemd,metrics]'
 	install -m 0644 README.md $(PREFIX)/README.md
 
 install-units:

@@ -18,6 +18,7 @@ from lexi_maint.config import Config, JobConfig
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.lifecycle.preflight import Check, preflight_checks
 from lexi_maint.lifecycle.procs import LeftoverKiller
+from lexi_maint.lifecycle.sandbox import handed_api_key_file
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.units import plural
 
@@ -122,16 +123,20 @@ def check_program(config: Config) -> Check:
 
 
 def check_api_key(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
-    """An API key can be found for the model provider (read, never sent)."""
+    """An API key can be found for the model provider (read, never sent): the file the daemon
+    hands to the job unit ([daemon] api_key_file, else [llm] api_key_file) where there is
+    one, else where a foreground run looks (credential, [llm] api_key_file, environment)."""
     if not config.llm.enabled:
         return Check("API key", True, "not needed ([llm] provider = 'none')")
-    from lexi_maint.llm.keys import load_api_key
+    from lexi_maint.llm.keys import CREDENTIAL_NAME, key_from_file, load_api_key
 
+    handed = handed_api_key_file(config)
     try:
-        key = load_api_key(config.llm, environ)
+        key = key_from_file(handed) if handed else load_api_key(config.llm, environ)
     except LexiMaintError as exc:
         return Check("API key", False, str(exc))
-    return Check("API key", True, f"found in {key.source}")
+    given = f", handed to the job unit as the credential {CREDENTIAL_NAME}" if handed else ""
+    return Check("API key", True, f"found in {key.source}{given}")
 
 
 def check_metrics(config: Config) -> Check:
@@ -148,9 +153,33 @@ def check_metrics(config: Config) -> Check:
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
+        st = directory.stat()
     except OSError as exc:
         return Check("metrics", False, f"cannot write in {directory}: {exc.strerror}")
+    if denied := _metrics_denied(config, st):
+        return Check(
+            "metrics", False,
+            f"job user {denied} cannot write in {directory} (mode {st.st_mode & 0o7777:04o}), "
+            f"where the job unit writes its run's file: e.g. chgrp {denied} {directory} && "
+            f"chmod g+w {directory}",
+        )  # fmt: skip
     return Check("metrics", True, f"{directory} (every {config.metrics.interval:g} s during a run)")
+
+
+def _metrics_denied(config: Config, st: os.stat_result) -> str | None:
+    """The first job user whose permission bits do not let it create the run's file (ACLs
+    not considered; a user that does not exist is the job user check's finding)."""
+    from lexi_maint.errors import OwnershipError
+    from lexi_maint.lifecycle.ownership import resolve_owner
+
+    for user in sorted({job.limits.user for job in config.jobs.values() if job.limits.user}):
+        try:
+            owner = resolve_owner(user)
+        except OwnershipError:
+            continue
+        if not owner.can_create_in(st):
+            return user
+    return None
 
 
 def _mark(check: Check) -> str:

@@ -51,16 +51,20 @@ class Owner:
         """Whether permission bits let this user reach entries below a directory."""
         return self._allowed(st, read=False)
 
-    def _allowed(self, st: os.stat_result, *, read: bool) -> bool:
+    def can_create_in(self, st: os.stat_result) -> bool:
+        """Whether permission bits let this user create files in a directory."""
+        return self._allowed(st, read=False, write=True)
+
+    def _allowed(self, st: os.stat_result, *, read: bool, write: bool = False) -> bool:
         if self.uid == 0:
             return True
         if st.st_uid == self.uid:
-            r, x = stat.S_IRUSR, stat.S_IXUSR
+            r, w, x = stat.S_IRUSR, stat.S_IWUSR, stat.S_IXUSR
         elif st.st_gid in self.groups:
-            r, x = stat.S_IRGRP, stat.S_IXGRP
+            r, w, x = stat.S_IRGRP, stat.S_IWGRP, stat.S_IXGRP
         else:
-            r, x = stat.S_IROTH, stat.S_IXOTH
-        bits = (r | x) if read else x
+            r, w, x = stat.S_IROTH, stat.S_IWOTH, stat.S_IXOTH
+        bits = x | (r if read else 0) | (w if write else 0)
         return st.st_mode & bits == bits
 
 

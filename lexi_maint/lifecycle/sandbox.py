@@ -18,11 +18,14 @@ from lexi_maint.systemd.properties import Sandbox
 
 
 def job_sandbox(config: Config, job: JobConfig) -> Sandbox:
-    """The job unit writes state_dir, reads the job's input and gets its credentials."""
+    """The job unit writes state_dir and the metrics directory (its run's .prom file), reads
+    the job's input and gets its credentials."""
+    metrics = config.metrics.textfile_dir
     return Sandbox(
         state_dir=config.state_dir.absolute(),
         inputs=(job.input.absolute(),),
         credentials=job_credentials(config),
+        optional_dirs=() if metrics is None else (metrics.absolute(),),
     )
 
 

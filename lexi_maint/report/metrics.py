@@ -3,9 +3,9 @@
 A run writes `<textfile_dir>/lexi-maint-<job>.prom` when it starts, every `interval` seconds
 while it goes, and when it ends; the daemon writes `lexi-maintd-<job>.prom` with the
 service's downtime once it restored the service. Each write replaces the file atomically:
-`prometheus_client.write_to_textfile` writes a temporary file in the same directory
-(`….prom.PID.TID`, which the collector ignores) and renames it over the old one, so
-node_exporter never reads half a file.
+a temporary file in the same directory (`….prom.PID.TID`, which the collector ignores) is
+renamed over the old one, so node_exporter never reads half a file; the file is 0644 whatever
+the writer's umask, so node_exporter's own user can read it.
 
 Series (labels job and run; last success: job only)::
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import resource
 import signal
 import threading
@@ -142,10 +143,19 @@ def downtime_families(job: str, run_id: str, seconds: float) -> Iterator[Metric]
     yield family
 
 
+# node_exporter runs as its own user (Debian: prometheus); the job unit's UMask=0077 and the
+# daemon's 0027 would leave the file unreadable for it. The series hold no secret.
+TEXTFILE_MODE = 0o644
+
+
 def write_textfile(path: Path, metrics: Iterable[Metric]) -> None:
-    """Replace `path` atomically with `metrics` in the text format."""
+    """Replace `path` atomically with `metrics` in the text format, readable by every user.
+
+    As `prometheus_client.write_to_textfile` does (a temporary file in the same directory,
+    `….prom.PID.TID`, which the collector ignores, renamed over the old one), but with the
+    file's mode set explicitly instead of left to the process's umask."""
     try:
-        from prometheus_client import CollectorRegistry, write_to_textfile
+        from prometheus_client import CollectorRegistry, generate_latest
     except ImportError as exc:
         raise UsageError(
             f"[metrics] textfile_dir needs prometheus_client ({exc}); "
@@ -159,7 +169,17 @@ def write_textfile(path: Path, metrics: Iterable[Metric]) -> None:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed())
-    write_to_textfile(str(path), registry)
+    text = generate_latest(registry)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, TEXTFILE_MODE)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), TEXTFILE_MODE)  # open()'s mode is filtered by the umask
+            file.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def job_peak_memory(cgroup_root: Path = CGROUP_ROOT) -> int:

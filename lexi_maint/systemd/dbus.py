@@ -74,11 +74,22 @@ class PystemdSystemd:
     def __init__(self, heartbeat: Callable[[], None] = lambda: None) -> None:
         self._heartbeat = heartbeat
         try:
+            from pystemd import dbusexc
             from pystemd.dbuslib import DBus
         except ImportError as exc:
             raise SystemdError(
                 "pystemd is not installed: install lexi-maint with the 'systemd' extra"
             ) from exc
+        # Every error of pystemd's bus calls is built by its dbusexc.DBusError factory: a
+        # DBusBaseError subclass chosen by the D-Bus error name (or errno). A TypeError for
+        # an argument of the wrong type is a bug here and is not translated.
+        self._dbus_error: type[Exception] = dbusexc.DBusBaseError
+        # sd-bus answers Properties.Get of an interface the unit type lacks (Service of a
+        # slice) with UnknownProperty ("Unknown property or interface.")
+        self._no_such_property: tuple[type[Exception], ...] = (
+            dbusexc.DBusUnknownPropertyError,
+            dbusexc.DBusUnknownInterfaceError,
+        )
         self._removed: dict[bytes, bytes] = {}
         self._bus: Any = DBus()
         self._guard(self._bus.open, "connecting to the system bus")
@@ -146,9 +157,14 @@ class PystemdSystemd:
 
         def prop(interface: bytes, key: bytes, signature: bytes, default: object) -> Any:
             try:
-                return self._bus.get_property(DEST, path, interface, key, signature)
-            except Exception:  # a property the unit type does not have
-                return default
+                return self._guard(
+                    lambda: self._bus.get_property(DEST, path, interface, key, signature),
+                    f"reading {key.decode()} of {name}",
+                )
+            except SystemdError as exc:
+                if isinstance(exc.__cause__, self._no_such_property):
+                    return default  # a property the unit type does not have
+                raise
 
         return UnitStatus(
             name=name,
@@ -197,13 +213,11 @@ class PystemdSystemd:
             self._guard(lambda: self._bus.wait(WAIT_SLICE_USEC), "waiting on the bus")
         return _text(self._removed.pop(job))
 
-    @staticmethod
-    def _guard(call: Callable[[], Any], what: str) -> Any:
+    def _guard(self, call: Callable[[], Any], what: str) -> Any:
+        """`call()`, with pystemd's D-Bus errors as SystemdError (the original as cause)."""
         try:
             return call()
-        except SystemdError:
-            raise
-        except Exception as exc:  # pystemd raises DBusError and plain exceptions
+        except self._dbus_error as exc:
             raise SystemdError(f"systemd D-Bus call failed while {what}: {exc}") from exc
 
 

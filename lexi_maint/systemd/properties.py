@@ -30,12 +30,15 @@ class UnitProperty:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """What the job unit may touch: it writes `state_dir` only, reads `inputs`, and gets
-    `credentials` ((name, file) pairs, LoadCredential=) from systemd."""
+    """What the job unit may touch: it writes `state_dir` and, where they exist, the
+    `optional_dirs` (the metrics textfile directory: a missing one must not keep the job from
+    starting), reads `inputs`, and gets `credentials` ((name, file) pairs, LoadCredential=)
+    from systemd."""
 
     state_dir: Path
     inputs: tuple[Path, ...] = ()
     credentials: tuple[tuple[str, Path], ...] = ()
+    optional_dirs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,16 @@ def sandbox_properties(sandbox: Sandbox) -> list[UnitProperty]:
     """The hardening of the unit that parses untrusted documents.
 
     It keeps: writing state_dir (ledger, LLM cache, the embedded FalkorDB and its Unix
-    socket), reading the input, TCP and Unix sockets (the model API, Memgraph, journald),
-    fork and exec (document workers, the FalkorDB server). It loses: every capability,
-    every other writable path, home directories, devices, kernel tunables, modules and
-    logs, the clock, the hostname, namespaces, set-uid files, realtime scheduling, other
-    users' processes, other address families and the privileged system calls. A denied
-    system call fails with EPERM instead of killing the process: SQLite, for one, tries
-    fchown() when run as root and carries on when refused.
+    socket) and the metrics directory, reading the input, TCP and Unix sockets (the model
+    API, Memgraph, journald), fork and exec (document workers, the FalkorDB server). It
+    loses: every capability, every other writable path, home directories, devices, kernel
+    tunables, modules and logs, the clock, the hostname, namespaces, set-uid files, realtime
+    scheduling, other users' processes, other address families and the privileged system
+    calls. A denied system call fails with EPERM instead of killing the process: SQLite,
+    for one, tries fchown() when run as root and carries on when refused.
     """
-    hidden = [p for p in (sandbox.state_dir, *sandbox.inputs) if _under_home(p)]
+    hidden = [p for p in (sandbox.state_dir, *sandbox.optional_dirs, *sandbox.inputs)
+              if _under_home(p)]  # fmt: skip
     props = [
         UnitProperty("NoNewPrivileges", "b", True),
         UnitProperty("CapabilityBoundingSet", "t", 0),
@@ -157,15 +161,18 @@ def sandbox_properties(sandbox: Sandbox) -> list[UnitProperty]:
         UnitProperty("SystemCallErrorNumber", "i", EPERM),
         UnitProperty("UMask", "u", 0o077),
     ]
-    if hidden:
-        binds = [(str(p), str(p), False, MS_REC) for p in hidden if p == sandbox.state_dir]
-        read_only = [(str(p), str(p), False, MS_REC) for p in hidden if p != sandbox.state_dir]
-        if binds:
-            props.append(UnitProperty("BindPaths", "a(ssbt)", binds))
-        if read_only:
-            props.append(UnitProperty("BindReadOnlyPaths", "a(ssbt)", read_only))
-    if not _under_home(sandbox.state_dir):
-        props.append(UnitProperty("ReadWritePaths", "as", [str(sandbox.state_dir)]))
+    # (path, whether a missing path is fine): systemd's "-" prefix, BindPaths' ignore_enoent
+    writable = [(sandbox.state_dir, False), *((p, True) for p in sandbox.optional_dirs)]
+    binds = [(str(p), str(p), optional, MS_REC) for p, optional in writable if p in hidden]
+    read_only = [(str(p), str(p), False, MS_REC) for p in sandbox.inputs
+                 if p in hidden and p != sandbox.state_dir]  # fmt: skip
+    if binds:
+        props.append(UnitProperty("BindPaths", "a(ssbt)", binds))
+    if read_only:
+        props.append(UnitProperty("BindReadOnlyPaths", "a(ssbt)", read_only))
+    read_write = [("-" if optional else "") + str(p) for p, optional in writable if p not in hidden]
+    if read_write:
+        props.append(UnitProperty("ReadWritePaths", "as", read_write))
     visible = [str(p) for p in sandbox.inputs if not _under_home(p)]
     if visible:  # read-only anyway under ProtectSystem=strict, unless inside state_dir
         props.append(UnitProperty("ReadOnlyPaths", "as", visible))

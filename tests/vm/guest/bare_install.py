@@ -34,6 +34,8 @@ DOCS = Path("/srv/lexi/documents/cao")
 EDITOR = Path("/usr/local/sbin/site-edit")
 LLM_UNIT = "llm-test-server.service"
 LLM_URL_FILE = Path("/run/llm-test-server.url")
+TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")  # node_exporter's textfile collector
+DROP_IN = Path("/etc/systemd/system/lexi-maintd.service.d/metrics.conf")
 RECORD: dict[str, Any] = {}
 
 APP = """import http.server
@@ -57,9 +59,15 @@ ExecStart=/usr/bin/python3 /srv/lexi-app/app.py
 WantedBy=multi-user.target
 """
 # The operator's edit of the installed configuration, and the site's LLM endpoint: the test
-# server needs the lexi-maint venv, which exists only once `make install` has run.
+# server needs the lexi-maint venv, which exists only once `make install` has run. The
+# metrics steps are the README's: the job user may write the textfile directory, the daemon
+# gets ReadWritePaths= for it in a drop-in (what `systemctl edit lexi-maintd` writes).
 EDIT = f"""#!/bin/sh
 set -eu
+install -d -m 0775 -g lexi-batch {TEXTFILE_DIR}
+mkdir -p {DROP_IN.parent}
+printf '[Service]\\nReadWritePaths={TEXTFILE_DIR}\\n' > {DROP_IN}
+systemctl daemon-reload
 rm -f {LLM_URL_FILE}
 systemd-run --unit={LLM_UNIT} --working-directory={CHECKOUT} /opt/lexi-maint/venv/bin/python \\
     -m tests.vm.guest.llm_endpoint {KEY_FILE} {LLM_URL_FILE}
@@ -167,6 +175,7 @@ def readme_install(r: dict[str, Any]) -> None:
            "HOME": "/root", "LANG": "C.UTF-8", "EDITOR": str(EDITOR)}  # fmt: skip
     r["rc"], r["output"] = streamed(["bash", "-e", "-x", str(SHARE / "install.sh")], CHECKOUT, env)
     r["installed"] = {p: dpkg_installed(p) for p in WATCHED}
+    r["apt_lists"] = sorted(p.name for p in Path("/var/lib/apt/lists").iterdir())
     r["lexi_maint_on_path"] = shutil.which("lexi-maint", path=env["PATH"])
     r["id_lexi_batch"] = sh("id", "lexi-batch").stdout.strip()
     r["group_lexi_maint"] = sh("getent", "group", "lexi-maint").stdout.strip()
@@ -286,9 +295,31 @@ def job(r: dict[str, Any]) -> None:
     }
     base_url = LLM_URL_FILE.read_text().strip()
     r["llm_server"] = json.loads(http_get(f"{base_url}/_admin/stats"))
+    r["metrics"] = metrics_files("cao_import")
     r["service_after"] = show("lexi.service", "ActiveState")
     r["service_pid_changed"] = show("lexi.service", "MainPID") != service_pid
     r["health"] = http_get("http://127.0.0.1:8000/health").strip()
+
+
+def metrics_files(job_name: str) -> dict[str, Any]:
+    """The run's and the daemon's .prom files (the host parses them), their modes, and
+    whether a user who is neither root nor lexi-batch (node_exporter's) can read them."""
+    found: dict[str, Any] = {}
+    for name in (f"lexi-maint-{job_name}.prom", f"lexi-maintd-{job_name}.prom"):
+        path = TEXTFILE_DIR / name
+        deadline = time.monotonic() + 60  # the daemon writes its file once it restored
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if not path.exists():
+            found[name] = None
+            continue
+        nobody = sh("runuser", "-u", "nobody", "--", "cat", str(path)).returncode == 0
+        found[name] = {"mode": oct(path.stat().st_mode & 0o777), "text": path.read_text(),
+                       "owner": path.owner(), "nobody_reads": nobody}  # fmt: skip
+    found["others"] = sorted(p.name for p in TEXTFILE_DIR.iterdir())
+    found["warnings"] = sh("journalctl", "-b", "--no-pager", "-o", "cat",
+                           "--grep", "metrics: cannot write").stdout[-2000:]  # fmt: skip
+    return found
 
 
 def leaks(r: dict[str, Any]) -> None:
