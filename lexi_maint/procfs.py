@@ -25,9 +25,17 @@ _PF_EXITING = 0x4  # include/linux/sched.h
 _SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
 
 
+_GONE = ("Z", "X", "x")  # zombie, dead
+
+
+def _stat_fields(stat_text: str) -> list[str]:
+    """The fields of /proc/PID/stat after the name (which may hold spaces and parentheses)."""
+    return stat_text.rsplit(")", 1)[-1].split()
+
+
 def state_from_stat(stat_text: str) -> str:
-    """Pure: the state letter of /proc/PID/stat (the name may hold spaces and parentheses)."""
-    fields = stat_text.rsplit(")", 1)[-1].split()
+    """Pure: the state letter of /proc/PID/stat."""
+    fields = _stat_fields(stat_text)
     return fields[0] if fields else ""
 
 
@@ -37,7 +45,7 @@ def alive(pid: int) -> bool:
         stat_text = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return False
-    return state_from_stat(stat_text) not in ("Z", "X", "x")
+    return state_from_stat(stat_text) not in _GONE
 
 
 def started_at(stat_text: str, boot_time: float, ticks_per_second: int) -> float:
@@ -80,8 +88,8 @@ def already_dying(pid: int | None) -> bool:
 
 def dying_from_proc(stat_text: str, status_text: str) -> bool:
     """Pure: /proc/PID/stat and /proc/PID/status say the task is exiting or will be killed."""
-    fields = stat_text.rsplit(")", 1)[-1].split()
-    if fields and fields[0] in ("Z", "X", "x"):
+    fields = _stat_fields(stat_text)
+    if fields and fields[0] in _GONE:
         return True
     if len(fields) > 6 and int(fields[6]) & _PF_EXITING:
         return True
