@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import logging
 import os
 import socket
@@ -188,11 +187,3 @@ async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
 
 def _error(message: str) -> dict[str, Any]:
     return {"ok": False, "error": message}
-
-
-def group_exists(name: str) -> bool:
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True

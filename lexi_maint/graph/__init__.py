@@ -9,7 +9,7 @@
     backend.py    which one the configuration asks for, in the runner and in the workers
 
 `FakeGraphStore` keeps documents in a dict with the same replace-by-path semantics, for
-unit tests and --dry-run.
+the tests that are not about the graph store.
 """
 
 from __future__ import annotations

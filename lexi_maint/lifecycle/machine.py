@@ -47,13 +47,11 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 class Machine:
     def __init__(self) -> None:
         self.phase = Phase.QUEUED
-        self.history: list[Phase] = [Phase.QUEUED]
 
     def advance(self, to: Phase) -> None:
         if to not in TRANSITIONS[self.phase]:
             raise TransitionError(f"lifecycle cannot go from {self.phase} to {to}")
         self.phase = to
-        self.history.append(to)
 
     @property
     def final(self) -> bool:

@@ -103,7 +103,7 @@ _DOCUMENT_SELECT = (
     "job, path, sha256, size, status, attempts, error_class, error_message, warnings, timings,"
     f" peak_rss, chunks, run_id, started_at, finished_at, {_USAGE_SELECT}"
 )
-_JOURNAL_SUMS = ", ".join(f"sum({name})" for _, name, _ in _ALL_USAGE_COLUMNS)
+_JOURNAL_SUMS = ", ".join(f"sum({name}) AS {column}" for column, name, _ in _ALL_USAGE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,7 @@ class Ledger:
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row  # rows are read by column name, never by position
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -222,6 +223,7 @@ class Ledger:
             raise LedgerError(f"no ledger at {path}")
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+            conn.row_factory = sqlite3.Row
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read ledger {path}: {exc}") from exc
@@ -325,15 +327,14 @@ class Ledger:
             ).fetchone()
         if row is None:
             return None
-        run_id, status, started, finished, summary, pid, *usage = row
         try:
             return {
-                "run_id": str(run_id),
-                "status": shown_status(str(status), pid, started, alive),
-                "started_at": _number(started),
-                "finished_at": _number(finished),
-                "summary": _json(summary, dict),
-                "llm": _usage(usage).to_json(),
+                "run_id": str(row["run_id"]),
+                "status": shown_status(str(row["status"]), row["pid"], row["started_at"], alive),
+                "started_at": _number(row["started_at"]),
+                "finished_at": _number(row["finished_at"]),
+                "summary": _json(row["summary"], dict),
+                "llm": _usage(row).to_json(),
             }
         except (ValueError, TypeError) as exc:
             raise LedgerError(damaged_message(self.path, exc)) from exc
@@ -533,17 +534,18 @@ class Ledger:
         mark, run_id = row
         try:
             found = journal.execute(
-                f"SELECT max(id), {_JOURNAL_SUMS}, coalesce(max(currency), '') FROM spend"
+                f"SELECT max(id) AS last, {_JOURNAL_SUMS}, coalesce(max(currency), '') AS currency"
+                " FROM spend"
                 " WHERE job = ? AND document = ? AND id > ?",
                 (job, path, mark),
             ).fetchone()
         except sqlite3.Error as exc:  # folded later: the rows stay after the mark
             log.warning("spend journal %s unreadable: %s", self._journal_path, exc)
             return
-        last, *sums = found
-        if last is None:
+        if found is None or found["last"] is None:
             return
-        values = _usage_values(_usage(sums))
+        last = found["last"]
+        values = _usage_values(_usage(found))
         db.execute(
             f"UPDATE documents SET {_ADD_USAGE}, {_CURRENCY}, spend_mark = ?"
             " WHERE job = ? AND path = ?",
@@ -560,6 +562,7 @@ class Ledger:
             return None
         try:
             conn = sqlite3.connect(self._journal_path, timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spend'").fetchone():
                 self._journal = conn
             else:
@@ -732,12 +735,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _run_row(row: Sequence[Any], alive: Alive | None) -> RunRow:
-    run_id, job, status, started, finished, exit_status, trigger, downtime, summary, pid = row[:10]
+def _run_row(row: sqlite3.Row, alive: Alive | None) -> RunRow:
+    started = row["started_at"]
     return RunRow(
-        run_id=run_id, job=job, status=shown_status(status, pid, started, alive),
-        started_at=started, finished_at=finished, exit_status=exit_status, trigger=trigger,
-        service_downtime=downtime, summary=json.loads(summary), usage=_usage(row[10:]),
+        run_id=row["run_id"], job=row["job"],
+        status=shown_status(row["status"], row["pid"], started, alive),
+        started_at=started, finished_at=row["finished_at"], exit_status=row["exit_status"],
+        trigger=row["trigger"], service_downtime=row["service_downtime"],
+        summary=json.loads(row["summary"]), usage=_usage(row),
     )  # fmt: skip
 
 
@@ -755,11 +760,10 @@ def _usage_values(usage: Usage) -> tuple[Any, ...]:
             usage.currency)  # fmt: skip
 
 
-def _usage(values: Sequence[Any]) -> Usage:
-    """Usage from the usage columns followed by currency, as selected from a row."""
-    *counts, currency = values
-    fields = {name: value for (_, name, _), value in zip(_ALL_USAGE_COLUMNS, counts, strict=True)}
-    return Usage(**fields, currency=currency)
+def _usage(row: sqlite3.Row) -> Usage:
+    """Usage from a row holding the usage columns and currency, by their names."""
+    fields = {name: row[column] for column, name, _ in _ALL_USAGE_COLUMNS}
+    return Usage(**fields, currency=row["currency"])
 
 
 _REASON_MAX = 300
@@ -789,28 +793,28 @@ def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
     return any(word in text for word in ("decode", "malformed", "corrupt", "no such", "integrity"))
 
 
-def _record(row: tuple[Any, ...], ledger: Path) -> DocumentRecord:
+def _record(row: sqlite3.Row, ledger: Path) -> DocumentRecord:
     """A documents row as a record; a value of the wrong shape is a damaged ledger."""
-    (job, path, sha, size, status, attempts, ecls, emsg, warn, timings, rss, chunks, run_id,
-     started, finished, *usage) = row  # fmt: skip
+    path, ecls, emsg = row["path"], row["error_class"], row["error_message"]
+    rss, chunks, run_id = row["peak_rss"], row["chunks"], row["run_id"]
     try:
         return DocumentRecord(
-            job=str(job),
+            job=str(row["job"]),
             path=str(path),
-            sha256=str(sha),
-            size=int(size),
-            status=Status(status),
-            attempts=int(attempts),
+            sha256=str(row["sha256"]),
+            size=int(row["size"]),
+            status=Status(row["status"]),
+            attempts=int(row["attempts"]),
             error_class=None if ecls is None else str(ecls),
             error_message=None if emsg is None else str(emsg),
-            warnings=tuple(str(w) for w in _json(warn, list)),
-            timings={str(k): float(v) for k, v in _json(timings, dict).items()},
+            warnings=tuple(str(w) for w in _json(row["warnings"], list)),
+            timings={str(k): float(v) for k, v in _json(row["timings"], dict).items()},
             peak_rss=None if rss is None else int(rss),
             chunks=None if chunks is None else int(chunks),
             run_id=None if run_id is None else str(run_id),
-            started_at=_number(started),
-            finished_at=_number(finished),
-            usage=_usage(usage),
+            started_at=_number(row["started_at"]),
+            finished_at=_number(row["finished_at"]),
+            usage=_usage(row),
         )
     except (ValueError, TypeError, OverflowError) as exc:  # int(inf); JSONDecodeError: ValueError
         raise LedgerError(damaged_message(ledger, f"document {path!r}: {exc}")) from exc

@@ -59,9 +59,6 @@ class Scheduler:
     def waiting(self) -> int:
         return len(self._queue) + len(self._solo) + len(self._solo_last)
 
-    def holding_for_solo(self) -> bool:
-        return bool(self._solo) or self._solo_active is not None
-
     def next(self, *, memory_ok: bool) -> str | None:
         """The path to start now, or None to wait for a running document to end."""
         if self._solo_active is not None:

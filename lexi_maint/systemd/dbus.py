@@ -47,20 +47,11 @@ class UnitStatus:
         return self.active_state in ("inactive", "failed")
 
 
-@dataclass(frozen=True)
-class UnitProcess:
-    pid: int
-    cgroup: str
-    cmdline: str
-
-
 class SystemdPort(Protocol):
     def stop_unit(self, name: str, timeout: float) -> str: ...
     def start_unit(self, name: str, timeout: float) -> str: ...
     def start_transient(self, name: str, props: Sequence[UnitProperty], timeout: float) -> str: ...
     def status(self, name: str) -> UnitStatus: ...
-    def processes(self, name: str) -> list[UnitProcess]: ...
-    def kill(self, name: str, signum: int) -> None: ...
     def kill_main(self, name: str, signum: int) -> None: ...
     def reset_failed(self, name: str) -> None: ...
     def unref(self, name: str) -> None: ...
@@ -130,9 +121,6 @@ class PystemdSystemd:
         )
         return self._wait_job(job, f"starting {name}", timeout)
 
-    def kill(self, name: str, signum: int) -> None:
-        self._manager(b"KillUnit", b"ssi", [name.encode(), b"all", signum])
-
     def kill_main(self, name: str, signum: int) -> None:
         """Signal only the unit's main process (gunicorn's master: SIGTTOU/SIGTTIN)."""
         self._manager(b"KillUnit", b"ssi", [name.encode(), b"main", signum])
@@ -182,10 +170,6 @@ class PystemdSystemd:
         """Loaded units whose names match a glob pattern, whatever their state."""
         rows = self._manager(b"ListUnitsByPatterns", b"asas", [[], [pattern.encode()]])
         return [_text(row[0]) for row in rows]
-
-    def processes(self, name: str) -> list[UnitProcess]:
-        rows = self._manager(b"GetUnitProcesses", b"s", [name.encode()])
-        return [UnitProcess(int(pid), _text(cg), _text(cmd)) for cg, pid, cmd in rows]
 
     def close(self) -> None:
         self._bus.close()

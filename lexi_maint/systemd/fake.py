@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from lexi_maint.errors import SystemdError
-from lexi_maint.systemd.dbus import UnitProcess, UnitStatus
+from lexi_maint.systemd.dbus import UnitStatus
 from lexi_maint.systemd.properties import UnitProperty
 
 
@@ -89,12 +89,6 @@ class FakeSystemd:
                                result=result, exec_main_status=code)  # fmt: skip
                 self.units[name] = unit
         return unit
-
-    def processes(self, name: str) -> list[UnitProcess]:
-        return []
-
-    def kill(self, name: str, signum: int) -> None:
-        self._check("kill", name)
 
     def kill_main(self, name: str, signum: int) -> None:
         self._check(f"kill_main {signal.Signals(signum).name}", name)

@@ -75,8 +75,9 @@ def record_fields(record: logging.LogRecord, message: str, identifier: str) -> d
         "CODE_FUNC": record.funcName,
         "LOGGER": record.name,
     }
+    extra = vars(record)  # logging puts a call's `extra=` fields in the record's own dict
     for name in FIELDS:
-        value = getattr(record, name.lower(), None)
+        value = extra.get(name.lower())
         if value is not None:
             fields[name] = printable(str(value))
     return fields

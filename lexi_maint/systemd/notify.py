@@ -59,9 +59,6 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.send(watchdog=1)
 
-    def extend_timeout(self, seconds: float) -> bool:
-        return self.send(extend_timeout_usec=int(seconds * 1_000_000))
-
 
 def _watchdog_usec(environ: Mapping[str, str]) -> int | None:
     """WATCHDOG_USEC when it is meant for this process (WATCHDOG_PID absent or ours)."""

@@ -8,7 +8,6 @@ them; tests compare these values directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,8 +180,3 @@ def sandbox_properties(sandbox: Sandbox) -> list[UnitProperty]:
 
 def _under_home(path: Path) -> bool:
     return any(path == home or home in path.parents for home in HOME_DIRS)
-
-
-def describe(props: Sequence[UnitProperty]) -> str:
-    """systemd-run style text, for logs and `--dry-run`."""
-    return " ".join(f"-p {p.name}={p.value!r}" for p in props)

@@ -70,7 +70,8 @@ def test_a_ledger_error_mid_run_is_recorded_as_the_run_failing(ws: Workspace) ->
     assert (run["run_id"], run["status"], run["exit_status"]) == ("r1", "failed", 3)
     with Ledger.open(ws.state / "ledger.sqlite3") as ledger:
         [row] = ledger.runs(JOB)
-    assert row.summary == {"error": "ledger /x/ledger.sqlite3: database or disk is full"}
+    error = "ledger /x/ledger.sqlite3: database or disk is full"
+    assert row.summary == {"error": error, "units": 1}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

@@ -59,7 +59,9 @@ def scenario(results: dict[str, dict[str, Any]], name: str, boot: VmResult) -> d
     record = results.get(name)
     if record is None:
         pytest.fail(f"scenario {name} did not run:\n{boot.describe()}", pytrace=False)
-    assert "error" not in record, record.get("traceback", record["error"])
+    assert "error" not in record, (
+        f"{record.get('traceback', record['error'])}\n{record.get('journal_tail', '')}"
+    )
     assert record["service_active_at_end"] == "active", record
     assert record["decoy_alive_at_end"] is True, "the decoy python3.11 process was killed"
     return record

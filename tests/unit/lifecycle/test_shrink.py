@@ -24,7 +24,6 @@ from lexi_maint.lifecycle.machine import Phase
 from lexi_maint.lifecycle.memplan.fake import FakeServiceProbe
 from lexi_maint.lifecycle.recovery import recover_until_restored
 from lexi_maint.systemd.fake import FakeSystemd
-from lexi_maint.systemd.properties import describe
 from tests.unit.lifecycle.test_lifecycle import Killer, Listener, ok_checks
 
 SERVICE = "lexi.service"
@@ -85,7 +84,8 @@ class World:
 
 
 def workers_of(systemd: FakeSystemd, unit: str) -> str:
-    match = re.search(r"'--workers', '(\d+)'", describe(systemd.properties[unit]))
+    text = " ".join(f"{p.name}={p.value!r}" for p in systemd.properties[unit])
+    match = re.search(r"'--workers', '(\d+)'", text)
     assert match is not None
     return match.group(1)
 

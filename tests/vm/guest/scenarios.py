@@ -84,7 +84,9 @@ def scenario(name: str) -> Callable[[Callable[[dict[str, Any]], None]], None]:
         except Exception as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
             record["traceback"] = traceback.format_exc()
+            record["journal_tail"] = lexi_journal()
             log(record["traceback"])
+            log(record["journal_tail"])
         record["seconds"] = round(time.monotonic() - started, 1)
         record["service_active_at_end"] = show("lexi.service", "ActiveState")
         record["decoy_alive_at_end"] = alive(DECOY.pid) if DECOY else None
@@ -312,6 +314,13 @@ def s7_socket_access(r: dict[str, Any]) -> None:
     finally:
         os.chmod("/run/lexi-maint/api.sock", 0o660)
     r["peercred_rc"], r["peercred_err"] = peer.returncode, peer.stderr.strip()
+
+
+def lexi_journal(lines: int = 150) -> str:
+    """What lexi-maint's units logged last, for a scenario that failed."""
+    out = sh("journalctl", "-b", "--no-pager", "-o", "short-monotonic", "-n", str(lines),
+             "-u", "lexi-*")  # fmt: skip
+    return out.stdout
 
 
 def pipeline_journal() -> str:
