@@ -37,8 +37,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError
+from pypdf import PasswordType, PdfReader, apply_configuration
+from pypdf.errors import DependencyError, LimitReachedError
 
 from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
@@ -565,13 +565,34 @@ def _extract_pages(reader: PdfReader, page_seconds: float) -> list[str]:
     return list(_iter_pages(reader, page_seconds))
 
 
+PAGE_CONTENT_BYTES = 32_000_000
+"""The most bytes one stream of a page may decompress to while its text is extracted."""
+PAGE_CONTENT_TOKENS = 1_000_000
+"""The most operands and operators a page's content stream may hold (pypdf's own default,
+2,000,000, lets a 250 KB PDF hold a page that grows its worker past 380 MB)."""
+
+
 def _iter_pages(reader: PdfReader, page_seconds: float) -> Iterator[str]:
     count = len(reader.pages)
     trimmer = _ObjectCacheTrimmer()
     for index in range(count):
         try:
-            with trimmer.trimming(reader), cpu_limit(page_seconds):
+            with (
+                trimmer.trimming(reader),
+                cpu_limit(page_seconds),
+                apply_configuration(
+                    zlib_maximum_output_length=PAGE_CONTENT_BYTES,
+                    stream_parsing_work_maximum_count=PAGE_CONTENT_TOKENS,
+                ),
+            ):
                 text = reader.pages[index].extract_text()
+        except LimitReachedError as exc:
+            raise DocumentError(
+                ErrorClass.PDF_CORRUPT,
+                f"page {index + 1} of {count} holds more content than lexi-maint reads from one"
+                f" page ({PAGE_CONTENT_BYTES // 10**6} MB decompressed, {PAGE_CONTENT_TOKENS:,}"
+                f" operands and operators): {_describe(exc)}",
+            ) from None
         except _CpuLimit:
             raise DocumentError(
                 ErrorClass.PDF_CORRUPT,

@@ -164,7 +164,7 @@ def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult)
     print("job unit results:", r["unit_results"], "kernel:", *r["kernel_oom"], sep="\n")
     assert r["oom_restart_logged"], r["batch_journal"] + r["pipeline_journal"]
     statuses = {name: status for name, (status, _) in r["documents"].items()}
-    assert statuses.pop("a-huge.txt") == "failed", r["documents"]
+    assert statuses.pop("a-huge.pdf") == "failed", r["documents"]
     assert set(statuses.values()) == {"done"}, r["documents"]
     assert r["batch_exit"] == "1", (r["unit_results"], r["kernel_oom"], r["batch_journal"])
     # the kernel chose a document worker each time (oom_score_adj 1000), never the runner

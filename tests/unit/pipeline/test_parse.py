@@ -421,3 +421,28 @@ def test_a_page_that_burns_cpu_fails_the_document_in_seconds(root: Path) -> None
         stage.run(Work(source=source))
     assert caught.value.error_class is ErrorClass.PDF_CORRUPT
     assert "page 1 of 200 took more than 1 s of CPU (parse.page_seconds)" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("stream_bytes", "limit"),
+    [(70 * 2**20, "Limit reached while decompressing"), (6 * 2**20, "maximum number of tokens")],
+    ids=["decompressed bytes", "operands and operators"],
+)
+def test_a_page_holding_more_than_the_page_bound_fails_without_filling_memory(
+    root: Path, stream_bytes: int, limit: str
+) -> None:
+    """Issue 10's bound: a 70 MB page (a 240 KB file) grew a worker past 380 MB within its
+    10 s of CPU; now the page bound stops it before pypdf holds it. No CPU limit here, so
+    only the content bound can end the page."""
+    from tests.pdfgen import make_shared_stream_pdf
+
+    path = make_shared_stream_pdf(root / "heavy.pdf", pages=1, stream_bytes=stream_bytes)
+    stage = ParseStage(ParseSettings(page_seconds=0.0))
+    source = SourceFile(path, root, "0" * 64, path.stat().st_size)
+    with pytest.raises(DocumentError) as caught:
+        stage.run(Work(source=source))
+    assert caught.value.error_class is ErrorClass.PDF_CORRUPT
+    assert "page 1 of 1 holds more content than lexi-maint reads from one page" in (
+        caught.value.message
+    )
+    assert limit in caught.value.message, caught.value.message

@@ -56,8 +56,10 @@ def boot2(out: Path) -> int:
     record["last_run"] = scenarios.ledger("big").get("last_run")
     done = scenarios.sh(scenarios.LEXI, "submit", "big", "--wait", timeout=900)
     record["resume_rc"], record["resume_tail"] = done.returncode, done.stdout[-1500:]
-    if done.returncode != 0:
-        record["resume_tail"] += "\n" + scenarios.lexi_journal()
+    if done.returncode != 0:  # what the job unit and its graph server said
+        redis_log = scenarios.STATE / "falkordb" / "redis.log"
+        tail = redis_log.read_text(errors="replace")[-3000:] if redis_log.exists() else ""
+        record["resume_tail"] += f"\n{scenarios.lexi_journal()}\n--- {redis_log}:\n{tail}"
     record["statuses"] = sorted({d["status"] for d in scenarios.ledger("big")["documents"]})
     record["service_at_end"] = scenarios.show("lexi.service", "ActiveState")
     (out / "reboot2.json").write_text(json.dumps(record))

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,34 @@ def make_documents(samples: Path) -> None:
         for i in range(copies):
             for source in sources:
                 shutil.copy(source, target / f"c{i}-{source.name}")
-    # a document that makes its worker allocate past the job's MemoryMax (240M): 150 MB
-    # of text is read, decoded and normalised, several copies at once
-    line = "Artikel 1 Loon. De werknemer ontvangt het loon zoals bedoeld in artikel 2.\n"
-    with (DOCS / "oom" / "a-huge.txt").open("w") as handle:
-        for _ in range(150 * 2**20 // len(line)):
-            handle.write(line)
+    heavy_page_pdf(DOCS / "oom" / "a-huge.pdf")
+
+
+def heavy_page_pdf(path: Path, lines: int = 300_000) -> None:
+    """A 90 KB PDF whose one page holds 900,000 operands and operators (under the parse
+    stage's per-page bound of 1,000,000): extracting its text grows a worker by ~190 MB,
+    which a job capped at MemoryMax=240M cannot hold beside its runner and graph server.
+    Every text-only parse bound holds, so only the cgroup can stop it: the kernel's OOM kill."""
+    line = b"(Artikel 1 Loon. De werknemer ontvangt het loon zoals bedoeld in artikel 2.) Tj T*\n"
+    content = zlib.compress(b"BT /F1 10 Tf 12 TL 72 760 Td\n" + line * lines + b"ET\n", 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    pdf += trailer % (len(objects) + 1, xref)
+    path.write_bytes(bytes(pdf))
 
 
 # -- helpers for scenarios -------------------------------------------------------------------
@@ -495,12 +518,12 @@ def operator_view(r: dict[str, Any], job: str) -> None:
     r["huge_outcomes"] = [
         f"{e.get('LEXI_OUTCOME')}:{e.get('LEXI_ERROR_CLASS', '')}"
         for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
-        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.pdf")
     ]  # fmt: skip
     r["huge_messages"] = [
         f"{e.get('SYSLOG_IDENTIFIER')}: {e.get('MESSAGE')}"
         for e in entries if e.get("LEXI_JOB") == job and "LEXI_OUTCOME" in e
-        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.txt")
+        and e.get("LEXI_DOCUMENT", "").endswith("/a-huge.pdf")
     ]  # fmt: skip
     history = json.loads(sh(LEXI, "runs", job, "--json", "--limit", "1").stdout)
     r["history"] = history["runs"][0] if history["runs"] else {}
