@@ -21,6 +21,7 @@ PROVIDERS = ("none", "deepseek")
 RESPONSE_FORMATS = ("json_object", "text")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+MAX_WORKERS = 64
 _PRICE_KEYS = ("currency", "offpeak_start", "offpeak_end", "offpeak_factor")
 
 
@@ -67,7 +68,7 @@ class LlmConfig:
     analysis_model: str = "deepseek-reasoner"
     max_concurrency: int = 64  # calls in flight for the whole job
     document_concurrency: int = 64  # calls in flight for one document
-    workers: int = 6  # a job's worker processes when it does not set `workers`
+    workers: int = 32  # a job's worker processes when it does not set `workers`: default_workers
     api_key_file: Path | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 300.0  # silence between two bytes of an answer
@@ -106,6 +107,22 @@ class LlmConfig:
         return self.state_dir / "inflight"
 
 
+CALLS_PER_DOCUMENT = 2  # calls one document keeps in flight: its windows, then its batches
+
+
+def default_workers(max_concurrency: int) -> int:
+    """Worker processes (one document each) that keep `max_concurrency` call slots busy.
+
+    LLM stages wait on the network, not on the CPU, so the number of documents in flight is
+    sized by the call slots, not by the CPUs: a document contributes only its few chunking
+    windows and then its few analysis batches (a 30-chunk document: 2 calls), so a pool of
+    64 slots needs about 32 documents at once. Each is one process, so a killed worker still
+    costs only its own document; the memory plan (`lifecycle.memplan`) counts every worker
+    at the measured peak of a document and lowers them when the job's cap does not fit.
+    """
+    return max(1, min(MAX_WORKERS, -(-max_concurrency // CALLS_PER_DOCUMENT)))
+
+
 def _has_credentials(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -130,7 +147,7 @@ def parse_llm(top: Table) -> LlmConfig:
         analysis_model = _model(t, "analysis_model", d.analysis_model)
         most = t.integer("max_concurrency", d.max_concurrency, low=1, high=1024)
         per_document = t.integer("document_concurrency", most, low=1, high=1024)
-        workers = t.integer("workers", d.workers, low=1, high=64)
+        workers = t.integer("workers", default_workers(most), low=1, high=MAX_WORKERS)
         key_file = t.path("api_key_file", None) if "api_key_file" in t.names() else None
         connect = t.number("connect_timeout", d.connect_timeout, low=0.01, high=600.0)
         read = t.number("read_timeout", d.read_timeout, low=0.01, high=86400.0)

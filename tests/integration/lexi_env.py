@@ -37,12 +37,14 @@ class Workspace:
     def config(self) -> Path:
         return self.root / "lexi.toml"
 
-    def write_config(self, workers: int = 2, extra: str = "") -> Path:
+    def write_config(self, workers: int | None = 2, extra: str = "") -> Path:
+        """`workers=None`: the job does not set them (the configuration's default)."""
         self.config.write_text(
             f'state_dir = "{self.state}"\n\n'
             f"[jobs.cao_import]\n"
             f'input = "{self.input}"\n'
-            f"workers = {workers}\n{extra}"
+            + (f"workers = {workers}\n" if workers is not None else "")
+            + extra
         )
         return self.config
 

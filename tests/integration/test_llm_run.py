@@ -43,7 +43,7 @@ def ws() -> Iterator[Workspace]:
 
 def configure(
     ws: Workspace, server: FakeLlmServer, *, key: str = API_KEY, mode: int = 0o600,
-    workers: int = 2, llm: str = "",
+    workers: int | None = 2, llm: str = "",
 ) -> None:  # fmt: skip
     key_file = ws.root / "deepseek.key"
     key_file.write_text(key + "\n")
@@ -296,6 +296,26 @@ def test_identical_requests_in_flight_at_once_share_one_call(
     docs = documents(ws).values()
     assert sum(d["llm"]["calls"] for d in docs) == len(keys)  # type: ignore[index]
     assert sum(d["llm"]["cached_answers"] for d in docs) == 3 * len(keys)  # type: ignore[index]
+
+
+def test_without_workers_set_the_call_slots_decide_the_documents_in_flight(
+    ws: Workspace, server: FakeLlmServer
+) -> None:
+    source = next(p for p in sorted(SAMPLES.iterdir()) if p.suffix == ".txt")
+    for i in range(14):  # distinct small documents: one chunking window each
+        (ws.input / f"d{i:02d}.txt").write_text(f"Kopie {i}\n\n{source.read_text()}")
+    configure(ws, server, workers=None, llm="max_concurrency = 20\n")  # 10 workers
+    server.hold()  # every request waits: what is in flight is what the runner started
+    proc = subprocess.Popen(lexi_argv(ws.config, "run", "cao_import"), stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: server.waiting(CHUNK) >= 10)
+        time.sleep(0.5)  # an eleventh document would have asked by now
+        assert server.waiting() == 10  # 20 slots / 2 calls per document, not 6 or 14
+    finally:
+        server.release()
+    assert proc.wait(timeout=120) == 0
+    docs = documents(ws).values()
+    assert len(docs) == 14 and all(d["status"] == "done" for d in docs)
 
 
 def test_a_missing_key_stops_before_any_document(ws: Workspace, server: FakeLlmServer) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.config import load_config, parse_config
-from lexi_maint.config.llm import LlmConfig, ModelPrice
+from lexi_maint.config.llm import LlmConfig, ModelPrice, default_workers
 from lexi_maint.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,9 +38,20 @@ def test_deepseek_defaults() -> None:
     assert llm.endpoint == "https://api.deepseek.com/chat/completions"
     assert (llm.chunk_model, llm.analysis_model) == ("deepseek-chat", "deepseek-reasoner")
     assert (llm.max_concurrency, llm.document_concurrency) == (64, 64)
-    assert config.job("a").workers == llm.workers == 6  # documents in flight for LLM jobs
+    assert config.job("a").workers == llm.workers == 32  # documents in flight for LLM jobs
     assert llm.cache_path == Path("/srv/state/llm/responses.sqlite3")
     assert llm.slots_dir == Path("/srv/state/llm/slots")
+
+
+def test_llm_workers_are_sized_by_the_call_slots_not_the_cpus() -> None:
+    assert [default_workers(n) for n in (1, 2, 3, 20, 64, 127, 128, 1024)] == [
+        1, 1, 2, 10, 32, 64, 64, 64,
+    ]  # fmt: skip
+    assert LlmConfig().workers == default_workers(LlmConfig().max_concurrency)
+    llm: dict[str, object] = {"provider": "deepseek", "max_concurrency": 20}
+    assert parse_config({"llm": llm, "jobs": {"a": {"input": "x"}}}, CONFIG).job("a").workers == 10
+    llm["workers"] = 4  # an explicit [llm] workers wins
+    assert parse_config({"llm": llm, "jobs": {"a": {"input": "x"}}}, CONFIG).job("a").workers == 4
 
 
 def test_an_explicit_job_workers_wins_over_the_llm_default() -> None:
