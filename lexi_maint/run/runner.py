@@ -19,6 +19,7 @@ the documents it did not process stay `pending` for the next run.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -178,7 +179,11 @@ class Runner:
         process = _FORK.Process(
             target=worker_main, args=(child_end, source, self._make_stages), daemon=True
         )
-        process.start()
+        gc.freeze()  # the worker's collections skip the runner's objects: their pages stay shared
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()
         child_end.close()
         now = time.monotonic()
         self._running[path] = _Running(
