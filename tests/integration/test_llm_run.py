@@ -311,9 +311,13 @@ def test_without_workers_set_the_call_slots_decide_the_documents_in_flight(
         wait_until(lambda: server.waiting(CHUNK) >= 10)
         time.sleep(0.5)  # an eleventh document would have asked by now
         assert server.waiting() == 10  # 20 slots / 2 calls per document, not 6 or 14
+        server.release()
+        assert proc.wait(timeout=120) == 0
     finally:
         server.release()
-    assert proc.wait(timeout=120) == 0
+        if proc.poll() is None:  # a failed check must not leave the run behind
+            proc.terminate()
+            proc.wait(timeout=60)
     docs = documents(ws).values()
     assert len(docs) == 14 and all(d["status"] == "done" for d in docs)
 
