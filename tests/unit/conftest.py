@@ -25,7 +25,7 @@ def keep_the_umask() -> Iterator[None]:
 
 
 def program(args: object) -> str:
-    """The name of the program a `Popen(args, ...)` call would start (its argv[0]'s basename)."""
+    """The program a `Popen(args, ...)` call would start: its argv[0] as given."""
     if isinstance(args, (str, bytes, os.PathLike)):
         first = os.fsdecode(args)
         words = shlex.split(first) if isinstance(args, (str, bytes)) else [first]
@@ -33,7 +33,7 @@ def program(args: object) -> str:
         words = [os.fsdecode(args[0])]
     else:
         words = []
-    return Path(words[0]).name if words else repr(args)
+    return words[0] if words else repr(args)
 
 
 def allowed_programs(request: pytest.FixtureRequest) -> frozenset[str] | None:
@@ -58,8 +58,8 @@ def disable_subprocess_usage(
     test. Every `subprocess.Popen` (hence `run`, `check_output` and asyncio's subprocesses)
     raises an AssertionError naming the command unless the test declares the program:
 
-        @pytest.mark.allow_subprocess("systemd-analyze")   # only these programs (argv[0] name)
-        @pytest.mark.allow_subprocess()                    # any program
+        @pytest.mark.allow_subprocess("make", sys.executable)  # only these: argv[0] or its name
+        @pytest.mark.allow_subprocess()                        # any program
 
     `multiprocessing` with the fork start method is not a subprocess here: it copies this
     interpreter and runs no other program, so it is neither intercepted nor declared.
@@ -70,10 +70,10 @@ def disable_subprocess_usage(
 
     def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **options: Any) -> None:
         name = program(args)
-        if name not in allowed:
+        if name not in allowed and Path(name).name not in allowed:
             raise AssertionError(
-                f"{request.node.nodeid} started the undeclared subprocess {args!r}; "
-                f'declare it with @pytest.mark.allow_subprocess("{name}") if it is meant to run'
+                f"{request.node.nodeid} started the undeclared subprocess {args!r}; if it is "
+                f'meant to run, declare it: @pytest.mark.allow_subprocess("{Path(name).name}")'
             )
         _REAL_POPEN_INIT(self, args, *rest, **options)
 
