@@ -377,7 +377,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
     event_file = None
     if args.run_id:
         config.job(args.job)  # an unknown job is a usage error before any file is made
-        event_file = EventFile(StatePaths(config.state_dir).events(args.run_id))
+        event_file = EventFile(StatePaths(config.state_dir).events(args.run_id), args.job)
         reporters.append(event_file)
     try:
         summary = run_job(config, args.job, options, fan_out(reporters), stop=stop)

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class Hub:
-    """The executor's Listener: updates run records, streams lines, keeps the heartbeat."""
+    """The executor's Listener: updates run records and streams a run's lines and status
+    from its event file (the one channel for a run's progress); keeps the heartbeat."""
 
     def __init__(self, runs: RunQueue, state_dir: Path) -> None:
         self._runs = runs
@@ -50,24 +52,24 @@ class Hub:
         self.last_beat = time.monotonic()
 
     def phase(self, run_id: str, phase: Phase, message: str) -> None:
-        self.flush_lines(run_id)
+        self.progress(run_id)
         if phase not in FINAL:  # the final phase is set with the exit code, all at once
             self._runs.update(run_id, phase=phase, message=message)
         self._runs.publish(run_id, {"event": "phase", "phase": phase.value, "message": message})
 
-    def progress(self, run_id: str, status_text: str) -> None:
-        self.flush_lines(run_id)
-        record = self._runs.get(run_id)
-        if record is not None and record.status_text != status_text:
-            self._runs.update(run_id, status_text=status_text)
-            self._runs.publish(run_id, {"event": "status", "status": status_text})
-
-    def flush_lines(self, run_id: str) -> None:
+    def progress(self, run_id: str) -> None:
+        """Publish what the run's event file gained since the last call."""
         path = StatePaths(self._state_dir).events(run_id)
         records, offset = read_events(path, self._offsets.get(run_id, 0))
         self._offsets[run_id] = offset
-        for record in records:
-            self._runs.publish(run_id, {"event": "line", "line": record.get("line", "")})
+        for event in records:
+            line, status = event.get("line"), event.get("status")
+            if isinstance(line, str):
+                self._runs.publish(run_id, {"event": "line", "line": line})
+            run = self._runs.get(run_id)
+            if isinstance(status, str) and run is not None and run.status_text != status:
+                self._runs.update(run_id, status_text=status)
+                self._runs.publish(run_id, {"event": "status", "status": status})
 
 
 def run_daemon(config_path: Path, environ: Mapping[str, str] = os.environ) -> int:
@@ -171,9 +173,8 @@ def _executor_main(config: Config, runs: RunQueue, hub: Hub, stop: threading.Eve
         return
     killer = LeftoverKiller(config.service.extra_matchers, config.service.kill_grace)
     holds = HoldStore(config.daemon.records_dir)
-    executor = Executor(
-        config, systemd, killer, holds, hub, health=lambda u, t, b: wait_healthy(u, t, heartbeat=b)
-    )
+    executor = Executor(config, systemd, killer, holds, hub, heartbeat=hub.heartbeat,
+                        health=partial(wait_healthy, heartbeat=hub.heartbeat))  # fmt: skip
     pings = PingQueue(Pinger(config.alerts))
     interrupted = recover_until_restored(config, systemd, executor, holds, hub.heartbeat, stop)
     if interrupted is not None:
@@ -206,7 +207,7 @@ def _execute(
         log.exception("run %s crashed", record.run_id)
         phase, code, message = Phase.FAILED, ExitCode.UNAVAILABLE, f"internal error: {exc}"
         downtime, units = None, ()
-    hub.flush_lines(record.run_id)
+    hub.progress(record.run_id)
     updated = runs.update(record.run_id, phase=phase, message=message, exit_code=code,
                           finished_at=time.time())  # fmt: skip
     record_history(config, updated, downtime, units)

@@ -55,8 +55,8 @@ class KillerPort(Protocol):
 
 class Listener(Protocol):
     def phase(self, run_id: str, phase: Phase, message: str) -> None: ...
-    def progress(self, run_id: str, status_text: str) -> None: ...
-    def heartbeat(self) -> None: ...
+    def progress(self, run_id: str) -> None:
+        """The run's job unit is still going: take in what it reported since."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class Executor:
         holds: HoldStore,
         listener: Listener,
         *,
-        health: Callable[[str, float, Callable[[], None]], str],
+        heartbeat: Callable[[], None],
+        health: Callable[[str, float], str],
         checks: Callable[[Config, JobConfig, SystemdPort], list[Check]] = preflight_checks,
         prepare_state: Callable[[Config, JobConfig], str] = give_state_to_job_user,
         probe: ServiceProbePort | None = None,
@@ -105,13 +106,14 @@ class Executor:
         self._killer = killer
         self._holds = holds
         self._listener = listener
+        self._heartbeat = heartbeat
         self._health = health
         self._checks = checks
         self._prepare_state = prepare_state
         self._probe = probe if probe is not None else ServiceProbe(config.service)
         self._available = available
         self._attempts = attempts if attempts is not None else LedgerAttempts(config.state_dir)
-        self._resizer = Resizer(config.service, systemd, self._probe, listener.heartbeat)
+        self._resizer = Resizer(config.service, systemd, self._probe, heartbeat)
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -310,9 +312,8 @@ class Executor:
         stop_sent = False
         while True:
             status = self._systemd.status(name)
-            self._listener.heartbeat()
-            if status.status_text:
-                self._listener.progress(run_id, status.status_text)
+            self._heartbeat()
+            self._listener.progress(run_id)
             if status.finished:
                 return status
             if cancel.is_set() and not stop_sent:
@@ -355,9 +356,7 @@ class Executor:
             )
         health = "no health URL configured"
         if service.health_url:
-            health = self._health(
-                service.health_url, service.health_timeout, self._listener.heartbeat
-            )
+            health = self._health(service.health_url, service.health_timeout)
         self._holds.clear()
         self._log_run(run_id, f"{service.unit} active again ({grown}{health})",
                       journal.SERVICE_RESTORED)  # fmt: skip

@@ -55,19 +55,29 @@ def fan_out(reporters: Iterable[Callable[[Event], None]]) -> Callable[[Event], N
     return emit
 
 
+def status_line(event: Event, job: str) -> str | None:
+    """The run's one-line state after `event`, or None when the event does not change it
+    (pure): the unit's sd_notify STATUS= and, through the run's event file, the daemon's."""
+    if isinstance(event, RunStarted):
+        return f"{job}: 0/{event.queued} · starting"
+    if isinstance(event, DocumentFinished):
+        return format_status_line(event, job)
+    if isinstance(event, RunFinished):
+        return f"{job}: finished · ✅{event.summary.done} ❌{event.summary.failed}"
+    return None
+
+
 class NotifyReporter:
+    """STATUS= for `systemctl status` of the job unit (the daemon reads the event file)."""
+
     def __init__(self, notifier: Notifier, job: str) -> None:
         self._notifier = notifier
         self._job = job
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._notifier.status(f"{self._job}: 0/{event.queued} · starting")
-        elif isinstance(event, DocumentFinished):
-            self._notifier.status(format_status_line(event, self._job))
-        elif isinstance(event, RunFinished):
-            s = event.summary
-            self._notifier.status(f"{self._job}: finished · ✅{s.done} ❌{s.failed}")
+        line = status_line(event, self._job)
+        if line is not None:
+            self._notifier.status(line)
 
 
 def document_fields(e: DocumentFinished) -> dict[str, str]:
@@ -107,14 +117,21 @@ def summary_fields(s: RunSummary) -> dict[str, str]:
 
 
 class EventFile:
-    """Append-only JSON lines; a reader ignores a partial last line."""
+    """Append-only JSON lines: the one channel from a daemon-started run to the daemon.
 
-    def __init__(self, path: Path) -> None:
+    A record carries the line to show (`line`) and, when the event changed it, the run's
+    status line (`status`). A reader ignores a partial last line."""
+
+    def __init__(self, path: Path, job: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = path.open("a", encoding="utf-8")
+        self._job = job
 
     def __call__(self, event: Event) -> None:
         record = _record(event)
+        status = status_line(event, self._job)
+        if status is not None:
+            record = {**(record or {"event": "status"}), "status": status}
         if record is not None:
             self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._handle.flush()

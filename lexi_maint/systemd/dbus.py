@@ -39,7 +39,6 @@ class UnitStatus:
     result: str  # success, exit-code, signal, oom-kill, timeout, ... ("" if not a service)
     control_group: str  # "" when the unit has no processes
     main_pid: int
-    status_text: str  # the unit's last sd_notify STATUS=
     exec_main_status: int
 
     @property
@@ -162,7 +161,6 @@ class PystemdSystemd:
             result=_text(prop(SERVICE, b"Result", b"s", b"")),
             control_group=_text(prop(SERVICE, b"ControlGroup", b"s", b"")),
             main_pid=int(prop(SERVICE, b"MainPID", b"u", 0)),
-            status_text=_text(prop(SERVICE, b"StatusText", b"s", b"")),
             exec_main_status=int(prop(SERVICE, b"ExecMainStatus", b"i", 0)),
         )
 

@@ -35,7 +35,7 @@ class FakeSystemd:
 
     def add_service(self, name: str, state: str = "active", workers: int = 0) -> None:
         self.units[name] = UnitStatus(name, "loaded", state, "running", "success",
-                                      f"/system.slice/{name}", 100, "", 0)  # fmt: skip
+                                      f"/system.slice/{name}", 100, 0)  # fmt: skip
         if workers:
             self.workers[name] = self.configured_workers[name] = workers
 
@@ -69,14 +69,14 @@ class FakeSystemd:
         self._check("start_transient", name)
         self.properties[name] = list(props)
         self.units[name] = UnitStatus(name, "loaded", "active", "running", "", f"/x/{name}",
-                                      200, "job: 1/2 ✅1 ❌0", 0)  # fmt: skip
+                                      200, 0)  # fmt: skip
         return "done"
 
     def status(self, name: str) -> UnitStatus:
         self._check("status", name)
         unit = self.units.get(name)
         if unit is None:
-            return UnitStatus(name, "not-found", "inactive", "dead", "", "", 0, "", 0)
+            return UnitStatus(name, "not-found", "inactive", "dead", "", "", 0, 0)
         if name in self.properties and unit.active_state == "active":
             for hook in self.on_poll:
                 hook(self, name)

@@ -64,7 +64,7 @@ def test_service_probe_reads_worker_pss_from_the_cgroup(
     (cgroup / "cgroup.procs").write_text("\n".join(map(str, pids)) + "\n")
     (cgroup / "memory.current").write_text(f"{90 * MiB}\n")
     status = UnitStatus("lexi.service", "loaded", "active", "running", "success",
-                        "/system.slice/lexi.service", master.pid, "", 0)  # fmt: skip
+                        "/system.slice/lexi.service", master.pid, 0)  # fmt: skip
     probe = ServiceProbe(ServiceConfig(master_match="gunicorn-test"), root=tmp_path)
     service = probe.read(status)
     assert service is not None

@@ -67,7 +67,7 @@ class World:
         self.holds = HoldStore(tmp_path / "records")
         self.executor = Executor(
             self.config, self.systemd, Killer(), self.holds, self.listener,
-            health=lambda u, t, b: "HTTP 200", checks=ok_checks,
+            heartbeat=self.listener.heartbeat, health=lambda u, t: "HTTP 200", checks=ok_checks,
             prepare_state=lambda c, j: "state ready", probe=self.probe,
             available=lambda: available,
         )  # fmt: skip

@@ -114,7 +114,7 @@ def test_the_next_job_unit_reports_what_it_closed(
     events: list[Event] = []
     report_closed(closed, 2, events.append)
     assert events == [AttemptClosed(closed[0], retry=True)]
-    event_file = EventFile(tmp_path / "run1.jsonl")
+    event_file = EventFile(tmp_path / "run1.jsonl", "j")
     reporter = JournalReporter("j", "run1")
     with caplog.at_level(logging.INFO):
         for event in events:
