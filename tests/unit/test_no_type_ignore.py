@@ -13,9 +13,6 @@ REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("lexi_maint", "tests", "bench")
 IGNORE = re.compile(r"#\s*type:\s*ignore\b")
 
-# Being cleaned on another branch; the exemption fails once the file is clean, to be removed.
-NOT_YET_CLEAN = frozenset({"tests/unit/lifecycle/test_lifecycle.py"})
-
 
 def ignores(source: str) -> list[int]:
     """The lines with a mypy ignore comment (comments only: a string may name it)."""
@@ -33,15 +30,9 @@ def test_no_type_ignore_comments() -> None:
     found = [
         f"{path.relative_to(REPO)}:{line}"
         for path in python_files()
-        if str(path.relative_to(REPO)) not in NOT_YET_CLEAN
         for line in ignores(path.read_text(encoding="utf-8"))
     ]
     assert found == [], "an ignore comment hides what mypy would check; type it instead"
-
-
-def test_the_exemptions_are_still_needed() -> None:
-    clean = [name for name in NOT_YET_CLEAN if not ignores((REPO / name).read_text())]
-    assert clean == [], "no ignore comment left: remove these from NOT_YET_CLEAN"
 
 
 def test_the_scan_finds_a_comment_and_not_a_string() -> None:
