@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import neo4j
 from neo4j import exceptions as neo4j_errors
@@ -132,7 +132,43 @@ def _translated(credentials: Credentials) -> Iterator[None]:
         raise BoltError(classify(exc), credentials.redact(describe(exc))) from None
 
 
-def _rows(result: neo4j.Result) -> Rows:
+class DriverRecord(Protocol):
+    """What is read of a `neo4j.Record`: its keys, and its values in the same order."""
+
+    def keys(self) -> list[str]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class DriverResult(Protocol):
+    """What is read of a `neo4j.Result`: its records."""
+
+    def __iter__(self) -> Iterator[DriverRecord]: ...
+
+
+class DriverTransaction(Protocol):
+    """What is used of a `neo4j.Transaction`."""
+
+    def run(self, query: str, parameters: dict[str, Any], /) -> DriverResult: ...
+    def commit(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class DriverSession(Protocol):
+    """What is used of a `neo4j.Session`."""
+
+    def begin_transaction(self, *, timeout: float | None) -> DriverTransaction: ...
+    def run(self, query: neo4j.Query, parameters: dict[str, Any], /) -> DriverResult: ...
+    def close(self) -> None: ...
+
+
+class Driver(Protocol):
+    """What is used of a `neo4j.Driver`: the narrow surface the unit tests stand in for."""
+
+    def session(self, *, database: str | None, default_access_mode: str) -> DriverSession: ...
+    def close(self) -> None: ...
+
+
+def _rows(result: DriverResult) -> Rows:
     """Records as dicts (a Record is a tuple of values; its keys come separately)."""
     return [
         {str(key): plain(value) for key, value in zip(record.keys(), record, strict=True)}
@@ -143,7 +179,7 @@ def _rows(result: neo4j.Result) -> Rows:
 class Neo4jTransaction:
     """A `BoltTransaction` over a neo4j explicit transaction."""
 
-    def __init__(self, tx: neo4j.Transaction, credentials: Credentials) -> None:
+    def __init__(self, tx: DriverTransaction, credentials: Credentials) -> None:
         self._tx = tx
         self._credentials = credentials
 
@@ -165,7 +201,7 @@ class Neo4jSession:
 
     def __init__(
         self,
-        driver: neo4j.Driver,
+        driver: Driver,
         config: MemgraphConfig,
         credentials: Credentials,
         *,

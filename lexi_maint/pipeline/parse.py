@@ -655,6 +655,12 @@ def _describe(exc: BaseException) -> str:
     return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
 
 
+class _ObjectCache(Protocol):
+    """What the trimmer uses of a `PdfReader`: its cache of parsed objects."""
+
+    resolved_objects: dict[Any, Any]
+
+
 class _ObjectCacheTrimmer:
     """Bounds pypdf's object cache (`PdfReader.resolved_objects`) while pages are read.
 
@@ -669,7 +675,7 @@ class _ObjectCacheTrimmer:
         self._dropped: set[Any] = set()
 
     @contextmanager
-    def trimming(self, reader: PdfReader) -> Iterator[None]:
+    def trimming(self, reader: _ObjectCache) -> Iterator[None]:
         before = len(reader.resolved_objects)
         try:
             yield

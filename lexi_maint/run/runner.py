@@ -203,12 +203,12 @@ class Runner:
             timeout = min(timeout, probe_in)  # paused on an outage: probe on time
         elif scheduler.waiting and len(self._running) < self._s.workers:
             timeout = min(timeout, HOLD_RECHECK_SECONDS)  # holding on memory: look again soon
-        handles: list[object] = [self._stop.fd] if self._stop is not None else []
+        handles: list[Connection | int] = [self._stop.fd] if self._stop is not None else []
         for r in self._running.values():
             handles.append(r.process.sentinel)
             if r.outcome is None:  # read the result as soon as it is sent (pipes are small)
                 handles.append(r.conn)
-        ready = set(wait(handles, timeout=max(timeout, 0.0)))  # type: ignore[arg-type]
+        ready = set(wait(handles, timeout=max(timeout, 0.0)))
         if self._stop is not None and self._stop.fd in ready:
             self._stop.drain()
         for r in list(self._running.values()):

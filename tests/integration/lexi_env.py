@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
 from lexi_maint.graph.model import GraphStats
@@ -60,6 +62,12 @@ class Workspace:
             cwd=self.root,
         )
 
+    def status(self, job: str = "cao_import") -> dict[str, Any]:
+        """`lexi-maint status JOB --json`, which must succeed, parsed."""
+        result = self.cli("status", job, "--json")
+        assert result.returncode == 0, result.stderr
+        return json_object(result.stdout)
+
     def graph_stats(self) -> GraphStats:
         with FalkorServer(self.state) as server:
             store = FalkorGraphStore(server.socket_path, "lexi")
@@ -75,6 +83,14 @@ class Workspace:
                 return store.query(cypher)
             finally:
                 store.close()
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """The JSON object a command printed. Its shape is the command's output format, which the
+    test asserts on: typed `Any` here, at the one place the text becomes data."""
+    data = json.loads(text)
+    assert isinstance(data, dict), text
+    return data
 
 
 def lexi_argv(config: Path, *args: str) -> list[str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -30,12 +30,10 @@ def ws() -> Iterator[Workspace]:
         yield w
 
 
-def status(ws: Workspace) -> dict[str, dict[str, object]]:
-    result = ws.cli("status", "cao_import", "--json")
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+def status(ws: Workspace) -> dict[str, dict[str, Any]]:
+    data = ws.status("cao_import")
     assert data["job"] == "cao_import"
-    return {Path(str(d["path"])).name: d for d in data["documents"]}
+    return {Path(d["path"]).name: d for d in data["documents"]}
 
 
 def test_samples_run_then_rerun_skips_everything_and_changes_nothing(ws: Workspace) -> None:
@@ -133,10 +131,10 @@ def test_bad_inputs_each_get_their_own_error_and_nothing_done_is_lost(ws: Worksp
     for name, error_class in EXPECTED_ERRORS.items():
         doc = docs[name]
         assert doc["status"] == "failed", (name, doc)
-        assert doc["error"]["class"] == error_class, (name, doc["error"])  # type: ignore[index]
-        assert doc["error"]["message"], name  # type: ignore[index]
+        assert doc["error"]["class"] == error_class, (name, doc["error"])
+        assert doc["error"]["message"], name
     assert docs["latin1.txt"]["status"] == "done"
-    assert any("cp1252" in w for w in docs["latin1.txt"]["warnings"])  # type: ignore[attr-defined]
+    assert any("cp1252" in w for w in docs["latin1.txt"]["warnings"])
     assert docs["thousand-pages.pdf"]["status"] == "done"
     assert int(str(docs["thousand-pages.pdf"]["chunks"])) > 100
     for name in samples:  # nothing done is lost or redone

@@ -97,9 +97,11 @@ def test_resubmitting_a_running_job_returns_the_same_run(daemon: Daemon) -> None
     cancelled = client.request({"op": "cancel", "run": first["run"]["run_id"]})
     assert cancelled["ok"]
     deadline = time.monotonic() + 10
-    while daemon.runs.get(first["run"]["run_id"]).phase is not Phase.CANCELLED:  # type: ignore[union-attr]
+    run_id = first["run"]["run_id"]
+    while (run := daemon.runs.get(run_id)) is not None and run.phase is not Phase.CANCELLED:
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    assert run is not None, "the cancelled run left the queue"
 
 
 def test_unknown_job_and_unknown_run_are_refused(daemon: Daemon) -> None:

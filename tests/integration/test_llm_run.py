@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import sqlite3
@@ -10,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -58,15 +58,12 @@ def configure(
     )
 
 
-def status(ws: Workspace) -> dict[str, object]:
-    result = ws.cli("status", "cao_import", "--json")
-    assert result.returncode == 0, result.stderr
-    data: dict[str, object] = json.loads(result.stdout)
-    return data
+def status(ws: Workspace) -> dict[str, Any]:
+    return ws.status("cao_import")
 
 
-def documents(ws: Workspace) -> dict[str, dict[str, object]]:
-    return {Path(str(d["path"])).name: d for d in status(ws)["documents"]}  # type: ignore[attr-defined]
+def documents(ws: Workspace) -> dict[str, dict[str, Any]]:
+    return {Path(d["path"]).name: d for d in status(ws)["documents"]}
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -96,8 +93,8 @@ def test_the_samples_go_through_both_llm_stages(ws: Workspace, server: FakeLlmSe
         assert isinstance(usage, dict)
         assert 2 <= usage["calls"] <= 1 + int(str(d["chunks"]))
         assert usage["reasoning_tokens"] > 0 and usage["cost"] > 0
-    assert sum(d["llm"]["calls"] for d in docs.values()) == server.count()  # type: ignore[index]
-    run_usage = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    assert sum(d["llm"]["calls"] for d in docs.values()) == server.count()
+    run_usage = status(ws)["last_run"]["llm"]
     assert run_usage["calls"] == server.count() and run_usage["cached_answers"] == 0
     assert ws.graph_stats().node_count("Chunk") == chunks
     assert "LLM, last run:" in ws.cli("status", "cao_import").stdout
@@ -109,7 +106,7 @@ def test_the_samples_go_through_both_llm_stages(ws: Workspace, server: FakeLlmSe
     # records a call when its handler ends, so a request abandoned in the first run can show
     # up in its raw count late; answered calls are what is paid for.)
     assert len(server.answered_keys()) == answered
-    cached = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    cached = status(ws)["last_run"]["llm"]
     assert (cached["calls"], cached["cached_answers"], cached["cost"]) == (0, run_usage["calls"], 0)
     assert ws.graph_stats().node_count("Chunk") == chunks
 
@@ -148,7 +145,7 @@ def test_no_balance_stops_the_job_and_a_later_run_finishes_it(
     assert counts["failed"] == 0
     pending = [d for d in docs.values() if d["status"] == "pending"]
     assert len(pending) == 18 - counts["done"] >= 16
-    reasons = [d["error"]["class"] for d in pending if d["error"]]  # type: ignore[index]
+    reasons = [d["error"]["class"] for d in pending if d["error"]]
     assert reasons == ["llm_balance"]
 
     resumed = ws.cli("run", "cao_import")
@@ -163,7 +160,7 @@ def test_a_rejected_key_fails_the_job_at_once(ws: Workspace, server: FakeLlmServ
     assert result.returncode == 3, result.stdout + result.stderr
     assert "the API key was rejected" in result.stdout
     docs = documents(ws).values()
-    assert [d["error"]["class"] for d in docs if d["status"] == "failed"] == ["llm_auth"]  # type: ignore[index]
+    assert [d["error"]["class"] for d in docs if d["status"] == "failed"] == ["llm_auth"]
     assert sum(1 for d in docs if d["status"] == "pending") == 17
     assert server.count() <= 2  # one call per worker at most: nothing more was tried
 
@@ -198,8 +195,8 @@ def test_the_api_key_stays_out_of_processes_logs_ledger_and_cache(
     assert "INFO" in err  # verbose logging was on
     failed = [d for d in documents(ws).values() if d["status"] == "failed"]
     assert len(failed) == 1
-    message = failed[0]["error"]["message"]  # type: ignore[index]
-    assert failed[0]["error"]["class"] == "llm_bad_request"  # type: ignore[index]
+    message = failed[0]["error"]["message"]
+    assert failed[0]["error"]["class"] == "llm_bad_request"
     assert REDACTED in message
     for path in ws.state.rglob("*"):
         if path.is_file() and path.suffix not in (".sock",):
@@ -276,7 +273,7 @@ def test_a_killed_run_pays_nothing_twice_and_loses_no_spend(
         runs = db.execute("SELECT status, llm_calls FROM runs ORDER BY started_at").fetchall()
     assert [status for status, _ in runs] == ["interrupted", "finished"]
     assert runs[0][1] == settled and runs[0][1] + runs[1][1] == len(billed)
-    last = status(ws)["last_run"]["llm"]  # type: ignore[index]
+    last = status(ws)["last_run"]["llm"]
     assert last["cached_answers"] > 0 and last["reused_cost"] > 0
     assert "reused from cache:" in rerun.stdout
 
@@ -294,8 +291,8 @@ def test_identical_requests_in_flight_at_once_share_one_call(
     keys = [c.key for c in answered(server)]
     assert keys and len(keys) == len(set(keys))  # no request was paid for twice
     docs = documents(ws).values()
-    assert sum(d["llm"]["calls"] for d in docs) == len(keys)  # type: ignore[index]
-    assert sum(d["llm"]["cached_answers"] for d in docs) == 3 * len(keys)  # type: ignore[index]
+    assert sum(d["llm"]["calls"] for d in docs) == len(keys)
+    assert sum(d["llm"]["cached_answers"] for d in docs) == 3 * len(keys)
 
 
 def test_without_workers_set_the_call_slots_decide_the_documents_in_flight(

@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVarTuple
 
 import pytest
 
@@ -33,11 +35,14 @@ def hold_slots(directory: Path, count: int, calls: int, log: Path) -> None:
     asyncio.run(main())
 
 
-def fork(target: object, *args: object) -> int:
+Ts = TypeVarTuple("Ts")
+
+
+def fork(target: Callable[[*Ts], object], *args: *Ts) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            target(*args)  # type: ignore[operator]
+            target(*args)
         finally:
             os._exit(0)
     return pid

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -170,6 +171,13 @@ def test_amount_and_percentage_nodes_carry_their_values(contract_store: GraphSto
     ]
 
 
+def nameless_mention(chunk_id: str) -> MentionRow:
+    """A mention whose key is null, which the database must refuse. MentionRow rules it out,
+    so it is declared here, once, as the ill-typed row a bug upstream would hand the store."""
+    row: dict[str, object] = {"chunk_id": chunk_id, "label": "Party", "name": None}
+    return cast(MentionRow, row)
+
+
 def test_a_failing_write_leaves_the_previous_version_intact(
     contract_store: GraphStore, request: pytest.FixtureRequest
 ) -> None:
@@ -178,7 +186,7 @@ def test_a_failing_write_leaves_the_previous_version_intact(
     contract_store.write_document(make_doc("/in/cao.pdf", CAO))
     before = contract_store.stats()
     good = make_doc("/in/cao.pdf", CAO[:1])
-    bad_mention: MentionRow = {"chunk_id": "cao:00000", "label": "Party", "name": None}  # type: ignore[typeddict-item]
+    bad_mention = nameless_mention("cao:00000")
     broken = GraphDocument(
         good.document, good.chunks, good.next_pairs, (*good.mentions, bad_mention), ()
     )
@@ -272,7 +280,7 @@ def test_a_failing_part_leaves_the_previous_version_intact(contract_store: Graph
     contract_store.write_document(make_doc("/in/cao.pdf", CAO))
     before = contract_store.stats()
     doc = make_doc("/in/cao.pdf", CAO[:2], sha256="1" * 64)
-    bad_mention: MentionRow = {"chunk_id": "cao:00001", "label": "Party", "name": None}  # type: ignore[typeddict-item]
+    bad_mention = nameless_mention("cao:00001")
     first, second, refs = as_parts(doc, 1)
     broken = GraphPart(second.chunks, second.next_pairs, (*second.mentions, bad_mention))
     with pytest.raises(GraphError, match=r"rejected writing /in/cao\.pdf"):

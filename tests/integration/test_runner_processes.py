@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.pipeline.contract import Chunk, Stage, Work
+from lexi_maint.pipeline.contract import Chunk, Failure, Stage, Work
 from lexi_maint.run.events import DocumentFinished, DocumentStarted, Event, MemoryHeld, RunFinished
 from lexi_maint.run.ledger import Ledger
 from lexi_maint.run.memory import MemoryReading
 from lexi_maint.run.plan import Found, Status, plan
 from lexi_maint.run.runner import Runner, RunnerSettings
+from lexi_maint.run.stop import Stopped, StopSignal
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def run(
     timeout: float = 60.0,
     probe: Callable[[], MemoryReading] = lambda: LOW,
     on_event: Callable[[Event], None] | None = None,
-    stop: object = None,
+    stop: StopSignal | None = None,
 ) -> tuple[Ledger, list[Event]]:
     ledger, found = setup_job(tmp_path, names)
     events: list[Event] = []
@@ -95,7 +96,7 @@ def run(
     ledger.apply_plan("j", found, decisions)
     markers = tmp_path / "markers"
     markers.mkdir()
-    runner = Runner(settings, ledger, "r1", make_factory(markers), probe, record, stop)  # type: ignore[arg-type]
+    runner = Runner(settings, ledger, "r1", make_factory(markers), probe, record, stop)
     runner.run(found, decisions, 0)
     return ledger, events
 
@@ -142,8 +143,10 @@ def test_a_worker_killed_by_sigkill_is_retried_once_alone(tmp_path: Path) -> Non
     assert all(v == (Status.DONE, 1, None) for v in result.values())
     killed = [e for e in events if isinstance(e, DocumentFinished) and e.requeued]
     assert len(killed) == 1
-    assert killed[0].outcome.error_class is ErrorClass.KILLED  # type: ignore[union-attr]
-    assert "SIGKILL" in killed[0].outcome.message  # type: ignore[union-attr]
+    outcome = killed[0].outcome
+    assert isinstance(outcome, Failure)
+    assert outcome.error_class is ErrorClass.KILLED
+    assert "SIGKILL" in outcome.message
     solo = [e for e in events if isinstance(e, DocumentStarted) and e.solo]
     assert [Path(e.path).name for e in solo] == ["slow.txt"]
 
@@ -190,8 +193,6 @@ def test_stopped_run_blames_only_the_worker_that_was_already_killed(tmp_path: Pa
     runner stops between steps, never halfway through a ledger write."""
     import psutil
 
-    from lexi_maint.run.stop import Stopped, StopSignal
-
     stop = StopSignal()
 
     def oom_then_stop(event: Event) -> None:
@@ -218,8 +219,6 @@ def test_a_kill_found_only_while_stopping_is_reported_like_any_other(tmp_path: P
     """Issue 12: the stop reaches the runner before it saw its worker die; the kill it then
     finds among its workers gets its DocumentFinished (the journal's retry/failed entry),
     and the attempts it could not settle get theirs from the ledger (run_job's part)."""
-    from lexi_maint.run.stop import Stopped, StopSignal
-
     stop = StopSignal()
     events: list[Event] = []
 
@@ -238,7 +237,8 @@ def test_a_kill_found_only_while_stopping_is_reported_like_any_other(tmp_path: P
             on_event=stop_when_started, stop=stop)  # fmt: skip
     (killed,) = [e for e in events if isinstance(e, DocumentFinished)]
     assert Path(killed.path).name == "oomed-and-large.txt" and killed.requeued
-    assert killed.outcome.error_class is ErrorClass.KILLED  # type: ignore[union-attr]
+    assert isinstance(killed.outcome, Failure)
+    assert killed.outcome.error_class is ErrorClass.KILLED
     summary = next(e for e in events if isinstance(e, RunFinished)).summary
     assert (summary.done, summary.failed) == (0, 0)  # it is retried: not a failure yet
     ledger = Ledger.open(tmp_path / "ledger.sqlite3")

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 UNITS = ("lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service", "lexi-notify@.service",
          "lexi-batch@.timer", "lexi-batch.slice")  # fmt: skip
@@ -16,6 +18,7 @@ def make(*args: str) -> None:
     subprocess.run(["make", "-s", "-C", str(REPO), *args], check=True, capture_output=True)
 
 
+@pytest.mark.allow_subprocess("make")
 def test_units_follow_prefix_and_confdir(tmp_path: Path) -> None:
     units = tmp_path / "units"
     make("install-units", f"UNITDIR={units}", "PREFIX=/srv/lm", "CONFDIR=/srv/lm-etc")
@@ -34,6 +37,7 @@ def test_units_follow_prefix_and_confdir(tmp_path: Path) -> None:
         assert (units / unit).stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.allow_subprocess("make")
 def test_default_paths(tmp_path: Path) -> None:
     make("install-units", f"UNITDIR={tmp_path}")
     daemon = (tmp_path / "lexi-maintd.service").read_text()
@@ -41,6 +45,7 @@ def test_default_paths(tmp_path: Path) -> None:
     assert "Environment=LEXI_MAINT_CONFIG=/etc/lexi-maint/lexi-maint.toml\n" in daemon
 
 
+@pytest.mark.allow_subprocess("make", "lexi-maint")
 def test_wrapper_on_path_runs_the_venv_with_the_installed_config(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     (prefix / "venv/bin").mkdir(parents=True)
@@ -58,6 +63,7 @@ def test_wrapper_on_path_runs_the_venv_with_the_installed_config(tmp_path: Path)
     assert run.stdout == "config=/elsewhere.toml args=status\n"
 
 
+@pytest.mark.allow_subprocess("make")
 def test_installed_config_names_the_chosen_paths(tmp_path: Path) -> None:
     make("install-config", f"CONFDIR={tmp_path}", "PREFIX=/srv/lm")
     installed = tmp_path / "lexi-maint.toml"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from lexi_maint import procfs
 
 
@@ -15,6 +17,7 @@ def test_state_letter_survives_a_name_with_parentheses() -> None:
     assert procfs.state_from_stat("") == ""
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_alive_is_false_for_a_zombie_and_a_gone_pid() -> None:
     assert procfs.alive(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -26,6 +29,7 @@ def test_alive_is_false_for_a_zombie_and_a_gone_pid() -> None:
     assert not procfs.alive(child.pid)
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_a_child_whose_parent_dies_gets_the_signal() -> None:
     """The middle process sets PR_SET_PDEATHSIG in its child, then dies: the child goes."""
     script = (

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lexi_maint.procfs import already_dying, dying_from_proc
 
 QUIET = "SigQ:\t0/63\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
@@ -34,6 +36,7 @@ def test_a_pending_sigterm_is_not_dying_and_odd_names_parse() -> None:
     assert not dying_from_proc(stat_line(name="a) Z (b"), QUIET)  # the name cannot fool it
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_real_processes() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from lexi_maint.cli.main import build_parser
 from lexi_maint.cli.manpage import bash_completion, manpage, subcommands
 from tests.hostpkg import ensure_tool
@@ -22,6 +24,7 @@ def test_the_man_page_documents_every_command_and_the_exit_codes() -> None:
     assert "\\fB\\-\\-write\\fR" in page
 
 
+@pytest.mark.allow_subprocess("groff", "apt-get")
 def test_the_man_page_renders_without_warnings(tmp_path: Path) -> None:
     groff = ensure_tool("groff", "groff-base")
     path = tmp_path / "lexi-maint.1"
@@ -42,6 +45,7 @@ def complete(script: Path, *words: str) -> list[str]:
     return proc.stdout.split()
 
 
+@pytest.mark.allow_subprocess("bash")
 def test_bash_completion_offers_commands_actions_and_options(tmp_path: Path) -> None:
     script = tmp_path / "lexi-maint"
     script.write_text(bash_completion())

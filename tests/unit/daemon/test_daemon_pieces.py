@@ -44,7 +44,8 @@ def test_one_run_per_job_in_the_queue() -> None:
     other, _ = runs.submit("other", False)
     taken = runs.take(timeout=0)
     assert taken is not None and taken[0].run_id == first.run_id
-    assert runs.current() is not None and runs.current().run_id == first.run_id  # type: ignore[union-attr]
+    current = runs.current()
+    assert current is not None and current.run_id == first.run_id
     cancelled = runs.cancel(other.run_id)
     assert cancelled.phase is Phase.CANCELLED and cancelled.exit_code == 4
     runs.cancel(first.run_id)
@@ -55,7 +56,9 @@ def test_closing_the_queue_cancels_waiting_and_signals_running() -> None:
     runs = RunQueue()
     running, _ = runs.submit("a", False)
     runs.submit("b", False)
-    _, cancel = runs.take(timeout=0)  # type: ignore[misc]
+    taken = runs.take(timeout=0)
+    assert taken is not None
+    _, cancel = taken
     touched = runs.close()
     assert cancel.is_set()
     assert {r.job for r in touched} == {"a", "b"}

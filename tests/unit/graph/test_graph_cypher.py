@@ -100,14 +100,9 @@ def test_write_plan_sends_every_row_once_in_batches_of_the_configured_size() -> 
         by_step.setdefault(rows_name, []).extend(rows)
     non_empty = {name: rows for name, rows in params.items() if isinstance(rows, list) and rows}
     assert by_step == non_empty  # empty row lists send no statement at all
-    assert (
-        [s.params.get("chunks") for s in plan[:3]]
-        == [
-            list(params["chunks"][0:2]),  # type: ignore[index]
-            list(params["chunks"][2:4]),  # type: ignore[index]
-            list(params["chunks"][4:5]),  # type: ignore[index]
-        ]
-    )
+    chunks = params["chunks"]
+    assert isinstance(chunks, list)
+    assert [s.params.get("chunks") for s in plan[:3]] == [chunks[0:2], chunks[2:4], chunks[4:5]]
 
 
 def test_write_plan_counts_for_the_sample_document() -> None:

@@ -260,7 +260,7 @@ class StandInDriver:
 
 
 def wrapped(config: MemgraphConfig, driver: StandInDriver) -> Neo4jSession:
-    return Neo4jSession(driver, config, CREDENTIALS)  # type: ignore[arg-type]
+    return Neo4jSession(driver, config, CREDENTIALS)
 
 
 def test_the_session_opens_the_configured_database_for_writing() -> None:

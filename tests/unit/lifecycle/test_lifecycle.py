@@ -14,6 +14,7 @@ from lexi_maint.lifecycle.attempts import FakeAttempts
 from lexi_maint.lifecycle.executor import (
     Executor,
     RunRequest,
+    RunResult,
 )
 from lexi_maint.lifecycle.hold import HoldStore
 from lexi_maint.lifecycle.machine import Machine, Phase
@@ -22,6 +23,7 @@ from lexi_maint.lifecycle.preflight import Check
 from lexi_maint.lifecycle.procs import KillReport
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.fake import FakeSystemd
+from lexi_maint.systemd.properties import UnitProperty
 
 SERVICE = "lexi.service"
 
@@ -94,13 +96,22 @@ def make_executor(
     return executor, listener, holds
 
 
+def exec_argv(props: dict[str, UnitProperty]) -> list[str]:
+    """The argv of a job unit's ExecStart property, a(sasb): [(path, argv, ignore_failure)]."""
+    value = props["ExecStart"].value
+    assert isinstance(value, list) and len(value) == 1, value
+    _, argv, _ = value[0]
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv), argv
+    return argv
+
+
 def fake() -> FakeSystemd:
     systemd = FakeSystemd()
     systemd.add_service(SERVICE)
     return systemd
 
 
-def run(executor: Executor, cancel: threading.Event | None = None) -> object:
+def run(executor: Executor, cancel: threading.Event | None = None) -> RunResult:
     return executor.execute(RunRequest("run1", "j"), cancel or threading.Event())
 
 
@@ -144,7 +155,7 @@ def test_state_goes_to_the_job_user_after_the_checks_and_before_the_service_stop
         return "state given"
 
     executor, _, _ = make_executor(tmp_path, systemd, checks=checks, prepare_state=prepare)
-    assert run(executor).exit_code == ExitCode.OK  # type: ignore[attr-defined]
+    assert run(executor).exit_code == ExitCode.OK
     assert order == ["checks", "state for j after 0 stops"]
     assert ("stop", SERVICE) in systemd.calls
 
@@ -161,8 +172,8 @@ def test_state_that_cannot_be_given_fails_preflight_with_the_service_untouched(
 
     executor, _, holds = make_executor(tmp_path, systemd, prepare_state=refuse)
     result = run(executor)
-    assert result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
-    assert "left untouched" in result.message and "also holds etc" in result.message  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.CONFIG
+    assert "left untouched" in result.message and "also holds etc" in result.message
     assert [c for c in systemd.calls if c[0] != "status"] == []
     assert holds.load() is None
 
@@ -175,8 +186,8 @@ def test_failed_preflight_leaves_the_service_untouched(tmp_path: Path) -> None:
 
     executor, _, holds = make_executor(tmp_path, systemd, checks=bad)
     result = run(executor)
-    assert result.phase is Phase.FAILED and result.exit_code == ExitCode.CONFIG  # type: ignore[attr-defined]
-    assert "memory: need 4G, have 1G" in result.message  # type: ignore[attr-defined]
+    assert result.phase is Phase.FAILED and result.exit_code == ExitCode.CONFIG
+    assert "memory: need 4G, have 1G" in result.message
     assert [c for c in systemd.calls if c[0] != "status"] == []
     assert holds.load() is None
 
@@ -186,12 +197,12 @@ def test_oom_kill_restarts_with_half_the_workers_then_finishes(tmp_path: Path) -
     systemd.pipeline_results = [("oom-kill", 0), ("exit-code", 1)]
     executor, _, _ = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == ExitCode.FAILED  # type: ignore[attr-defined]
-    assert result.unit_results == ("oom-kill", "exit-code")  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.FAILED
+    assert result.unit_results == ("oom-kill", "exit-code")
     first, second = (systemd.properties[f"lexi-pipeline-run1-{n}.service"] for n in (1, 2))
 
-    def argv(props: list) -> list[str]:  # type: ignore[type-arg]
-        return next(p.value for p in props if p.name == "ExecStart")[0][1]  # type: ignore[no-any-return]
+    def argv(props: list[UnitProperty]) -> list[str]:
+        return exec_argv({p.name: p for p in props})
 
     assert argv(first)[argv(first).index("--workers") + 1] == "4"
     assert argv(second)[argv(second).index("--workers") + 1] == "2"
@@ -218,8 +229,8 @@ def test_oom_restarts_are_bounded(tmp_path: Path) -> None:
     systemd.pipeline_results = [("oom-kill", 0)] * 5
     executor, _, _ = make_executor(tmp_path, systemd, config=make_config(tmp_path, restarts=1))
     result = run(executor)
-    assert result.unit_results == ("oom-kill", "oom-kill")  # type: ignore[attr-defined]
-    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert result.unit_results == ("oom-kill", "oom-kill")
+    assert result.exit_code == ExitCode.UNAVAILABLE
     assert systemd.units[SERVICE].active_state == "active"
 
 
@@ -231,7 +242,7 @@ def test_cancel_stops_the_job_unit_and_restores(tmp_path: Path) -> None:
     timer = threading.Timer(0.05, cancel.set)
     timer.start()
     result = run(executor, cancel)
-    assert (result.phase, result.exit_code) == (Phase.CANCELLED, ExitCode.CANCELLED)  # type: ignore[attr-defined]
+    assert (result.phase, result.exit_code) == (Phase.CANCELLED, ExitCode.CANCELLED)
     assert ("stop", "lexi-pipeline-run1-1.service") in systemd.calls
     assert systemd.calls.index(("start", SERVICE)) > systemd.calls.index(
         ("stop", "lexi-pipeline-run1-1.service"))  # fmt: skip
@@ -244,8 +255,8 @@ def test_a_job_unit_that_cannot_start_still_restores(tmp_path: Path, failing: st
     systemd.fail_on = {failing}
     executor, _, holds = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
-    assert "scripted" in result.message  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert "scripted" in result.message
     assert systemd.units[SERVICE].active_state == "active"
     assert holds.load() is None
 
@@ -254,8 +265,8 @@ def test_leftovers_that_survive_sigkill_abort_the_run_but_restore(tmp_path: Path
     systemd = fake()
     executor, _, _ = make_executor(tmp_path, systemd, killer=Killer(fail=True))
     result = run(executor)
-    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
-    assert "still alive after SIGKILL" in result.message  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert "still alive after SIGKILL" in result.message
     assert not any(c[0] == "start_transient" for c in systemd.calls)
     assert systemd.units[SERVICE].active_state == "active"
 
@@ -265,9 +276,9 @@ def test_a_failed_restore_keeps_the_hold_for_the_next_start(tmp_path: Path) -> N
     systemd.fail_on = {f"start:{SERVICE}"}
     executor, _, holds = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
-    assert f"restoring {SERVICE} failed" in result.message  # type: ignore[attr-defined]
-    assert result.service_downtime is None  # type: ignore[attr-defined]  # still down
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert f"restoring {SERVICE} failed" in result.message
+    assert result.service_downtime is None  # still down
     hold = holds.load()
     assert hold is not None and hold.run_id == "run1"
 
@@ -298,7 +309,7 @@ def test_job_unit_properties_carry_the_caps(tmp_path: Path) -> None:
     assert props["OOMPolicy"].value == "stop"
     assert props["OOMScoreAdjust"].value == 500 and props["OOMScoreAdjust"].signature == "i"
     assert props["AddRef"].value is True
-    argv = props["ExecStart"].value[0][1]  # type: ignore[index]
+    argv = exec_argv(props)
     assert argv[-6:] == ["--run-id", "run1", "--workers", "4", "--progress", "journal"]
 
 
@@ -315,5 +326,5 @@ def test_a_stopped_pipeline_is_explained(tmp_path: Path) -> None:
     systemd.pipeline_results = [("exit-code", 3)]
     executor, _, _ = make_executor(tmp_path, systemd)
     result = run(executor)
-    assert result.exit_code == ExitCode.UNAVAILABLE  # type: ignore[attr-defined]
-    assert "the LLM API refused the key" in result.message  # type: ignore[attr-defined]
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert "the LLM API refused the key" in result.message

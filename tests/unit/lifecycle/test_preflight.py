@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from lexi_maint.lifecycle.preflight import (
 from lexi_maint.units import parse_size
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_a_library_that_cannot_load_is_named(tmp_path: Path) -> None:
     fake = tmp_path / "falkordb.so"
     fake.write_bytes(b"not an ELF file")
@@ -25,6 +27,7 @@ def test_a_library_that_cannot_load_is_named(tmp_path: Path) -> None:
     assert problem is not None and "falkordb.so" in problem
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_the_installed_falkordb_module_loads() -> None:
     check = check_graph(parse_config({"jobs": {}}, Path("/c.toml")))
     assert check.ok, check.detail

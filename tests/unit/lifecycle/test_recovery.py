@@ -45,7 +45,8 @@ def test_a_dead_daemons_run_is_cleaned_up_and_marked_interrupted(tmp_path: Path)
     assert record is not None and record.phase is Phase.INTERRUPTED
     assert "the daemon stopped" in record.message
     with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
-        assert ledger.last_run("j")["status"] == "interrupted"  # type: ignore[index]
+        last = ledger.last_run("j")
+        assert last is not None and last["status"] == "interrupted"
         assert ledger.document("j", "/in/a.txt").error_class == "interrupted"
 
 

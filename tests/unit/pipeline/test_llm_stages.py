@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +33,9 @@ from tests.pdfgen import cao_page_text
 
 TEXT = "\n\n".join(cao_page_text(n) for n in range(1, 13))
 SETTINGS = ChunkSettings()
-Rewrite = Callable[[dict[str, object], dict[str, object]], httpx.Response | None]
+Rewrite = Callable[[dict[str, Any], dict[str, Any]], httpx.Response | None]
+"""Given a request body and the server's answer (both JSON as sent), the response to send
+instead, or None to send the answer."""
 
 
 class Api:
@@ -51,7 +53,10 @@ class Api:
         return replaced or httpx.Response(200, json=answer)
 
 
-def runtime(tmp_path: Path, api: Api, **changes: object) -> LlmRuntime:
+def runtime(
+    tmp_path: Path, api: Api, *, analysis_batch_chunks: int = LlmConfig.analysis_batch_chunks,
+    document_concurrency: int = LlmConfig.document_concurrency,
+) -> LlmRuntime:  # fmt: skip
     config = LlmConfig(
         provider="deepseek",
         base_url="http://llm.test",
@@ -59,8 +64,9 @@ def runtime(tmp_path: Path, api: Api, **changes: object) -> LlmRuntime:
         state_dir=tmp_path / "llm",
         retry=RetrySettings(max_retries=1, backoff_initial=0.0, backoff_max=0.0,
                             invalid_output_retries=1),
+        analysis_batch_chunks=analysis_batch_chunks,
+        document_concurrency=document_concurrency,
     )  # fmt: skip
-    config = replace(config, **changes)  # type: ignore[arg-type]
     return LlmRuntime(config, api_key("sk-x", "test"), transport=httpx.MockTransport(api))
 
 
@@ -93,9 +99,9 @@ def test_the_model_chunks_tile_the_text_and_carry_its_titles(tmp_path: Path) -> 
 def test_invalid_boundaries_fall_back_to_the_structural_splitter_with_a_warning(
     tmp_path: Path,
 ) -> None:
-    def bad_first_window(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+    def bad_first_window(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         if body["model"] == "deepseek-chat" and "Part 1 of" in json.dumps(body):
-            answer["choices"][0]["message"]["content"] = '{"chunks": [{"start": 2}]}'  # type: ignore[index]
+            answer["choices"][0]["message"]["content"] = '{"chunks": [{"start": 2}]}'
         return httpx.Response(200, json=answer)
 
     api = Api(bad_first_window)
@@ -144,14 +150,14 @@ def test_batches_respect_the_token_budget_and_keep_the_order() -> None:
     assert [[c.index for c in b] for b in make_batches(chunks, 1, 10**6)] == [[i] for i in range(5)]
 
 
-def batch_request(body: dict[str, object]) -> bool:
+def batch_request(body: dict[str, Any]) -> bool:
     return body["model"] == "deepseek-reasoner" and BATCH_HEADER in json.dumps(body)
 
 
 def test_an_invalid_entry_is_asked_again_alone_not_the_whole_batch(tmp_path: Path) -> None:
-    def spoil_chunk_2(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+    def spoil_chunk_2(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         if batch_request(body):
-            message = answer["choices"][0]["message"]  # type: ignore[index]
+            message = answer["choices"][0]["message"]
             data = json.loads(message["content"])
             if "2" in data["chunks"]:
                 data["chunks"]["2"]["dates"] = ["not a date"]
@@ -169,9 +175,9 @@ def test_an_invalid_entry_is_asked_again_alone_not_the_whole_batch(tmp_path: Pat
 
 
 def test_a_batch_whose_answers_are_all_rejected_is_asked_chunk_by_chunk(tmp_path: Path) -> None:
-    def no_batches(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+    def no_batches(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         if batch_request(body):
-            answer["choices"][0]["message"]["content"] = '{"chunks": []}'  # type: ignore[index]
+            answer["choices"][0]["message"]["content"] = '{"chunks": []}'
         return httpx.Response(200, json=answer)
 
     api = Api(no_batches)
@@ -186,9 +192,9 @@ def test_a_batch_whose_answers_are_all_rejected_is_asked_chunk_by_chunk(tmp_path
 
 
 def test_invalid_analyses_fail_the_document_with_the_raw_reason(tmp_path: Path) -> None:
-    def broken(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+    def broken(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         if body["model"] == "deepseek-reasoner":
-            answer["choices"][0]["message"]["content"] = '{"section_title": 5}'  # type: ignore[index]
+            answer["choices"][0]["message"]["content"] = '{"section_title": 5}'
         return httpx.Response(200, json=answer)
 
     rt = runtime(tmp_path, Api(broken))
@@ -203,7 +209,7 @@ def test_invalid_analyses_fail_the_document_with_the_raw_reason(tmp_path: Path) 
 
 
 def test_a_rejected_key_fails_the_document_and_asks_to_stop_the_job(tmp_path: Path) -> None:
-    def unauthorized(body: dict[str, object], answer: dict[str, object]) -> httpx.Response:
+    def unauthorized(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         return httpx.Response(401, json={"error": {"message": "Authentication Fails"}})
 
     stages = (Parsed(), LlmChunkStage(SETTINGS, runtime(tmp_path, Api(unauthorized))))
@@ -223,7 +229,7 @@ def test_the_outcome_carries_the_usage_of_both_stages(tmp_path: Path) -> None:
 
 
 def test_usage_is_reported_for_a_failed_document_too(tmp_path: Path) -> None:
-    def balance_gone(body: dict[str, object], answer: dict[str, object]) -> httpx.Response | None:
+    def balance_gone(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response | None:
         if body["model"] == "deepseek-reasoner":
             return httpx.Response(402, json={"error": {"message": "Insufficient Balance"}})
         return None
@@ -240,7 +246,7 @@ def test_usage_is_reported_for_a_failed_document_too(tmp_path: Path) -> None:
 def test_job_stop_errors_win_over_other_failures_of_the_same_document(tmp_path: Path) -> None:
     calls = {"n": 0}
 
-    def mixed(body: dict[str, object], answer: dict[str, object]) -> httpx.Response | None:
+    def mixed(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response | None:
         if body["model"] != "deepseek-reasoner":
             return None
         calls["n"] += 1

@@ -344,7 +344,7 @@ def test_trimmer_drops_page_objects_and_keeps_shared_ones() -> None:
     reader = FakeReader()
     trimmer = parse._ObjectCacheTrimmer()
     for page in range(3):
-        with trimmer.trimming(reader):  # type: ignore[arg-type]
+        with trimmer.trimming(reader):
             reader.resolved_objects[("content", page)] = object()
             reader.resolved_objects.setdefault(("font", 0), object())
     assert set(reader.resolved_objects) == {("root", 0), ("font", 0)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lexi_maint.errors import ErrorClass
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Failure, Success
@@ -24,11 +26,8 @@ USAGE = Usage(
 )
 
 
-def summary(**changes: object) -> RunSummary:
-    base: dict[str, object] = dict(job="j", run_id="r", total=3, processed=3, done=3, failed=0,
-                                   unchanged=0, exhausted=0, vanished=0, failed_in_ledger=0,
-                                   seconds=5.0)  # fmt: skip
-    return RunSummary(**{**base, **changes})  # type: ignore[arg-type]
+SUMMARY = RunSummary(job="j", run_id="r", total=3, processed=3, done=3, failed=0, unchanged=0,
+                     exhausted=0, vanished=0, failed_in_ledger=0, seconds=5.0)  # fmt: skip
 
 
 def test_format_usage_shows_spent_and_reused_apart() -> None:
@@ -43,15 +42,17 @@ def test_format_usage_shows_spent_and_reused_apart() -> None:
 
 
 def test_the_summary_shows_usage_only_when_there_was_some() -> None:
-    assert "LLM:" not in format_summary(summary())
-    text = format_summary(summary(usage=USAGE))
+    assert "LLM:" not in format_summary(SUMMARY)
+    text = format_summary(replace(SUMMARY, usage=USAGE))
     assert f"  LLM: {format_usage(USAGE)}" in text
     assert text.endswith("result: all documents done")
-    assert summary(usage=USAGE).to_json()["llm"] == USAGE.to_json()
+    assert replace(SUMMARY, usage=USAGE).to_json()["llm"] == USAGE.to_json()
 
 
 def test_a_stopped_job_says_why_and_exits_3() -> None:
-    stopped = summary(done=1, stopped="insufficient balance (HTTP 402 ...)", left_pending=2)
+    stopped = replace(
+        SUMMARY, done=1, stopped="insufficient balance (HTTP 402 ...)", left_pending=2
+    )
     assert stopped.exit_code == 3
     assert format_summary(stopped).endswith(
         "result: job stopped, 2 documents left pending: insufficient balance (HTTP 402 ...)"

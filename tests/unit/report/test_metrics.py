@@ -6,6 +6,7 @@ import os
 import stat
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -39,12 +40,10 @@ def finished(n: int, ok: bool) -> DocumentFinished:
                             finished=n, queued=3, eta_seconds=1.0)  # fmt: skip
 
 
-def summary(**changes: object) -> RunSummary:
-    base: dict[str, object] = dict(
-        job="cao", run_id="run-1", total=5, processed=3, done=2, failed=1, unchanged=2,
-        exhausted=0, vanished=0, failed_in_ledger=1, seconds=12.5, usage=USAGE + USAGE,
-    )  # fmt: skip
-    return RunSummary(**{**base, **changes})  # type: ignore[arg-type]
+SUMMARY = RunSummary(
+    job="cao", run_id="run-1", total=5, processed=3, done=2, failed=1, unchanged=2,
+    exhausted=0, vanished=0, failed_in_ledger=1, seconds=12.5, usage=USAGE + USAGE,
+)  # fmt: skip
 
 
 def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -74,7 +73,7 @@ def test_a_run_written_at_start_and_end_parses_with_every_series(tmp_path: Path)
 
     s = apply(s, finished(1, ok=True), now=5004.0)
     s = apply(s, finished(2, ok=False), now=5008.0)
-    s = apply(s, RunFinished(summary()), now=5012.5)
+    s = apply(s, RunFinished(SUMMARY), now=5012.5)
     write_textfile(path, families(s))
     end = samples(path)
     assert end[("lexi_maint_documents", labels(status="done"))] == 2
@@ -92,9 +91,9 @@ def test_a_run_written_at_start_and_end_parses_with_every_series(tmp_path: Path)
 
 def test_a_successful_run_moves_last_success_and_a_signal_is_its_exit_status() -> None:
     s = apply(RunSnapshot("cao"), STARTED, now=1.0)
-    ok = apply(s, RunFinished(summary(failed=0, failed_in_ledger=0)), now=9.0)
+    ok = apply(s, RunFinished(replace(SUMMARY, failed=0, failed_in_ledger=0)), now=9.0)
     assert (ok.exit_status, ok.last_success) == (0, 9.0)
-    interrupted = apply(s, RunFinished(summary(signal="SIGINT")), now=9.0)
+    interrupted = apply(s, RunFinished(replace(SUMMARY, signal="SIGINT")), now=9.0)
     assert (interrupted.exit_status, interrupted.last_success) == (130, None)
 
 
@@ -118,7 +117,7 @@ def test_the_reporter_writes_at_start_while_running_and_at_the_end(tmp_path: Pat
     ):  # the ticker rewrites it with the time so far
         assert time.monotonic() < deadline, "no periodic write"
         time.sleep(0.05)
-    reporter(RunFinished(summary(failed=0, failed_in_ledger=0)))
+    reporter(RunFinished(replace(SUMMARY, failed=0, failed_in_ledger=0)))
     end = samples(path)
     assert end[("lexi_maint_run_running", labels())] == 0
     assert end[("lexi_maint_run_exit_status", labels())] == 0
@@ -151,7 +150,7 @@ def test_the_file_is_readable_by_node_exporter_whatever_the_umask(tmp_path: Path
 def test_an_unwritable_directory_never_stops_the_run(tmp_path: Path) -> None:
     reporter = MetricsReporter(tmp_path / "missing" / "x.prom", "cao", 60, None)
     reporter(STARTED)
-    reporter(RunFinished(summary()))
+    reporter(RunFinished(SUMMARY))
 
 
 def test_peak_memory_reads_the_cgroup_or_falls_back_to_max_rss(tmp_path: Path) -> None:

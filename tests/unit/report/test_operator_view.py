@@ -98,11 +98,8 @@ def finished(n: int, ok: bool = True) -> DocumentFinished:
                             finished=n, queued=4, eta_seconds=10.0)  # fmt: skip
 
 
-def summary(**changes: object) -> RunSummary:
-    base: dict[str, object] = dict(job="j", run_id="r", total=4, processed=4, done=1, failed=0,
-                                   unchanged=0, exhausted=0, vanished=0, failed_in_ledger=0,
-                                   seconds=5.0)  # fmt: skip
-    return RunSummary(**{**base, **changes})  # type: ignore[arg-type]
+SUMMARY = RunSummary(job="j", run_id="r", total=4, processed=4, done=1, failed=0, unchanged=0,
+                     exhausted=0, vanished=0, failed_in_ledger=0, seconds=5.0)  # fmt: skip
 
 
 def test_the_bar_shows_from_the_start_fits_the_width_and_ends_with_a_newline() -> None:
@@ -121,14 +118,14 @@ def test_the_bar_shows_from_the_start_fits_the_width_and_ends_with_a_newline() -
     columns[0] = 120
     bar.redraw()
     assert out.getvalue().rsplit("\r\x1b[2K", 1)[1].endswith("cao_import: 1/4 ✅1 ❌0 · ETA 10 s")
-    bar(RunFinished(summary()))
+    bar(RunFinished(SUMMARY))
     text = out.getvalue()
     assert text.endswith("result: all documents done\n")
     assert "❌ 1.txt empty: zero bytes" in text
 
 
 def test_an_interrupted_run_summary_says_so() -> None:
-    text = format_summary(summary(done=1, failed=1, signal="SIGINT"))
+    text = format_summary(replace(SUMMARY, done=1, failed=1, signal="SIGINT"))
     assert text.endswith("result: interrupted by SIGINT: 2 documents not processed;"
                          " the next run continues with them")  # fmt: skip
 

@@ -104,7 +104,8 @@ def test_what_started_a_submission() -> None:
     assert submit_trigger({"INVOCATION_ID": "x"}) == "operator"  # systemctl start, or a shell
     line = b'{"op": "submit", "job": "cao_import", "trigger": "timer"}'
     assert parse_request(line, JOBS) == Submit("cao_import", False, False, "timer")
-    assert parse_request(b'{"op": "submit", "job": "cao_import"}', JOBS).trigger == "operator"  # type: ignore[union-attr]
+    by_hand = parse_request(b'{"op": "submit", "job": "cao_import"}', JOBS)
+    assert isinstance(by_hand, Submit) and by_hand.trigger == "operator"
     with pytest.raises(ApiError, match="trigger must be one of timer, operator"):
         parse_request(b'{"op": "submit", "job": "cao_import", "trigger": "cron"}', JOBS)
 

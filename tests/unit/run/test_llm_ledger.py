@@ -36,6 +36,13 @@ U1 = Usage(calls=3, cached_answers=1, prompt_tokens=100, completion_tokens=40,
 U2 = Usage(calls=2, prompt_tokens=10, completion_tokens=5, cost=0.5, currency="USD")
 
 
+def last_usage(ledger: Ledger) -> object:
+    """The `llm` field of job j's newest run, which must exist."""
+    run = ledger.last_run("j")
+    assert run is not None
+    return run["llm"]
+
+
 def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     conn = sqlite3.connect(path)
@@ -45,7 +52,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
         (old,) = ledger.documents("j")
         assert (old.status, old.chunks, old.warnings, old.usage) == (
             Status.DONE, 4, ("w",), Usage())  # fmt: skip
-        assert ledger.last_run("j")["llm"] == Usage().to_json()  # type: ignore[index]
+        assert last_usage(ledger) == Usage().to_json()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     with Ledger.open(path) as again:  # opening an upgraded ledger changes nothing
         assert again.documents("j") == [old]
@@ -85,7 +92,7 @@ def test_usage_adds_up_per_document_and_per_run_failed_attempts_included(
     assert a.usage == U1 + U2 and a.attempts == 2
     assert a.to_json()["llm"]["prompt_tokens"] == 110
     assert ledger.document("j", "/in/b.txt").usage == Usage()
-    assert Usage.from_json(ledger.last_run("j")["llm"]) == U1 + U2  # type: ignore[index]
+    assert Usage.from_json(last_usage(ledger)) == U1 + U2
 
 
 def test_a_results_own_usage_is_not_counted_only_the_journal_is(ledger: Ledger) -> None:
@@ -130,7 +137,7 @@ def test_changed_content_starts_the_documents_usage_again(
     ledger.apply_plan("j", changed, plan(changed, ledger.known("j"), reprocess=False,
                                          max_attempts=3))  # fmt: skip
     assert ledger.document("j", "/in/a.txt").usage == Usage()
-    assert Usage.from_json(ledger.last_run("j")["llm"]) == U1  # type: ignore[index]
+    assert Usage.from_json(last_usage(ledger)) == U1
 
 
 def test_release_puts_a_document_back_without_counting_the_attempt(ledger: Ledger) -> None:

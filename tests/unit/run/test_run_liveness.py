@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lexi_maint.procfs import running_since, started_at
 from lexi_maint.run.ledger import Ledger
 
@@ -34,6 +36,7 @@ def test_a_running_row_reads_interrupted_once_its_process_is_gone(tmp_path: Path
     assert last is not None and last["status"] == "running"
 
 
+@pytest.mark.allow_subprocess(sys.executable)
 def test_running_since_knows_this_process_a_dead_one_and_a_reused_pid() -> None:
     assert running_since(os.getpid(), time.time())
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

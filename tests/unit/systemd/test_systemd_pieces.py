@@ -93,7 +93,9 @@ def test_pipeline_properties_with_user_and_credential() -> None:
     assert props["LoadCredential"].signature == "a(ss)"
     assert props["LoadCredential"].value == [
         ("deepseek-api-key", "/etc/lexi-maint/deepseek-api-key")]  # fmt: skip
-    argv = props["ExecStart"].value[0][1]  # type: ignore[index]
+    exec_start = props["ExecStart"].value
+    assert isinstance(exec_start, list)
+    argv = exec_start[0][1]
     assert "--reprocess" in argv
     assert not any("key" in a.lower() for a in argv)  # the secret never on a command line
     assert props["RuntimeMaxUSec"].value == 6 * 3600 * 10**6
