@@ -55,6 +55,10 @@ _LOG_TAIL_LINES = 20
 # below this much free space on the data directory's disk the server counts as down: with
 # appendfsync always, redis exits when it cannot write its append-only file
 MIN_FREE_BYTES = 1 << 20
+# microseconds: writes that run shorter than this are logged as query text (all of them)
+QUERY_TEXT_ONLY = 999_999_999
+# seconds a server that answers LOADING (replaying its log) is waited for at start
+LOAD_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,15 @@ class ServerLayout:
 def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> list[str]:
     """The redis-server command line: Unix socket only, AOF fsynced on every write, no RDB.
 
-    `EFFECTS_THRESHOLD 0` makes FalkorDB log every write's effects instead of its query text:
-    replaying queries on start-up was measured 15x slower than running them (2,000 documents:
-    99 s against 6.7 s). Rewriting the AOF once it has grown by half (at least 8 MB) turns
-    the log into a compact snapshot (the same 2,000 documents then load in 0.2 s).
+    FalkorDB logs each write as its query text, never as its effects (`EFFECTS_THRESHOLD`
+    past any query's run time): FalkorDB 4.16's replay of logged effects mixes up property
+    names when concurrent writers created them (after 1 run in about 20 of 2 workers writing
+    24 documents, the reloaded Document nodes held the Chunk nodes' property names and no
+    sha256), and crashes on others (FalkorDB issues #2235, #2201). Replaying query text costs
+    start-up time (measured 15x slower than effects: 2,000 documents, 99 s against 6.7 s),
+    so the log is rewritten into a compact snapshot once it has grown by half (at least
+    8 MB; the same 2,000 documents then load in 0.2 s), and `start` waits for a server that
+    is still loading (`LOAD_TIMEOUT`).
     """
     return [
         redis_server,
@@ -110,7 +119,7 @@ def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> li
         *("--auto-aof-rewrite-min-size", "8mb"),
         *("--pidfile", str(layout.pidfile)),
         *("--logfile", ""),
-        *("--loadmodule", module, "EFFECTS_THRESHOLD", "0"),
+        *("--loadmodule", module, "EFFECTS_THRESHOLD", str(QUERY_TEXT_ONLY)),
     ]
 
 
@@ -268,8 +277,11 @@ class FalkorServer:
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),  # this loop is the retry
         )
+        loading_deadline = deadline - self._start_timeout + LOAD_TIMEOUT
         try:
-            while not _answers_ping(client, self.socket_path):
+            while (state := _ping(client, self.socket_path)) != "ready":
+                if state == "loading":  # alive and replaying its log: worth the wait
+                    deadline = max(deadline, loading_deadline)
                 status = self._process.poll()
                 if status is not None:
                     raise GraphError(
@@ -361,13 +373,16 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def _answers_ping(client: redis.Redis, socket: Path) -> bool:
+def _ping(client: redis.Redis, socket: Path) -> str:
+    """ "ready", "loading" (replaying its append-only file) or "down" (not listening yet)."""
     if not socket.exists():
-        return False
+        return "down"
     try:
-        return bool(client.ping())
+        return "ready" if client.ping() else "down"
+    except redis.BusyLoadingError:
+        return "loading"
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-        return False  # not listening yet, or still loading the append-only file
+        return "down"
 
 
 def _log_tail(path: Path) -> str:
