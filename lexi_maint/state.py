@@ -32,6 +32,9 @@ LEDGER = "ledger.sqlite3"
 LOCK = "run.lock"
 FALKORDB = "falkordb"
 FALKORDB_SOCKET = "falkordb.sock"  # inside FALKORDB; its length is checked by config
+# in a daemon run's job unit: the unit that runs the embedded graph server; the runner
+# attaches to that server's socket instead of starting one
+GRAPH_UNIT_ENV = "LEXI_MAINT_GRAPH_UNIT"
 LLM = "llm"
 RUNS = "runs"
 INVENTORY = "inventory"

@@ -1,4 +1,7 @@
-"""`lexi-maint graph init|stats|query` and `verify`: open the configured graph store briefly.
+"""`lexi-maint graph init|stats|query|serve` and `verify`: the configured graph store.
+
+`serve` runs the embedded FalkorDB server in the foreground, as the graph unit of a daemon
+run (graph.serve); the other commands open the store briefly.
 
 Memgraph runs elsewhere: these commands just connect, whether a run is going on or not.
 The embedded FalkorDB server belongs to whoever holds the run lock of the state directory:
@@ -13,11 +16,13 @@ no graph stored yet under state_dir they say so instead of creating an empty one
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from lexi_maint.config import Config
-from lexi_maint.errors import GraphError, UsageError
+from lexi_maint.errors import ExitCode, GraphError, UsageError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.backend import attach, embedded, session
 from lexi_maint.run.ledger import Ledger
@@ -108,3 +113,24 @@ def verify_job(config: Config, job_name: str) -> Verification:
     with operator_store(config, read_during_run=True) as store:
         graph = graph_documents(store, count_chunks=True)
     return verify(job.name, records, graph)
+
+
+def graph_serve(config: Config) -> int:
+    """Run the embedded server until SIGTERM (0) or until it exits on its own (3, for
+    systemd's Restart=on-failure); READY=1 through sd_notify once it answers PING."""
+    if not embedded(config.graph):
+        raise UsageError(
+            f"graph serve runs the embedded FalkorDB server; backend is {config.graph.backend}"
+        )
+    from lexi_maint.graph.serve import serve_foreground
+    from lexi_maint.systemd.notify import Notifier
+
+    notifier = Notifier()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    status = serve_foreground(config.state_dir, notifier.ready, stop)
+    if status is None:
+        notifier.stopping("FalkorDB server stopped")
+        return ExitCode.OK
+    return ExitCode.UNAVAILABLE

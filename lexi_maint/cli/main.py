@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the query to change the graph (refused while a run holds the state directory)",
     )
+    command(
+        graph_commands,
+        "serve",
+        "run the embedded FalkorDB server in the foreground (the graph unit of a daemon run)",
+    )
     return parser
 
 
@@ -516,6 +521,10 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
 def _graph(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.cli.graph import graph_init, graph_query, graph_stats, nothing_stored
 
+    if args.graph_command == "serve":
+        from lexi_maint.cli.graph import graph_serve
+
+        return graph_serve(config)
     if args.graph_command == "init":
         print(graph_init(config))
         return ExitCode.OK

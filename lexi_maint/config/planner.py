@@ -15,6 +15,9 @@ class PlannerConfig:
     runner: int = 96 * MiB  # the runner process itself (measured largest process: 58 MB)
     graph_base: int = 32 * MiB  # the embedded FalkorDB server, empty
     graph_per_chunk: int = 4096  # and per chunk it holds (measured about 2 KB; ×2 for forks)
+    # the chunks a run adds, with no history: one per this many bytes of pending input
+    graph_bytes_per_chunk: int = 1024
+    graph_memory_max: int = 2 * 2**30  # daemon runs: the graph unit's MemoryMax, at most
     headroom: float = 1.25  # MemoryMax = expected peak × headroom (never above the cap)
     host_reserve: int = 256 * MiB  # left available to the host beyond the job's cap
 
@@ -30,6 +33,10 @@ def parse_planner(top: Table) -> PlannerConfig:
             runner=_size(t, "runner", default.runner),
             graph_base=_size(t, "graph_base", default.graph_base),
             graph_per_chunk=_size(t, "graph_per_chunk", default.graph_per_chunk),
+            graph_bytes_per_chunk=max(
+                1, _size(t, "graph_bytes_per_chunk", default.graph_bytes_per_chunk)
+            ),
+            graph_memory_max=_size(t, "graph_memory_max", default.graph_memory_max),
             headroom=t.number("headroom", default.headroom, low=1.0, high=10.0),
             host_reserve=_size(t, "host_reserve", default.host_reserve),
         )

@@ -4,7 +4,9 @@
 picklable `GraphTarget`; `connect(target)` is called in each worker to get a `GraphStore`.
 
 - falkordb: `serve` starts (and at the end stops) the embedded server; the target names its
-  Unix socket.
+  Unix socket. In a daemon run the server runs in its own unit (`GRAPH_UNIT_ENV` names it):
+  `serve` waits until it answers and attaches; the probe checks it but does not revive it
+  (systemd does).
 - memgraph: the server runs elsewhere; `serve` reads the credentials once, so a missing or
   unreadable password file stops the run before any document starts, and the target
   carries the (non-secret) connection settings. Each process reads the password itself.
@@ -15,6 +17,7 @@ state_dir)` is a read-only store on the FalkorDB server of a run that is going o
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +29,13 @@ from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.credentials import load_credentials
 from lexi_maint.probe import Health, Probe
+from lexi_maint.state import GRAPH_UNIT_ENV
+
+log = logging.getLogger(__name__)
+
+# seconds a job unit waits for its graph unit's server to answer (the daemon started that
+# unit and waited for its READY=1 first: this covers a restart in between)
+ATTACH_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,17 @@ def serve_probed(
         load_credentials(config.memgraph, environ)  # fail now, not in every worker
         target = GraphTarget(config.backend, config.name, memgraph=config.memgraph)
         yield ServedGraph(target, lambda: answers(target))
+        return
+    unit = environ.get(GRAPH_UNIT_ENV, "")
+    if unit:  # a daemon run: the server runs in its own unit, beside this job unit
+        from lexi_maint.graph.falkordb import ServerLayout, server_health, wait_answering
+
+        layout = ServerLayout.under(state_dir)
+        waited = wait_answering(layout, ATTACH_TIMEOUT, unit)
+        log.info("attached to the FalkorDB server of %s on %s after %.3f s", unit,
+                 layout.socket, waited)  # fmt: skip
+        target = GraphTarget(config.backend, config.name, socket_path=layout.socket)
+        yield ServedGraph(target, lambda: server_health(layout))
         return
     from lexi_maint.graph.falkordb import FalkorServer
 

@@ -235,18 +235,16 @@ class FalkorServer:
             except GraphError as exc:
                 return Health(False, f"the FalkorDB server exited (status {status}); {exc}")
             revived = f"the FalkorDB server had exited (status {status}) and was restarted"
-        free = _free_bytes(self.layout.data)
-        if free < MIN_FREE_BYTES:
-            return Health(False, f"{self.layout.data} has {free} bytes free")
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5.0,
-                             socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            return Health(False, f"FalkorDB on {self.socket_path} does not answer PING: {exc}")
-        finally:
-            client.close()
+        checked = server_health(self.layout)
+        if not checked.up:
+            return checked
         return Health(True, revived, revived=bool(revived))
+
+    def exited(self) -> int | None:
+        """The server's exit status once it has exited on its own; None while it runs."""
+        if self._process is None:
+            raise GraphError(f"FalkorDB server on {self.socket_path} is not started")
+        return self._process.poll()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         if threading.current_thread() is not threading.main_thread():
@@ -297,6 +295,46 @@ class FalkorServer:
                 time.sleep(0.01)
         finally:
             client.close()
+
+
+def server_health(layout: ServerLayout) -> Health:
+    """Its disk has room and it answers PING; nothing is started or revived here (the
+    server of a daemon run is revived by systemd: its unit has Restart=on-failure)."""
+    free = _free_bytes(layout.data)
+    if free < MIN_FREE_BYTES:
+        return Health(False, f"{layout.data} has {free} bytes free")
+    client = redis.Redis(unix_socket_path=str(layout.socket), socket_timeout=5.0,
+                         socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return Health(False, f"FalkorDB on {layout.socket} does not answer PING: {exc}")
+    finally:
+        client.close()
+    return Health(True)
+
+
+def wait_answering(layout: ServerLayout, timeout: float, unit: str) -> float:
+    """Wait until the server another process runs (the graph unit `unit`) answers PING: for
+    `timeout` seconds, or `LOAD_TIMEOUT` while it answers LOADING. Seconds waited."""
+    began = time.monotonic()
+    deadline = began + timeout
+    client = redis.Redis(unix_socket_path=str(layout.socket), socket_timeout=1.0,
+                         socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
+    try:
+        while (state := _ping(client, layout.socket)) != "ready":
+            if state == "loading":
+                deadline = max(deadline, began + LOAD_TIMEOUT)
+            if time.monotonic() > deadline:
+                raise GraphError(
+                    f"the FalkorDB server of {unit} did not answer PING on {layout.socket}"
+                    f" within {timeout:g} s (journalctl -u {unit})",
+                    unavailable=True,
+                )
+            time.sleep(0.05)
+    finally:
+        client.close()
+    return time.monotonic() - began
 
 
 def _free_bytes(path: Path) -> int:

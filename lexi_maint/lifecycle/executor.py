@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lexi_maint.config import Config, JobConfig
 from lexi_maint.config.service import Quiesce
 from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
+from lexi_maint.graph.backend import embedded
 from lexi_maint.lifecycle.attempts import AttemptsPort, LedgerAttempts
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
@@ -31,15 +33,23 @@ from lexi_maint.lifecycle.sandbox import job_sandbox
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort, UnitStatus
 from lexi_maint.systemd.properties import (
+    GRAPH_UNIT_PATTERN,
+    GraphServerUnit,
     PipelineRun,
     UnitProperty,
+    graph_properties,
+    graph_unit_name,
     pipeline_properties,
     unit_name,
 )
+from lexi_maint.units import format_size
 
 log = logging.getLogger(__name__)
 
 UNIT_START_TIMEOUT = 120.0
+# the graph unit is started once its server answers PING: one that replays a long log
+# answers LOADING for up to graph.falkordb.LOAD_TIMEOUT (900 s) first
+GRAPH_START_TIMEOUT = 960.0
 
 
 def give_state_to_job_user(config: Config, job: JobConfig) -> str:
@@ -258,6 +268,17 @@ class Executor:
         cancel: threading.Event,
         decision: QuiesceDecision,
     ) -> _PipelineOutcome:
+        with self._graph_server(request, job, decision) as graph_unit:
+            return self._run_attempts(request, job, cancel, decision, graph_unit)
+
+    def _run_attempts(
+        self,
+        request: RunRequest,
+        job: JobConfig,
+        cancel: threading.Event,
+        decision: QuiesceDecision,
+        graph_unit: str,
+    ) -> _PipelineOutcome:
         workers = decision.workers(job.workers)
         job = replace(job, limits=decision.limits(job.limits))  # the plan's caps
         results: list[str] = []
@@ -269,6 +290,7 @@ class Executor:
                 workers=workers,
                 reprocess=request.reprocess and attempt == 1,
                 attempt=attempt,
+                graph_unit=graph_unit,
             )
             status = self._run_unit(run, job, cancel)
             results.append(status.result)
@@ -290,6 +312,38 @@ class Executor:
                 journal.RUN_FAILED,
             )
         raise AssertionError("unreachable: the loop always returns")
+
+    @contextmanager
+    def _graph_server(
+        self, request: RunRequest, job: JobConfig, decision: QuiesceDecision
+    ) -> Iterator[str]:
+        """The embedded graph server's own unit for the run, stopped whatever happened; its
+        name (or "" when the graph store runs elsewhere: the job unit then connects)."""
+        if not embedded(self._config.graph):
+            yield ""
+            return
+        stop_graph_units(self._systemd, GRAPH_UNIT_PATTERN, self._config.service.stop_timeout)
+        unit = GraphServerUnit(
+            run_id=request.run_id,
+            config_path=self._config.source,
+            memory_high=decision.plan.graph.memory_high,
+            memory_max=decision.plan.graph.memory_max,
+            start_timeout=GRAPH_START_TIMEOUT,
+            user=job.limits.user or "",
+        )
+        name = graph_unit_name(request.run_id)
+        props = graph_properties(unit, self._config.daemon, job_sandbox(self._config, job))
+        try:
+            result = self._systemd.start_transient(name, props, GRAPH_START_TIMEOUT)
+            if result != "done":
+                raise SystemdError(
+                    f"graph unit {name} did not start: job result {result!r} (journalctl -u {name})"
+                )
+            self._log(request, f"graph server started in {name} (MemoryMax="
+                      f"{format_size(unit.memory_max)})", journal.RUN_STARTED)  # fmt: skip
+            yield name
+        finally:
+            stop_graph_units(self._systemd, name, self._config.service.stop_timeout)
 
     def _run_unit(self, run: PipelineRun, job: JobConfig, cancel: threading.Event) -> UnitStatus:
         name = unit_name(run)
@@ -387,6 +441,20 @@ class Executor:
         if message_id:
             extra["message_id"] = message_id
         log.info("run %s: %s", run_id, message, extra=extra)
+
+
+def stop_graph_units(systemd: SystemdPort, pattern: str, timeout: float) -> None:
+    """Stop the graph server units matching `pattern` and forget their failures. A unit
+    that will not stop is logged, not raised: the run's own outcome is what counts, and the
+    next run or daemon start tries again."""
+    for name in systemd.list_units(pattern):
+        try:
+            result = systemd.stop_unit(name, timeout)
+            if result != "done":
+                log.error("stopping graph unit %s ended with job result %r", name, result)
+        except SystemdError as exc:
+            log.error("stopping graph unit %s failed: %s", name, exc)
+        systemd.reset_failed(name)
 
 
 def quiesce_check(decision: QuiesceDecision) -> Check:

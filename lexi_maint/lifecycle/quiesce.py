@@ -75,6 +75,9 @@ def decide(
 ) -> QuiesceDecision:
     """`plan` may remove service workers; `beside` removes none (for mode none)."""
     service = plan.inputs.service
+    if plan.graph.problem:  # the graph server's unit could not hold the graph: any mode
+        action = Quiesce.STOP if mode is Quiesce.AUTO else mode
+        return QuiesceDecision(mode, action, plan, service, plan.graph.problem)
     if mode is Quiesce.STOP:
         return QuiesceDecision(mode, Quiesce.STOP, plan, service)
     if mode is Quiesce.NONE:
@@ -87,10 +90,14 @@ def decide(
         return QuiesceDecision(mode, Quiesce.SHRINK, plan, service, refusal)
     if not refusal:  # auto
         return QuiesceDecision(mode, Quiesce.SHRINK, plan, service, note="the plan fits")
-    stop_fits = plan.inputs.available + (service.current if service else 0) >= limits.memory_max
+    wanted = limits.memory_max + plan.graph.memory_max
+    stop_fits = plan.inputs.available + (service.current if service else 0) >= wanted
+    graph = ""
+    if plan.graph.memory_max:
+        graph = f" + graph MemoryMax {format_size(plan.graph.memory_max)}"
     problem = "" if stop_fits else (
         f"neither shrinking ({refusal}) nor stopping fits: memory_max"
-        f" {format_size(limits.memory_max)} > available + the service's memory"
+        f" {format_size(limits.memory_max)}{graph} > available + the service's memory"
     )  # fmt: skip
     return QuiesceDecision(mode, Quiesce.STOP, plan, service, problem, note=refusal)
 

@@ -1,8 +1,8 @@
 """At daemon start: a recorded hold means a daemon died (or the machine rebooted) mid-run.
 
-Stop what is left of that run's job units, restore the service, mark the run interrupted
-in the ledger, and return what happened (`Interrupted`): the daemon records it in its list
-of runs. Retried until the service is restored.
+Stop what is left of that run's job units and its graph server's unit, restore the
+service, mark the run interrupted in the ledger, and return what happened (`Interrupted`):
+the daemon records it in its list of runs. Retried until the service is restored.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from lexi_maint.config import Config
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.lifecycle.attempts import report
-from lexi_maint.lifecycle.executor import Executor
+from lexi_maint.lifecycle.executor import Executor, stop_graph_units
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.run.ledger import Ledger
 from lexi_maint.state import StatePaths
 from lexi_maint.systemd import journal
 from lexi_maint.systemd.dbus import SystemdPort
-from lexi_maint.systemd.properties import job_unit_pattern
+from lexi_maint.systemd.properties import GRAPH_UNIT_PATTERN, job_unit_pattern
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ def recover(config: Config, systemd: SystemdPort, executor: Executor, hold: Hold
         log.warning("stopping job unit %s left by run %s", unit, hold.run_id, extra=extra)
         systemd.stop_unit(unit, config.service.stop_timeout)
         systemd.reset_failed(unit)
+    # its graph server's unit, after the job units that used it (and any other one: the
+    # daemon runs one run at a time, so none of them serves a run now)
+    stop_graph_units(systemd, GRAPH_UNIT_PATTERN, config.service.stop_timeout)
     executor.restore(hold.run_id)
     message = f"interrupted ({why}); {hold.service} restored; submit the job again to resume"
     _mark_ledger(config, hold)

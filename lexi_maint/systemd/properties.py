@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lexi_maint.config.service import DaemonConfig, JobLimits
+from lexi_maint.state import GRAPH_UNIT_ENV
 
 SLICE = "lexi-batch.slice"
 # ProtectHome= hides these; a job path below one of them is bound back in (see `sandbox`)
 HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
 MS_REC = 0x4000  # mount flag for BindPaths= entries: bind the whole tree below the path
 EPERM = 1
+GRAPH_RESTART_USEC = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,30 @@ class PipelineRun:
     workers: int
     reprocess: bool = False
     attempt: int = 1  # 1 for the first unit of a run; more after an OOM restart
+    graph_unit: str = ""  # the run's graph server unit: the runner attaches to its server
+
+
+@dataclass(frozen=True)
+class GraphServerUnit:
+    """The embedded graph server of a daemon run, in its own unit with its own caps."""
+
+    run_id: str
+    config_path: Path
+    memory_high: int
+    memory_max: int
+    start_timeout: float  # seconds until READY=1 (a large graph replays its log first)
+    user: str = ""
 
 
 def unit_name(run: PipelineRun) -> str:
     return f"lexi-pipeline-{_safe(run.run_id)}-{run.attempt}.service"
+
+
+def graph_unit_name(run_id: str) -> str:
+    return f"lexi-graph-{_safe(run_id)}.service"
+
+
+GRAPH_UNIT_PATTERN = "lexi-graph-*.service"  # every run's graph server unit
 
 
 def job_unit_pattern(run_id: str) -> str:
@@ -105,7 +127,7 @@ def pipeline_properties(
         # the batch, not the web service or the daemon, is the kernel's preferred victim
         UnitProperty("OOMScoreAdjust", "i", limits.oom_score_adjust),
         UnitProperty("RuntimeMaxUSec", "t", int(limits.runtime_max * 1_000_000)),
-        UnitProperty("Environment", "as", [f"LEXI_MAINT_RUN_ID={run.run_id}"]),
+        UnitProperty("Environment", "as", pipeline_environment(run)),
         *sandbox_properties(sandbox),
     ]
     if limits.user:
@@ -113,6 +135,49 @@ def pipeline_properties(
     if sandbox.credentials:
         pairs = [(name, str(path)) for name, path in sandbox.credentials]
         props.append(UnitProperty("LoadCredential", "a(ss)", pairs))
+    return props
+
+
+def pipeline_environment(run: PipelineRun) -> list[str]:
+    environment = [f"LEXI_MAINT_RUN_ID={run.run_id}"]
+    if run.graph_unit:  # the runner attaches to that unit's server instead of starting one
+        environment.append(f"{GRAPH_UNIT_ENV}={run.graph_unit}")
+    return environment
+
+
+def graph_server_argv(program: Path, config_path: Path) -> list[str]:
+    return [str(program), "--config", str(config_path), "graph", "serve"]
+
+
+def graph_properties(
+    unit: GraphServerUnit, daemon: DaemonConfig, sandbox: Sandbox
+) -> list[UnitProperty]:
+    """The graph server's unit: beside the job unit in its slice, as its user and in its
+    sandbox (it writes only the state directory), with the planner's caps for the graph
+    alone. READY=1 once the server answers PING; systemd revives a server that died
+    (Restart=on-failure) until the daemon stops the unit after the run. SIGTERM goes to
+    `lexi-maint graph serve` alone (KillMode=mixed), which stops redis cleanly (fsync)."""
+    argv = graph_server_argv(daemon.program, unit.config_path)
+    props = [
+        UnitProperty("Description", "s", f"lexi-maint graph server: run {unit.run_id}"),
+        UnitProperty("Slice", "s", SLICE),
+        UnitProperty("Type", "s", "notify"),
+        UnitProperty("NotifyAccess", "s", "main"),
+        UnitProperty("ExecStart", "a(sasb)", [(argv[0], argv, False)]),
+        UnitProperty("SyslogIdentifier", "s", "lexi-graph"),
+        UnitProperty("MemoryAccounting", "b", True),
+        UnitProperty("MemoryHigh", "t", unit.memory_high),
+        UnitProperty("MemoryMax", "t", unit.memory_max),
+        UnitProperty("MemorySwapMax", "t", 0),
+        UnitProperty("Restart", "s", "on-failure"),
+        UnitProperty("RestartUSec", "t", GRAPH_RESTART_USEC),
+        UnitProperty("TimeoutStartUSec", "t", int(unit.start_timeout * 1_000_000)),
+        UnitProperty("KillMode", "s", "mixed"),
+        UnitProperty("Environment", "as", [f"LEXI_MAINT_RUN_ID={unit.run_id}"]),
+        *sandbox_properties(sandbox),
+    ]
+    if unit.user:
+        props.append(UnitProperty("User", "s", unit.user))
     return props
 
 

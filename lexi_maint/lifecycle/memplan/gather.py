@@ -47,6 +47,7 @@ class History:
     samples: tuple[DocumentSample, ...]
     records: dict[str, tuple[DocumentRecord, ...]]  # per job
     chunks: int  # chunks of every done document: what the graph server holds
+    chunked_bytes: int = 0  # the input size of those documents (chunks per byte)
 
 
 # -- the ledger ------------------------------------------------------------------------------
@@ -72,8 +73,9 @@ def read_history(ledger_path: Path, jobs: Iterable[str]) -> History:
         for r in every
         if r.peak_rss is not None or r.error_class == KILLED
     )
-    chunks = sum(r.chunks or 0 for r in every if r.status is Status.DONE)
-    return History(samples, records, chunks)
+    done = [r for r in every if r.status is Status.DONE and r.chunks]
+    chunks = sum(r.chunks or 0 for r in done)
+    return History(samples, records, chunks, sum(r.size for r in done))
 
 
 def _give_back_side_files(ledger_path: Path) -> None:
@@ -207,12 +209,14 @@ def memory_plan(
     settings = ModelSettings(
         default_peak=planner.default_document_peak, default_factor=planner.default_bytes_factor
     )
-    graph = 0
-    if config.graph.backend == "falkordb":  # embedded: it runs inside the job unit
-        graph = planner.graph_base + planner.graph_per_chunk * history.chunks
     pending = pending_documents(job, history.records.get(job.name, ()), reprocess=reprocess)
-    # a document the OOM killer met gets the whole configured cap, beside runner and graph
-    oom_peak = max(job.limits.memory_max - planner.runner - graph, 0)
+    graph, chunks = 0, 0
+    apart = config.graph.backend == "falkordb"  # embedded: the daemon runs it in its own unit
+    if apart:
+        chunks = history.chunks + added_chunks(pending, history, planner.graph_bytes_per_chunk)
+        graph = planner.graph_base + planner.graph_per_chunk * chunks
+    # a document the OOM killer met gets the whole configured cap, beside the runner
+    oom_peak = max(job.limits.memory_max - planner.runner, 0)
     batch = estimate_batch(pending, history.samples, settings, oom_peak)
     inputs = PlanInputs(
         batch=batch,
@@ -226,5 +230,17 @@ def memory_plan(
         headroom=planner.headroom,
         reserve=planner.host_reserve,
         keep_workers=config.service.keep_workers,
+        graph_apart=apart,
+        graph_memory_max=planner.graph_memory_max,
+        graph_chunks=chunks,
     )
     return make_plan(inputs, may_shrink=may_shrink)
+
+
+def added_chunks(pending: Iterable[PendingDocument], history: History, bytes_per_chunk: int) -> int:
+    """The chunks the run will add to the graph: its pending bytes at the done documents'
+    chunks per byte, or one chunk per `bytes_per_chunk` with none done yet."""
+    size = sum(doc.size for doc in pending)
+    if history.chunks and history.chunked_bytes:
+        return -(-size * history.chunks // history.chunked_bytes)
+    return -(-size // bytes_per_chunk)

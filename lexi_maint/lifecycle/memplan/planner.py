@@ -1,9 +1,15 @@
 """Pure: the batch's memory need, the job unit's caps and how many service workers to remove.
 
-    need(w)    = max(per_worker × w, largest, solo) + runner + graph server
+    need(w)    = max(per_worker × w, largest, solo) + runner (+ graph server, when it runs
+                 inside the job unit)
     MemoryMax  = min(configured memory_max, need × headroom, rounded up to a MiB)
     MemoryHigh = min(configured memory_high, 7/8 of that MemoryMax)
-    fits       = available + removed × service per-worker PSS ≥ MemoryMax + host reserve
+    graph unit = min(graph_memory_max, graph server × headroom); MemoryHigh 7/8 of it
+    fits       = available + removed × service per-worker PSS
+                 ≥ MemoryMax + graph unit's MemoryMax + host reserve
+
+The embedded graph server of a daemon run runs in its own unit (`graph_apart`), with its
+own caps; the job unit's then cover the runner and the workers alone.
 
 The batch keeps its configured workers when removing service workers (never below
 `keep_workers` serving) makes it fit; only otherwise are its workers lowered, down to 1.
@@ -48,6 +54,18 @@ class PlanInputs:
     headroom: float
     reserve: int  # left available to the host beyond the job's cap
     keep_workers: int  # service workers that always keep serving
+    graph_apart: bool = False  # the graph server runs in its own unit, not the job unit
+    graph_memory_max: int = 0  # that unit's MemoryMax, at most
+    graph_chunks: int = 0  # the chunks the graph server's size was planned for
+
+
+@dataclass(frozen=True)
+class GraphCaps:
+    """The graph unit's caps (both 0 when the graph server is not apart)."""
+
+    memory_high: int = 0
+    memory_max: int = 0
+    problem: str = ""  # the graph alone does not fit under graph_memory_max
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class MemoryPlan:
     remove: int  # service workers to remove for the run
     fits: bool  # the job's cap fits once `remove` workers are gone
     problem: str  # why it does not fit ("" when it does)
+    graph: GraphCaps = GraphCaps()
 
     @property
     def serving(self) -> int:
@@ -75,11 +94,11 @@ class MemoryPlan:
             if i.service
             else "service not running"
         )
-        fixed = i.runner + i.graph_server
-        shared = (
-            f"{_size(i.batch.per_worker)} per worker × {self.workers}"
-            f" + {_size(fixed)} runner and graph server"
-        )
+        shared = f"{_size(i.batch.per_worker)} per worker × {self.workers}"
+        if i.graph_apart:
+            shared += f" + {_size(i.runner)} runner"
+        else:
+            shared += f" + {_size(i.runner + i.graph_server)} runner and graph server"
         if i.batch.solo:
             shared += f"; {_size(i.batch.solo)} for a document the OOM killer met, run alone"
         batch = f"batch needs {_size(self.need)} ({i.batch.describe()}: {shared})"
@@ -94,7 +113,18 @@ class MemoryPlan:
         return (
             f"{service}; {batch}; available {_size(i.available)} → {verdict};"
             f" job cap MemoryMax={_cap(self.memory_max)} MemoryHigh={_cap(self.memory_high)},"
-            f" {self.workers} batch workers{lowered}"
+            f" {self.workers} batch workers{lowered}{self._graph()}"
+        )
+
+    def _graph(self) -> str:
+        i = self.inputs
+        if not i.graph_apart:
+            return ""
+        return (
+            f"; graph server (its own unit): {i.graph_chunks} chunks → {_size(i.graph_server)},"
+            f" cap MemoryMax={_cap(self.graph.memory_max)}"
+            f" MemoryHigh={_cap(self.graph.memory_high)}"
+            f" (graph_memory_max {_cap(i.graph_memory_max)})"
         )
 
 
@@ -104,41 +134,70 @@ def need(batch: BatchEstimate, workers: int, fixed: int) -> int:
 
 def make_plan(inputs: PlanInputs, *, may_shrink: bool = True) -> MemoryPlan:
     """The plan; `may_shrink=False` plans beside the whole service (quiesce mode none)."""
-    fixed = inputs.runner + inputs.graph_server
+    fixed = inputs.runner + (0 if inputs.graph_apart else inputs.graph_server)
+    graph = graph_caps(inputs)
     removable = _removable(inputs) if may_shrink else 0
     last: MemoryPlan | None = None
     for workers in range(max(1, inputs.workers), 0, -1):
         expected = need(inputs.batch, workers, fixed)
         cap = min(inputs.memory_max, _round_mib(expected * inputs.headroom))
         high = min(inputs.memory_high, _round_mib(cap * HIGH_FRACTION))
-        plan = _fit(inputs, workers, expected, high, cap, removable)
-        if plan.fits:
+        plan = _fit(inputs, workers, expected, high, cap, removable, graph)
+        if plan.fits or graph.problem:  # fewer workers cannot make the graph fit
             return plan
         last = plan
     assert last is not None  # the loop runs at least once (workers >= 1)
     return last
 
 
-def _fit(
-    inputs: PlanInputs, workers: int, expected: int, high: int, cap: int, removable: int
-) -> MemoryPlan:
-    if cap < expected:
+def graph_caps(inputs: PlanInputs) -> GraphCaps:
+    """The graph unit's caps: its planned size with headroom, never above graph_memory_max.
+
+    The graph the server holds now over the cap is refused; the chunks the run will add are
+    an estimate: past the cap they are not refused, the cap stays the configured one.
+    """
+    if not inputs.graph_apart:
+        return GraphCaps()
+    cap = min(inputs.graph_memory_max, _round_mib(inputs.graph_server * inputs.headroom))
+    problem = ""
+    if inputs.graph_server > inputs.graph_memory_max:
         problem = (
+            f"the graph server needs {_size(inputs.graph_server)} for {inputs.graph_chunks}"
+            f" chunks, more than graph_memory_max {_cap(inputs.graph_memory_max)}"
+        )
+    return GraphCaps(_round_mib(cap * HIGH_FRACTION), cap, problem)
+
+
+def _fit(
+    inputs: PlanInputs,
+    workers: int,
+    expected: int,
+    high: int,
+    cap: int,
+    removable: int,
+    graph: GraphCaps,
+) -> MemoryPlan:
+    def plan(remove: int, fits: bool, problem: str) -> MemoryPlan:
+        return MemoryPlan(inputs, workers, expected, high, cap, remove, fits, problem, graph)
+
+    if graph.problem:
+        return plan(0, False, graph.problem)
+    if cap < expected:
+        return plan(0, False, (
             f"the batch needs {_size(expected)} with {workers} workers, more than the"
             f" configured memory_max {_cap(inputs.memory_max)}"
-        )
-        return MemoryPlan(inputs, workers, expected, high, cap, 0, False, problem)
-    wanted = cap + inputs.reserve
+        ))  # fmt: skip
+    wanted = cap + graph.memory_max + inputs.reserve
     per_worker = inputs.service.per_worker if inputs.service else 0
     for remove in range(removable + 1):
         if inputs.available + remove * per_worker >= wanted:
-            return MemoryPlan(inputs, workers, expected, high, cap, remove, True, "")
+            return plan(remove, True, "")
     freed = removable * per_worker
-    problem = (
-        f"MemoryMax={_cap(cap)} + reserve {_size(inputs.reserve)} > available"
+    graph_cap = f" + graph MemoryMax={_cap(graph.memory_max)}" if inputs.graph_apart else ""
+    return plan(removable, False, (
+        f"MemoryMax={_cap(cap)}{graph_cap} + reserve {_size(inputs.reserve)} > available"
         f" {_size(inputs.available)} + {_size(freed)} from removing {removable} service workers"
-    )
-    return MemoryPlan(inputs, workers, expected, high, cap, removable, False, problem)
+    ))  # fmt: skip
 
 
 def _removable(inputs: PlanInputs) -> int:

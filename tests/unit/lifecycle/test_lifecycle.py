@@ -124,9 +124,12 @@ def test_success_stops_runs_and_restores_in_order(tmp_path: Path) -> None:
     verbs = [c for c in systemd.calls if c[0] != "status"]
     assert verbs == [
         ("stop", SERVICE),
+        ("start_transient", "lexi-graph-run1.service"),  # the graph server's own unit first
         ("start_transient", "lexi-pipeline-run1-1.service"),
         ("reset_failed", "lexi-pipeline-run1-1.service"),
         ("unref", "lexi-pipeline-run1-1.service"),
+        ("stop", "lexi-graph-run1.service"),  # after the job unit, before the service
+        ("reset_failed", "lexi-graph-run1.service"),
         ("start", SERVICE),
     ]
     assert killer.cgroups == [f"/system.slice/{SERVICE}"]

@@ -28,11 +28,14 @@ from tests.unit.lifecycle.test_lifecycle import Killer, Listener, ok_checks
 
 SERVICE = "lexi.service"
 JOB_UNIT = "lexi-pipeline-run1-1.service"
+GRAPH_UNIT = "lexi-graph-run1.service"
 MiB = 2**20
 TTOU = f"kill_main {signal.SIGTTOU.name}"
 TTIN = f"kill_main {signal.SIGTTIN.name}"
-# no history: 4 workers × 256 MiB (default) + runner 96 + graph 32 = 1152 MiB expected,
-# (+ 4 × 4 bytes per byte of a.txt) × 1.25 = MemoryMax 1441 MiB; + 256 MiB reserve wanted
+# no history: 4 workers × 256 MiB (default) + runner 96 = 1120 MiB expected, (+ 4 × 4 bytes
+# per byte of a.txt) × 1.25 = MemoryMax 1401 MiB; the graph server in its own unit: 32 MiB
+# + 1 chunk of 4096 bytes (the 10 bytes of a.txt) × 1.25 = MemoryMax 41 MiB; + 256 MiB
+# reserve wanted
 AVAILABLE = 1300 * MiB  # → 2 service workers of 200 MiB PSS must go
 
 
@@ -99,9 +102,12 @@ def test_shrink_removes_the_planned_workers_runs_and_grows_back(tmp_path: Path) 
     assert world.verbs() == [
         (TTOU, SERVICE),
         (TTOU, SERVICE),
+        ("start_transient", GRAPH_UNIT),
         ("start_transient", JOB_UNIT),
         ("reset_failed", JOB_UNIT),
         ("unref", JOB_UNIT),
+        ("stop", GRAPH_UNIT),
+        ("reset_failed", GRAPH_UNIT),
         (TTIN, SERVICE),
         (TTIN, SERVICE),
         ("start", SERVICE),  # a no-op on a running unit: it only starts one that died
@@ -109,7 +115,7 @@ def test_shrink_removes_the_planned_workers_runs_and_grows_back(tmp_path: Path) 
     assert set(seen) == {2}  # two workers kept serving during the whole run
     assert world.systemd.workers[SERVICE] == 4
     assert world.systemd.units[SERVICE].main_pid == 100  # never restarted
-    assert world.caps() == {"MemoryMax": 1441 * MiB, "MemoryHigh": 1261 * MiB}
+    assert world.caps() == {"MemoryMax": 1401 * MiB, "MemoryHigh": 1226 * MiB}
     assert world.holds.load() is None
     phases = dict(world.listener.phases)
     assert phases[Phase.QUIESCE] == f"shrinking {SERVICE} by 2 workers"
@@ -153,7 +159,7 @@ def test_oom_restart_keeps_the_planned_caps_with_half_the_workers(tmp_path: Path
     world.systemd.pipeline_results = [("oom-kill", 0), ("success", 0)]
     world.run()
     second = {p.name: p.value for p in world.systemd.properties["lexi-pipeline-run1-2.service"]}
-    assert second["MemoryMax"] == 1441 * MiB
+    assert second["MemoryMax"] == 1401 * MiB
     assert workers_of(world.systemd, "lexi-pipeline-run1-2.service") == "2"
 
 
@@ -281,9 +287,9 @@ def test_auto_shrinks_when_it_fits_and_stops_otherwise(tmp_path: Path) -> None:
 def test_none_runs_beside_the_service_or_refuses(tmp_path: Path) -> None:
     beside = World(tmp_path / "a", quiesce="none", available=4 * 2**30)
     assert beside.run().exit_code == ExitCode.OK
-    assert [v for v, _ in beside.verbs()] == [
-        "start_transient", "reset_failed", "unref", "start"]  # fmt: skip
-    assert beside.caps() == {"MemoryMax": 1441 * MiB, "MemoryHigh": 1261 * MiB}
+    assert [v for v, _ in beside.verbs()] == ["start_transient", "start_transient",
+        "reset_failed", "unref", "stop", "reset_failed", "start"]  # fmt: skip
+    assert beside.caps() == {"MemoryMax": 1401 * MiB, "MemoryHigh": 1226 * MiB}
     # 1300 MiB available: the plan lowers the batch to 2 workers to fit beside all four
     lowered = World(tmp_path / "b", quiesce="none")
     assert lowered.run().exit_code == ExitCode.OK
