@@ -1,12 +1,12 @@
 """The systemd-level backstop (`ExecStopPost=` of lexi-batch@.service).
 
 If the daemon answers, it is in charge and nothing happens. If it does not, and a hold
-record says the service was stopped for a run, stop that run's job units (the batch must not
-compete with the service for memory) and start the service, so it never stays down because
-the daemon died. A service shrunk for the run (quiesce = shrink) gets its workers back
-from the same master instead; the hold record then says "shrunk by 0", so the daemon does
-not grow it a second time. The hold record stays: the next daemon start marks the run
-interrupted.
+record says the service was stopped for a run, stop that run's job units and its graph
+server's unit (the batch must not compete with the service for memory) and start the
+service, so it never stays down because the daemon died. A service shrunk for the run
+(quiesce = shrink) gets its workers back from the same master instead; the hold record
+then says "shrunk by 0", so the daemon does not grow it a second time. The hold record
+stays: the next daemon start marks the run interrupted.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import logging
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import Client
 from lexi_maint.errors import ExitCode, LexiMaintError
+from lexi_maint.lifecycle.executor import stop_graph_units
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.systemd.dbus import SystemdPort
-from lexi_maint.systemd.properties import job_unit_pattern
+from lexi_maint.systemd.properties import GRAPH_UNIT_PATTERN, job_unit_pattern
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def restore_orphaned(config: Config) -> int:
         for unit in systemd.list_units(job_unit_pattern(hold.run_id)):
             log.warning("stopping job unit %s of run %s", unit, hold.run_id)
             systemd.stop_unit(unit, config.service.stop_timeout)
+        stop_graph_units(systemd, GRAPH_UNIT_PATTERN, config.service.stop_timeout)
         _grow_back(config, systemd, holds, hold)
         result = systemd.start_unit(hold.service, config.service.start_timeout)
     finally:
