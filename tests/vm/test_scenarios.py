@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from lexi_maint.state import ENTRIES
+from lexi_maint.units import parse_size
 
 from .runner import VmResult, VmRun, prepare_share
 
@@ -90,6 +91,14 @@ def test_s1_batch_quiesces_caps_and_restores(results: dict[str, Any], boot: VmRe
     assert r["ledger_counts"]["done"] == r["documents"] == 12
     assert r["service_pid_changed"] is True
     assert r["units_left"] == [], "job units stay loaded (reference not dropped)"
+    # issue 13: the graph server ran in its own unit with the planned cap, not in the job's
+    assert observed["redis_in"] == ["graph unit"], observed
+    assert r["graph_cap_planned"], "lexi-maint plan states no graph unit cap"
+    assert observed["graph_memory_max"] == [str(parse_size(r["graph_cap_planned"]))], (
+        observed, r["graph_cap_planned"])  # fmt: skip
+    assert len(observed["graph_units"]) == 1 and observed["graph_units"][0].startswith(
+        "lexi-graph-cao_import-"), observed["graph_units"]  # fmt: skip
+    assert r["graph_units_left"] == [] and r["redis_left"] == [], r
     assert observed["credential_seen"] == [True], "the API key did not reach the job unit"
     assert observed["secret_leaks"] == [], "the API key is visible in argv or the environment"
     assert observed["job_users"] == ["lexi-batch"], observed["job_users"]
@@ -216,7 +225,13 @@ def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult)
     assert r["service_while_running"] == "inactive"
     assert r["interrupted"] == "interrupted"
     assert r["orphan_units"] == []
+    # issue 13: the run's graph unit outlived the daemon; recovery stopped it, and the
+    # resumed run started (and stopped) its own
+    assert len(r["graph_units_while_running"]) == 1, r
+    assert r["graph_units_after_kill"] == r["graph_units_while_running"], r
+    assert r["orphan_graph_units"] == [] and r["redis_after_recovery"] == [], r
     assert r["resume_rc"] == 0, r["resume_tail"]
+    assert r["graph_units_after_resume"] == [], r
     assert r["statuses"] == ["done"]
     graph = json.loads(r["graph"])
     assert graph == {"docs": r["documents_in_ledger"], "chunks": r["chunks_in_ledger"]}
@@ -230,6 +245,7 @@ def test_backstop_restores_the_service_when_the_daemon_stays_dead(
     r = scenario(results, "backstop", boot)
     assert r["service_while_running"] == "inactive"
     assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
+    assert r["graph_units_active"] == [], "the orphaned graph server kept its memory"
     assert r["restore_wait"] < 60, r  # restored while the daemon was masked: by the backstop
     assert "restore-orphaned" in r["stop_post"] and "code=exited ; status=0 " in r["stop_post"], r
     assert r["daemon_after"] == "active"

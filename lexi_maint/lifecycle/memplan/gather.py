@@ -233,6 +233,7 @@ def memory_plan(
         graph_apart=apart,
         graph_memory_max=planner.graph_memory_max,
         graph_chunks=chunks,
+        graph_supervisor=planner.graph_supervisor if apart else 0,
     )
     return make_plan(inputs, may_shrink=may_shrink)
 

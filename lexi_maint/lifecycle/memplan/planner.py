@@ -4,7 +4,8 @@
                  inside the job unit)
     MemoryMax  = min(configured memory_max, need × headroom, rounded up to a MiB)
     MemoryHigh = min(configured memory_high, 7/8 of that MemoryMax)
-    graph unit = min(graph_memory_max, graph server × headroom); MemoryHigh 7/8 of it
+    graph unit = min(graph_memory_max, (graph server + graph serve) × headroom); MemoryHigh
+                 7/8 of it
     fits       = available + removed × service per-worker PSS
                  ≥ MemoryMax + graph unit's MemoryMax + host reserve
 
@@ -57,6 +58,12 @@ class PlanInputs:
     graph_apart: bool = False  # the graph server runs in its own unit, not the job unit
     graph_memory_max: int = 0  # that unit's MemoryMax, at most
     graph_chunks: int = 0  # the chunks the graph server's size was planned for
+    graph_supervisor: int = 0  # the graph unit's own process beside the server
+
+    @property
+    def graph_unit(self) -> int:
+        """The graph unit's expected peak: the server and the process that runs it."""
+        return self.graph_server + self.graph_supervisor
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ class MemoryPlan:
         if not i.graph_apart:
             return ""
         return (
-            f"; graph server (its own unit): {i.graph_chunks} chunks → {_size(i.graph_server)},"
+            f"; graph server (its own unit): {i.graph_chunks} chunks → {_size(i.graph_server)}"
+            f" + {_size(i.graph_supervisor)} graph serve,"
             f" cap MemoryMax={_cap(self.graph.memory_max)}"
             f" MemoryHigh={_cap(self.graph.memory_high)}"
             f" (graph_memory_max {_cap(i.graph_memory_max)})"
@@ -158,12 +166,13 @@ def graph_caps(inputs: PlanInputs) -> GraphCaps:
     """
     if not inputs.graph_apart:
         return GraphCaps()
-    cap = min(inputs.graph_memory_max, _round_mib(inputs.graph_server * inputs.headroom))
+    cap = min(inputs.graph_memory_max, _round_mib(inputs.graph_unit * inputs.headroom))
     problem = ""
-    if inputs.graph_server > inputs.graph_memory_max:
+    if inputs.graph_unit > inputs.graph_memory_max:
         problem = (
-            f"the graph server needs {_size(inputs.graph_server)} for {inputs.graph_chunks}"
-            f" chunks, more than graph_memory_max {_cap(inputs.graph_memory_max)}"
+            f"the graph server's unit needs {_size(inputs.graph_unit)} for"
+            f" {inputs.graph_chunks} chunks, more than graph_memory_max"
+            f" {_cap(inputs.graph_memory_max)}"
         )
     return GraphCaps(_round_mib(cap * HIGH_FRACTION), cap, problem)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lexi_maint.config.service import JobLimits, Quiesce
+from lexi_maint.lifecycle.memplan.gather import History, added_chunks
 from lexi_maint.lifecycle.memplan.model import (
     BatchEstimate,
     DocumentSample,
@@ -14,6 +16,7 @@ from lexi_maint.lifecycle.memplan.model import (
     predict,
 )
 from lexi_maint.lifecycle.memplan.planner import PlanInputs, ServiceMemory, make_plan, need
+from lexi_maint.lifecycle.quiesce import decide
 
 MiB = 2**20
 SETTINGS = ModelSettings(default_peak=200 * MiB, default_factor=4.0, min_history=3)
@@ -203,3 +206,57 @@ def test_quiesce_decisions_by_mode() -> None:
     auto = decide(Quiesce.AUTO, make_plan(roomy), make_plan(roomy, may_shrink=False), limits)
     assert auto.action is Quiesce.STOP and auto.problem == ""
     assert decide(Quiesce.AUTO, fits, beside, limits).action is Quiesce.SHRINK
+
+
+APART = replace(
+    INPUTS, graph_apart=True, graph_memory_max=2 * 2**30, graph_chunks=8000,
+    graph_server=64 * MiB, graph_supervisor=64 * MiB,
+)  # fmt: skip
+
+
+def test_a_graph_server_apart_has_its_own_caps_outside_the_job_units() -> None:
+    plan = make_plan(replace(APART, available=2 * 2**30))
+    # the job unit: 4 × 100 MiB + 96 MiB runner, no graph server: 496 MiB × 1.25 = 620 MiB
+    assert (plan.need, plan.memory_max, plan.memory_high) == (496 * MiB, 620 * MiB, 543 * MiB)
+    # the graph unit: (64 MiB server + 64 MiB graph serve) × 1.25 = 160 MiB, high 7/8
+    assert (plan.graph.memory_max, plan.graph.memory_high) == (160 * MiB, 140 * MiB)
+    assert plan.fits and plan.remove == 0
+    inside = make_plan(replace(INPUTS, available=2 * 2**30))
+    assert inside.graph.memory_max == 0 and inside.memory_max == 700 * MiB
+
+
+def test_both_caps_must_fit_beside_the_service() -> None:
+    # 620 + 160 + 256 reserve = 1036 MiB wanted: 600 available + 2 × 200 → 2 not enough
+    plan = make_plan(APART)
+    assert (plan.remove, plan.fits) == (3, True)  # 600 + 3 × 200 = 1200 ≥ 1036
+    short = make_plan(replace(APART, keep_workers=4))  # 1 worker: 245 + 160 + 256 > 600
+    assert not short.fits and "graph MemoryMax=160M" in short.problem
+
+
+def test_the_graph_cap_never_exceeds_graph_memory_max() -> None:
+    grown = replace(APART, available=8 * 2**30, graph_memory_max=150 * MiB)
+    plan = make_plan(grown)  # 128 MiB expected fits under 150 MiB, without all its headroom
+    assert plan.fits and plan.graph.memory_max == 150 * MiB
+    too_big = make_plan(replace(grown, graph_memory_max=100 * MiB))
+    assert not too_big.fits and plan.workers == 4
+    assert "more than graph_memory_max 100M" in too_big.problem
+    decision = decide(Quiesce.STOP, too_big, too_big, JobLimits())
+    assert decision.problem == too_big.problem  # refused whatever the quiesce mode
+
+
+def test_the_description_gives_the_two_caps_apart() -> None:
+    text = make_plan(replace(APART, available=2 * 2**30)).describe()
+    assert "100 MB per worker × 4 + 96 MB runner);" in text
+    assert "job cap MemoryMax=620M MemoryHigh=543M, 4 batch workers;" in text
+    assert text.endswith(
+        "; graph server (its own unit): 8000 chunks → 64 MB + 64 MB graph serve,"
+        " cap MemoryMax=160M MemoryHigh=140M (graph_memory_max 2G)"
+    )
+
+
+def test_the_chunks_a_run_adds_come_from_the_done_documents_or_the_default() -> None:
+    pending = [PendingDocument(".txt", 30_000), PendingDocument(".pdf", 70_000)]
+    done = History((), {}, chunks=50, chunked_bytes=100_000)  # 1 chunk per 2,000 bytes
+    assert added_chunks(pending, done, 1024) == 50
+    assert added_chunks(pending, History((), {}, 0), 1024) == 98  # ceil(100,000 / 1,024)
+    assert added_chunks([], done, 1024) == 0

@@ -23,6 +23,7 @@ def test_a_dead_daemons_run_is_cleaned_up_and_marked_interrupted(tmp_path: Path)
     systemd = FakeSystemd()
     systemd.add_service(SERVICE, state="inactive")
     systemd.add_service("lexi-pipeline-run1-2.service")  # still running, left by the dead daemon
+    systemd.add_service("lexi-graph-run1.service")  # its graph server: not the daemon's child
     executor, _, holds = make_executor(tmp_path, systemd, config=config)
     holds.record("run1", "j", SERVICE)
     with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
@@ -40,6 +41,12 @@ def test_a_dead_daemons_run_is_cleaned_up_and_marked_interrupted(tmp_path: Path)
     assert systemd.calls.index(("stop", "lexi-pipeline-run1-2.service")) < systemd.calls.index(
         ("start", SERVICE))  # fmt: skip
     assert systemd.units[SERVICE].active_state == "active"
+    # the graph server's unit goes after the job units that used it, before the service
+    job_stop = systemd.calls.index(("stop", "lexi-pipeline-run1-2.service"))
+    graph_stop = systemd.calls.index(("stop", "lexi-graph-run1.service"))
+    assert job_stop < graph_stop < systemd.calls.index(("start", SERVICE))
+    assert ("reset_failed", "lexi-graph-run1.service") in systemd.calls
+    assert systemd.units["lexi-graph-run1.service"].active_state == "inactive"
     assert holds.load() is None
     record = runs.get("run1")
     assert record is not None and record.phase is Phase.INTERRUPTED

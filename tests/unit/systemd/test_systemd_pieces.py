@@ -13,9 +13,12 @@ from lexi_maint.config.service import DaemonConfig, JobLimits
 from lexi_maint.systemd.journal import JournalHandler, encode_entry, record_fields
 from lexi_maint.systemd.notify import Notifier
 from lexi_maint.systemd.properties import (
+    GraphServerUnit,
     PipelineRun,
     Sandbox,
     UnitProperty,
+    graph_properties,
+    graph_unit_name,
     pipeline_properties,
     sandbox_properties,
     unit_name,
@@ -99,6 +102,50 @@ def test_pipeline_properties_with_user_and_credential() -> None:
     assert "--reprocess" in argv
     assert not any("key" in a.lower() for a in argv)  # the secret never on a command line
     assert props["RuntimeMaxUSec"].value == 6 * 3600 * 10**6
+
+
+def test_the_graph_server_unit_by_value() -> None:
+    unit = GraphServerUnit("big-20261201T1000-x", Path("/etc/l.toml"), 105 * 2**20, 120 * 2**20,
+                           960.0, "lexi-batch")  # fmt: skip
+    sandbox = Sandbox(Path("/var/lib/lexi-maint"), (Path("/srv/docs"),), (("k", Path("/k")),))
+    props = values(graph_properties(unit, DaemonConfig(), sandbox))
+    program = str(DaemonConfig().program)
+    argv = [program, "--config", "/etc/l.toml", "graph", "serve"]
+    assert graph_unit_name("big-20261201T1000-x") == "lexi-graph-big-20261201T1000-x.service"
+    expected = {
+        "Description": [("s", "lexi-maint graph server: run big-20261201T1000-x")],
+        "Slice": [("s", "lexi-batch.slice")],  # beside the job unit, under the slice's cap
+        "Type": [("s", "notify")],  # started once the server answers PING
+        "NotifyAccess": [("s", "main")],
+        "ExecStart": [("a(sasb)", [(program, argv, False)])],
+        "SyslogIdentifier": [("s", "lexi-graph")],
+        "MemoryAccounting": [("b", True)],
+        "MemoryHigh": [("t", 105 * 2**20)],
+        "MemoryMax": [("t", 120 * 2**20)],
+        "MemorySwapMax": [("t", 0)],
+        "Restart": [("s", "on-failure")],  # systemd revives a server that died
+        "RestartUSec": [("t", 1_000_000)],
+        "TimeoutStartUSec": [("t", 960_000_000)],
+        "KillMode": [("s", "mixed")],  # SIGTERM to graph serve, which stops redis cleanly
+        "Environment": [("as", ["LEXI_MAINT_RUN_ID=big-20261201T1000-x"])],
+        "User": [("s", "lexi-batch")],
+    }
+    assert {k: v for k, v in props.items() if k in expected} == expected
+    # the job unit's sandbox, without its credentials: the graph server needs no secret
+    assert values(sandbox_properties(sandbox)).items() <= props.items()
+    assert set(props) == set(expected) | set(values(sandbox_properties(sandbox)))
+    assert "LoadCredential" not in props
+
+
+def test_a_job_unit_of_a_run_with_a_graph_unit_is_told_its_name() -> None:
+    run = PipelineRun("big", "r1", Path("/etc/l.toml"), 2, graph_unit="lexi-graph-r1.service")
+    sandbox = Sandbox(Path("/var/lib/lexi-maint"))
+    props = values(pipeline_properties(run, JobLimits(), DaemonConfig(), sandbox))
+    told = ["LEXI_MAINT_RUN_ID=r1", "LEXI_MAINT_GRAPH_UNIT=lexi-graph-r1.service"]
+    assert props["Environment"] == [("as", told)]
+    alone = PipelineRun("big", "r1", Path("/etc/l.toml"), 2)
+    props = values(pipeline_properties(alone, JobLimits(), DaemonConfig(), sandbox))
+    assert props["Environment"] == [("as", ["LEXI_MAINT_RUN_ID=r1"])]
 
 
 def values(props: list[UnitProperty]) -> dict[str, list[tuple[str, object]]]:

@@ -179,7 +179,7 @@ def make_documents(samples: Path) -> None:
 def heavy_page_pdf(path: Path, lines: int = 300_000) -> None:
     """A 90 KB PDF whose one page holds 900,000 operands and operators (under the parse
     stage's per-page bound of 1,000,000): extracting its text grows a worker by ~190 MB,
-    which a job capped at MemoryMax=240M cannot hold beside its runner and graph server.
+    which a job capped at MemoryMax=240M cannot hold beside its runner.
     Every text-only parse bound holds, so only the cgroup can stop it: the kernel's OOM kill."""
     line = b"(Artikel 1 Loon. De werknemer ontvangt het loon zoals bedoeld in artikel 2.) Tj T*\n"
     content = zlib.compress(b"BT /F1 10 Tf 12 TL 72 760 Td\n" + line * lines + b"ET\n", 9)
@@ -221,6 +221,32 @@ def pipeline_units() -> list[str]:
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
 
 
+def graph_units() -> list[str]:
+    out = sh("systemctl", "list-units", "--all", "--plain", "--no-legend", "lexi-graph-*")
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+def active_graph_units() -> list[str]:
+    return [u for u in graph_units() if show(u, "ActiveState") in ("active", "activating")]
+
+
+def commands_in(cgroup: str) -> set[str]:
+    """The command names (comm) of the processes in a unit's cgroup."""
+    names = set()
+    with contextlib.suppress(OSError):
+        for pid in Path(f"/sys/fs/cgroup{cgroup}/cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                names.add(Path(f"/proc/{pid}/comm").read_text().strip())
+    return names
+
+
+def graph_cap_planned(job: str) -> str:
+    """The graph unit's MemoryMax as `lexi-maint plan` states it ("" when it states none)."""
+    match = re.search(r"graph server \(its own unit\): .*? cap MemoryMax=(\S+)",
+                      sh(LEXI, "plan", job).stdout)  # fmt: skip
+    return match.group(1) if match else ""
+
+
 class Sampler:
     """Watches the system while a run goes: service state, job unit cgroup, daemon STATUS."""
 
@@ -229,6 +255,8 @@ class Sampler:
             "service_states": set(), "memory_max": set(), "statuses": [], "slice_paths": set(),
             "credential_seen": set(), "secret_leaks": set(), "job_users": set(),
             "credential_readable_by_job_user": set(), "job_security": [],
+            # issue 13: where redis-server runs (graph unit or job unit), the graph unit's cap
+            "redis_in": set(), "graph_memory_max": set(), "graph_units": set(),
         }  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -253,6 +281,17 @@ class Sampler:
                         self.samples["memory_max"].add(limit.read_text().strip())
                     self._credential(unit)
                     self._security(unit)
+                    if "redis-server" in commands_in(cgroup):
+                        self.samples["redis_in"].add("job unit")
+            for unit in graph_units():
+                self.samples["graph_units"].add(unit)
+                cgroup = show(unit, "ControlGroup")
+                if cgroup:
+                    limit = Path(f"/sys/fs/cgroup{cgroup}/memory.max")
+                    with contextlib.suppress(OSError):
+                        self.samples["graph_memory_max"].add(limit.read_text().strip())
+                    if "redis-server" in commands_in(cgroup):
+                        self.samples["redis_in"].add("graph unit")
             status = show("lexi-maintd.service", "StatusText")
             if status and (not self.samples["statuses"] or self.samples["statuses"][-1] != status):
                 self.samples["statuses"].append(status)
@@ -354,6 +393,7 @@ def pipeline_journal() -> str:
 def s1_batch(r: dict[str, Any]) -> None:
     before = int(show("lexi.service", "MainPID") or 0)
     stubborn_before = sh("pgrep", "-f", "stubborn.py").stdout.split()
+    r["graph_cap_planned"] = graph_cap_planned("cao_import")
     with Sampler() as sampler, Prober() as prober:  # stop mode: the prober measures downtime
         proc = sh("systemctl", "start", "--wait", "lexi-batch@cao_import.service")
     r["prober"] = prober.summary()
@@ -368,6 +408,8 @@ def s1_batch(r: dict[str, Any]) -> None:
     r["stubborn_left"] = [pid for pid in stubborn_before if pid in now]
     r["pipeline_journal"] = pipeline_journal()
     r["units_left"] = pipeline_units()  # AddRef'd job units are released and unloaded
+    r["graph_units_left"] = graph_units()  # stopped after the job unit, reset, unloaded
+    r["redis_left"] = sh("pgrep", "-x", "redis-server").stdout.split()
     data = ledger("cao_import")
     r["ledger_counts"] = data.get("counts")
     r["documents"] = len(data.get("documents", []))
@@ -548,16 +590,21 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
     start_done = done_count("big")
     wait_for("documents to progress", lambda: done_count("big") >= start_done + 2, 150)
     r["service_while_running"] = show("lexi.service", "ActiveState")
+    r["graph_units_while_running"] = active_graph_units()
     r["kill"] = sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service").returncode
     time.sleep(1)
+    r["graph_units_after_kill"] = active_graph_units()  # not the daemon's: they outlive it
     sh("systemctl", "start", "lexi-maintd.service")
     r["restore_wait"] = round(wait_for("lexi.service restored",
                                        lambda: show("lexi.service", "ActiveState") == "active",
                                        240), 1)  # fmt: skip
     r["interrupted"] = run_phase(run_id)
     r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
+    r["orphan_graph_units"] = active_graph_units()
+    r["redis_after_recovery"] = sh("pgrep", "-x", "redis-server").stdout.split()
     resumed = sh(LEXI, "submit", "big", "--wait", timeout=900)
     r["resume_rc"], r["resume_tail"] = resumed.returncode, resumed.stdout[-2000:]
+    r["graph_units_after_resume"] = graph_units()
     data = ledger("big")
     r["statuses"] = sorted({d["status"] for d in data["documents"]})
     r["chunks_in_ledger"] = sum(d["chunks"] or 0 for d in data["documents"])
@@ -584,6 +631,7 @@ def s8_backstop(r: dict[str, Any]) -> None:
     r["batch_result"] = show("lexi-batch@big.service", "Result")
     r["stop_post"] = show("lexi-batch@big.service", "ExecStopPost")
     r["job_units_active"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
+    r["graph_units_active"] = active_graph_units()
     r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@big", "--no-pager",
                                "-o", "cat").stdout[-2000:]  # fmt: skip
     sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
@@ -627,7 +675,8 @@ def s9_uninstall(r: dict[str, Any]) -> None:
 # -- quiesce = "shrink" (issue 14) ---------------------------------------------------------
 
 BALLAST_DROPIN = Path("/etc/systemd/system/lexi.service.d/ballast.conf")
-PLAN_CAP = re.compile(r"MemoryMax=(\d+)M")
+PLAN_CAP = re.compile(r"job cap MemoryMax=(\d+)M")
+PLAN_GRAPH_CAP = re.compile(r"graph server \(its own unit\): .*? cap MemoryMax=(\d+)M")
 PLAN_SHRINK = re.compile(r"quiesce = shrink: shrink lexi\.service by (\d+) with MemoryMax=(\d+)M")
 RESERVE_MB = 256  # [planner] host_reserve default
 
@@ -657,7 +706,8 @@ def ballast_for_one_worker(job: str, r: dict[str, Any]) -> None:
     """Give each gunicorn worker private memory so that this job's plan must remove one:
     available = cap + reserve + about half a worker after removing one."""
     plan = sh(LEXI, "plan", job, "--reprocess").stdout
-    cap_mb = int(PLAN_CAP.findall(plan)[-1])
+    # the job unit's cap and, beside it, the graph unit's: the plan must fit both
+    cap_mb = int(PLAN_CAP.findall(plan)[-1]) + sum(int(c) for c in PLAN_GRAPH_CAP.findall(plan))
     free = available_mb()
     ballast = max(40, int((free - cap_mb - RESERVE_MB) / 3.5))
     BALLAST_DROPIN.parent.mkdir(exist_ok=True)
