@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from lexi_maint.graph.falkordb import FalkorServer
 
@@ -22,20 +24,30 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 
 
+class Served(Protocol):
+    """What `serve_foreground` needs of the server (FalkorServer; a fake in unit tests)."""
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def socket_path(self) -> Path: ...
+    def exited(self) -> int | None: ...
+
+
 def serve_foreground(
     state_dir: Path,
     ready: Callable[[str], object],
     stop: threading.Event,
-    server: FalkorServer | None = None,
+    make_server: Callable[[Path], AbstractContextManager[Served]] = FalkorServer,
+    poll: float = POLL_SECONDS,
 ) -> int | None:
     """Run the server until `stop` is set (None) or it exits on its own (its status)."""
-    server = server if server is not None else FalkorServer(state_dir)
-    with server:
+    with make_server(state_dir) as server:
         ready(f"FalkorDB server pid {server.pid} answers on {server.socket_path}")
-        while not stop.wait(POLL_SECONDS):
+        while not stop.wait(poll):
             status = server.exited()
             if status is not None:
-                log.error("FalkorDB server pid %s exited with status %s (redis log: %s)",
-                          server.pid, status, server.layout.log)  # fmt: skip
+                log.error("FalkorDB server pid %s exited with status %s (see %s)",
+                          server.pid, status, state_dir / "falkordb" / "redis.log")  # fmt: skip
                 return status
     return None
