@@ -123,5 +123,8 @@ def test_plan_command_prints_the_decision_and_its_inputs(
     code = main(["--config", str(tmp_path / "x.toml"), "plan", "j"])
     out = capsys.readouterr().out
     assert "job j: quiesce = none: leave " in out, out
-    assert "batch needs 640 MB (1 document, no history, the default: 256 MB per worker × 2" in out
+    # the runner alone in the job's need; the graph server in its own unit, planned apart
+    assert "batch needs 608 MB (1 document, no history, the default: 256 MB per worker × 2" in out
+    assert "+ 96 MB runner);" in out, out
+    assert "graph server (its own unit): 1 chunks → 32 MB + 64 MB graph serve" in out, out
     assert code == (1 if "refused" in out else 0)

@@ -177,7 +177,7 @@ def test_s2_oom_kill_costs_one_document(results: dict[str, Any], boot: VmResult)
     assert set(statuses.values()) == {"done"}, r["documents"]
     assert r["batch_exit"] == "1", (r["unit_results"], r["kernel_oom"], r["batch_journal"])
     # the kernel chose a document worker each time (oom_score_adj 1000), never the runner
-    # or the graph server (500), so every OOM kill has a document to blame
+    # (500; the graph server runs in its own unit), so every OOM kill has a document to blame
     victims = [line for line in r["kernel_oom"] if "Killed process" in line]
     assert victims and all("oom_score_adj:1000" in v for v in victims), victims
     # every kill counted against the document: it met the OOM killer max_attempts (2) times,

@@ -179,7 +179,7 @@ def make_documents(samples: Path) -> None:
 def heavy_page_pdf(path: Path, lines: int = 300_000) -> None:
     """A 90 KB PDF whose one page holds 900,000 operands and operators (under the parse
     stage's per-page bound of 1,000,000): extracting its text grows a worker by ~190 MB,
-    which a job capped at MemoryMax=240M cannot hold beside its runner.
+    which a job capped at MemoryMax=200M cannot hold beside its runner.
     Every text-only parse bound holds, so only the cgroup can stop it: the kernel's OOM kill."""
     line = b"(Artikel 1 Loon. De werknemer ontvangt het loon zoals bedoeld in artikel 2.) Tj T*\n"
     content = zlib.compress(b"BT /F1 10 Tf 12 TL 72 760 Td\n" + line * lines + b"ET\n", 9)
