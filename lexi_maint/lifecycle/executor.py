@@ -339,8 +339,8 @@ class Executor:
                 raise SystemdError(
                     f"graph unit {name} did not start: job result {result!r} (journalctl -u {name})"
                 )
-            self._log(request, f"graph server started in {name} (MemoryMax="
-                      f"{format_size(unit.memory_max)})", journal.RUN_STARTED)  # fmt: skip
+            self._log_run(request.run_id, f"graph server started in {name}"
+                          f" (MemoryMax={format_size(unit.memory_max)})")  # fmt: skip
             yield name
         finally:
             stop_graph_units(self._systemd, name, self._config.service.stop_timeout)
