@@ -220,7 +220,11 @@ def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult)
     assert r["statuses"] == ["done"]
     graph = json.loads(r["graph"])
     assert graph == {"docs": r["documents_in_ledger"], "chunks": r["chunks_in_ledger"]}
-    # the job ran as lexi-batch; the daemon, restarted meanwhile, did not take the state back
+    # the job ran as lexi-batch; the daemon's restart did not take the state back (a
+    # StateDirectory= would have been chowned to root, recursively, when the daemon started)
+    after_restart = r["ownership_after_restart"]
+    assert after_restart["/var/lib/lexi-maint"].startswith("lexi-batch "), after_restart
+    assert after_restart["/var/lib/lexi-maint/ledger.sqlite3"].startswith("lexi-batch ")
     assert r["ownership"]["/var/lib/lexi-maint/ledger.sqlite3"].startswith("lexi-batch ")
 
 

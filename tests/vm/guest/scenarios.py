@@ -556,6 +556,7 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
                                        240), 1)  # fmt: skip
     r["interrupted"] = run_phase(run_id)
     r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
+    r["ownership_after_restart"] = ownership()  # before the resumed run hands it over again
     resumed = sh(LEXI, "submit", "big", "--wait", timeout=900)
     r["resume_rc"], r["resume_tail"] = resumed.returncode, resumed.stdout[-2000:]
     data = ledger("big")
