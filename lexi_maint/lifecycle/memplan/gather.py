@@ -205,7 +205,9 @@ def memory_plan(
         history = read_history(StatePaths(config.state_dir).ledger, config.jobs)
     planner = config.planner
     settings = ModelSettings(
-        default_peak=planner.default_document_peak, default_factor=planner.default_bytes_factor
+        default_peak=planner.default_document_peak,
+        default_factor=planner.default_bytes_factor,
+        ceiling=planner.document_ceiling,
     )
     graph = 0
     if config.graph.backend == "falkordb":  # embedded: it runs inside the job unit
