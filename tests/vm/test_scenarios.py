@@ -234,7 +234,9 @@ def test_backstop_restores_the_service_when_the_daemon_stays_dead(
     r = scenario(results, "backstop", boot)
     assert r["service_while_running"] == "inactive"
     assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
-    assert r["restore_wait"] < 60, r  # restored while the daemon was masked: by the backstop
+    assert r["daemon_while_dead"] != "active", r  # so the restore was the backstop's
+    assert r["restore_wait"] < 60, r
+    assert "lexi-maintd unreachable" in r["backstop_journal"], r["backstop_journal"]
     assert "restore-orphaned" in r["stop_post"] and "code=exited ; status=0 " in r["stop_post"], r
     assert r["daemon_after"] == "active"
     assert r["hold_after"] is False, "the restarted daemon did not close the interrupted run"
