@@ -235,7 +235,7 @@ def test_backstop_restores_the_service_when_the_daemon_stays_dead(
     assert r["service_while_running"] == "inactive"
     assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
     assert r["daemon_while_dead"] != "active", r  # so the restore was the backstop's
-    assert r["restore_wait"] < 60, r
+    assert r["restore_wait"] < 120, r  # 58 s seen on a loaded 2-core host (TCG)
     assert "lexi-maintd unreachable" in r["backstop_journal"], r["backstop_journal"]
     assert "restore-orphaned" in r["stop_post"] and "code=exited ; status=0 " in r["stop_post"], r
     assert r["daemon_after"] == "active"
