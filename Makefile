@@ -12,6 +12,8 @@ BINDIR      ?= /usr/local/bin
 SYSUSERSDIR ?= /etc/sysusers.d
 CATALOGDIR ?= /usr/lib/systemd/catalog
 MANDIR ?= /usr/local/share/man
+# the pipeline's state_dir of the shipped configuration (created here, not by systemd)
+STATEDIR ?= /var/lib/lexi-maint
 COMPLETIONDIR ?= /usr/share/bash-completion/completions
 # e.g. PIP_OPTS="--no-index --find-links /opt/lexi-maint/wheels" for an offline install
 PIP_OPTS ?=
@@ -176,10 +178,13 @@ install-docs:
 	$(PREFIX)/venv/bin/python -m lexi_maint.cli.manpage man > $(MANDIR)/man1/lexi-maint.1
 	$(PREFIX)/venv/bin/python -m lexi_maint.cli.manpage bash > $(COMPLETIONDIR)/lexi-maint
 
+# The accounts, and the pipeline's state directory: root's until the daemon hands it to a
+# job's user before a run; an existing one is left as it is (it may be a job user's now).
 install-users:
 	install -d -m 0755 $(SYSUSERSDIR)
 	install -m 0644 packaging/lexi-maint.sysusers $(SYSUSERSDIR)/lexi-maint.conf
 	systemd-sysusers $(SYSUSERSDIR)/lexi-maint.conf
+	[ -d $(STATEDIR) ] || install -d -m 0700 $(STATEDIR)
 
 install-enable:
 	systemctl daemon-reload
@@ -196,7 +201,7 @@ install-restart:
 	else echo "upgrade: lexi-maintd took a run meanwhile and was NOT restarted; after the run:" \
 	  "systemctl restart lexi-maintd"; echo "$$status"; fi
 
-# Reverses install; keeps $(CONFDIR), /var/lib/lexi-maint and /var/lib/lexi-maintd
+# Reverses install; keeps $(CONFDIR), $(STATEDIR) and /var/lib/lexi-maintd
 # (configuration, ledger, records) and the accounts lexi-batch and lexi-maint.
 # `systemctl disable` takes no globs: the timer instances are listed one by one.
 uninstall:
@@ -213,7 +218,7 @@ uninstall:
 	-journalctl --update-catalog
 	systemctl daemon-reload
 	rm -rf $(PREFIX)
-	@echo "removed; kept $(CONFDIR), /var/lib/lexi-maint, /var/lib/lexi-maintd and the users"
+	@echo "removed; kept $(CONFDIR), $(STATEDIR), /var/lib/lexi-maintd and the users"
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,7 @@ from lexi_maint.units import MiB
 class PlannerConfig:
     default_document_peak: int = 256 * MiB  # a worker's peak with no history of its type
     default_bytes_factor: float = 4.0  # plus this many bytes per byte of input
+    document_ceiling: int = 320 * MiB  # no size-based prediction goes past the streaming bound
     runner: int = 96 * MiB  # the runner process itself (measured largest process: 58 MB)
     graph_base: int = 32 * MiB  # the embedded FalkorDB server, empty
     graph_per_chunk: int = 4096  # and per chunk it holds (measured about 2 KB; ×2 for forks)
@@ -32,6 +33,7 @@ def parse_planner(top: Table) -> PlannerConfig:
             default_bytes_factor=t.number(
                 "default_bytes_factor", default.default_bytes_factor, low=0.0, high=1000.0
             ),
+            document_ceiling=_size(t, "document_ceiling", default.document_ceiling),
             runner=_size(t, "runner", default.runner),
             graph_base=_size(t, "graph_base", default.graph_base),
             graph_per_chunk=_size(t, "graph_per_chunk", default.graph_per_chunk),

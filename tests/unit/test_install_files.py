@@ -86,3 +86,13 @@ def test_sysusers_file_declares_the_job_user_and_the_socket_group() -> None:
     assert ["g", "lexi-maint", "-"] in lines
     user = next(line for line in lines if line[:2] == ["u", "lexi-batch"])
     assert user[-2:] == ["/nonexistent", "/usr/sbin/nologin"]
+
+
+def test_the_pipeline_state_is_not_a_state_directory_of_the_root_daemon() -> None:
+    """systemd chowns a StateDirectory= back to the service's user (root) at every start of
+    the service, recursively: the daemon's restart would take the state from a job's user."""
+    daemon = (REPO / "systemd" / "lexi-maintd.service.in").read_text()
+    state_dirs = re.findall(r"^StateDirectory=(.*)$", daemon, re.MULTILINE)
+    assert state_dirs == ["lexi-maintd"]
+    writable = re.findall(r"^ReadWritePaths=(.*)$", daemon, re.MULTILINE)
+    assert any("-/var/lib/lexi-maint" in line.split() for line in writable), writable

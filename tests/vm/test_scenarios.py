@@ -235,7 +235,11 @@ def test_s3_daemon_sigkill_then_restart(results: dict[str, Any], boot: VmResult)
     assert r["statuses"] == ["done"]
     graph = json.loads(r["graph"])
     assert graph == {"docs": r["documents_in_ledger"], "chunks": r["chunks_in_ledger"]}
-    # the job ran as lexi-batch; the daemon, restarted meanwhile, did not take the state back
+    # the job ran as lexi-batch; the daemon's restart did not take the state back (a
+    # StateDirectory= would have been chowned to root, recursively, when the daemon started)
+    after_restart = r["ownership_after_restart"]
+    assert after_restart["/var/lib/lexi-maint"].startswith("lexi-batch "), after_restart
+    assert after_restart["/var/lib/lexi-maint/ledger.sqlite3"].startswith("lexi-batch ")
     assert r["ownership"]["/var/lib/lexi-maint/ledger.sqlite3"].startswith("lexi-batch ")
 
 
@@ -246,7 +250,9 @@ def test_backstop_restores_the_service_when_the_daemon_stays_dead(
     assert r["service_while_running"] == "inactive"
     assert r["job_units_active"] == [], "the orphaned batch kept running beside the service"
     assert r["graph_units_active"] == [], "the orphaned graph server kept its memory"
-    assert r["restore_wait"] < 60, r  # restored while the daemon was masked: by the backstop
+    assert r["daemon_while_dead"] != "active", r  # so the restore was the backstop's
+    assert r["restore_wait"] < 120, r  # 58 s seen on a loaded 2-core host (TCG)
+    assert "lexi-maintd unreachable" in r["backstop_journal"], r["backstop_journal"]
     assert "restore-orphaned" in r["stop_post"] and "code=exited ; status=0 " in r["stop_post"], r
     assert r["daemon_after"] == "active"
     assert r["hold_after"] is False, "the restarted daemon did not close the interrupted run"

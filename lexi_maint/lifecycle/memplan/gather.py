@@ -207,7 +207,9 @@ def memory_plan(
         history = read_history(StatePaths(config.state_dir).ledger, config.jobs)
     planner = config.planner
     settings = ModelSettings(
-        default_peak=planner.default_document_peak, default_factor=planner.default_bytes_factor
+        default_peak=planner.default_document_peak,
+        default_factor=planner.default_bytes_factor,
+        ceiling=planner.document_ceiling,
     )
     pending = pending_documents(job, history.records.get(job.name, ()), reprocess=reprocess)
     graph, chunks = 0, 0

@@ -9,6 +9,10 @@ suffix):
   document larger than any of them adds the steepest bytes-to-memory slope seen in that
   history for the size beyond the largest (big files are extrapolated, never averaged away);
 - without enough history: `default_peak + default_factor × size` (documented default);
+- neither the default nor an extrapolation goes past `ceiling`, the bound a worker keeps to
+  for any document under `parse.max_bytes` (files over 4 MiB are read, chunked, analysed
+  and written a window at a time: measured 77 MB for a 199 MiB text file, 238 MB for a PDF
+  page just under the page bound). Measured peaks above it are kept as measured;
 - after an OOM kill: a document whose worker was killed, and any pending document of the
   same type at least as large as a killed one, is predicted to need the job's whole
   configured MemoryMax. The runner runs such documents alone, last, so the plan reserves the
@@ -47,6 +51,7 @@ class PendingDocument:
 class ModelSettings:
     default_peak: int = 256 * MiB  # per worker, without history
     default_factor: float = 4.0  # bytes of worker memory per byte of input, without history
+    ceiling: int = 320 * MiB  # what a prediction from size alone never exceeds
     min_history: int = 3  # measured documents of a type before its history is trusted
     percentile: float = 0.95
 
@@ -100,17 +105,18 @@ def predict(
     if doc.killed_before or any(s.killed and doc.size >= s.size for s in same):
         return Prediction(oom_peak, "oom")
     measured = [s for s in same if s.peak is not None and not s.killed]
+    ceiling = max(settings.ceiling, settings.default_peak)
     if len(measured) < settings.min_history:
-        return Prediction(
-            settings.default_peak + int(settings.default_factor * doc.size), "default"
-        )
+        by_size = settings.default_peak + int(settings.default_factor * doc.size)
+        return Prediction(min(by_size, ceiling), "default")
     peaks = [s.peak for s in measured if s.peak is not None]
     estimate = percentile(peaks, settings.percentile)
     largest = max(s.size for s in measured)
     if doc.size > largest:
         floor = min(peaks)
         slope = max((s.peak - floor) / s.size for s in measured if s.peak is not None and s.size)
-        estimate += int(slope * (doc.size - largest))
+        extrapolated = estimate + int(slope * (doc.size - largest))
+        estimate = max(estimate, min(extrapolated, ceiling))
     return Prediction(estimate, "history")
 
 

@@ -1,5 +1,6 @@
 """How the start of the embedded server reads a PING: a server still replaying its
-append-only file (LOADING) is alive and waited for longer than one that does not answer."""
+append-only file (LOADING, or silent on a connection it took) is alive and waited for longer
+than one that is not listening or refuses."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class Client:
         (True, "ready"),
         (redis.BusyLoadingError("Redis is loading the dataset in memory"), "loading"),
         (redis.ConnectionError("Connection refused"), "down"),
-        (redis.TimeoutError("Timeout reading from socket"), "down"),
+        # took the connection, silent: busy replaying (or starved), alive
+        (redis.TimeoutError("Timeout reading from socket"), "loading"),
         (redis.ResponseError("ERR unknown"), "down"),
     ],
 )

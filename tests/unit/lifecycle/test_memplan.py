@@ -260,3 +260,23 @@ def test_the_chunks_a_run_adds_come_from_the_done_documents_or_the_default() -> 
     assert added_chunks(pending, done, 1024) == 50
     assert added_chunks(pending, History((), {}, 0), 1024) == 98  # ceil(100,000 / 1,024)
     assert added_chunks([], done, 1024) == 0
+
+
+def test_a_prediction_from_size_alone_stops_at_the_streaming_ceiling() -> None:
+    settings = replace(SETTINGS, ceiling=320 * MiB)
+    # the default: 200 MiB + 4 x 150 MiB would be 800 MiB; a streamed file stays bounded
+    huge = PendingDocument(".txt", 150 * MiB)
+    assert predict(huge, [], settings, oom_peak=999).peak == 320 * MiB
+    # the extrapolation: 60 MiB + 5 x (150 - 4) MiB, stopped at the ceiling
+    history = [
+        DocumentSample(".txt", 1 * MiB, 40 * MiB),
+        DocumentSample(".txt", 2 * MiB, 50 * MiB),
+        DocumentSample(".txt", 4 * MiB, 60 * MiB),
+    ]
+    assert predict(huge, history, settings, oom_peak=999).peak == 320 * MiB
+    # measured peaks above it stay as measured, and an OOM kill still takes the whole cap
+    heavy = pdfs(400, 410, 420)
+    assert predict(PendingDocument(".pdf", 1), heavy, settings, oom_peak=999).peak == 420 * MiB
+    assert predict(PendingDocument(".pdf", 10 * MiB), heavy, settings, 999).peak == 420 * MiB
+    killed = PendingDocument(".txt", 1, killed_before=True)
+    assert predict(killed, history, settings, oom_peak=999).peak == 999

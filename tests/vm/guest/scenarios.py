@@ -602,6 +602,7 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
     r["orphan_units"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
     r["orphan_graph_units"] = active_graph_units()
     r["redis_after_recovery"] = sh("pgrep", "-x", "redis-server").stdout.split()
+    r["ownership_after_restart"] = ownership()  # before the resumed run hands it over again
     resumed = sh(LEXI, "submit", "big", "--wait", timeout=900)
     r["resume_rc"], r["resume_tail"] = resumed.returncode, resumed.stdout[-2000:]
     r["graph_units_after_resume"] = graph_units()
@@ -617,26 +618,31 @@ def s3_daemon_killed(r: dict[str, Any]) -> None:
 
 
 def s8_backstop(r: dict[str, Any]) -> None:
-    """The daemon dies and cannot come back: lexi-batch@'s ExecStopPost restores the service."""
+    """The daemon dies and cannot come back (every start fails until the end of the check):
+    lexi-batch@'s ExecStopPost stops the job unit and starts the service itself."""
     sh(LEXI, "submit", "big", "--reprocess")  # nothing left to do otherwise
     sh("systemctl", "start", "--no-block", "lexi-batch@big.service")
     wait_for("the job unit", lambda: any(show(u, "ActiveState") == "active"
                                           for u in pipeline_units()), 120)  # fmt: skip
     r["service_while_running"] = show("lexi.service", "ActiveState")
-    sh("systemctl", "mask", "--runtime", "lexi-maintd.service", check=True)
-    sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
-    r["restore_wait"] = round(wait_for("the backstop to start lexi.service",
-                                       lambda: show("lexi.service", "ActiveState") == "active",
-                                       120), 1)  # fmt: skip
-    r["batch_result"] = show("lexi-batch@big.service", "Result")
-    r["stop_post"] = show("lexi-batch@big.service", "ExecStopPost")
-    r["job_units_active"] = [u for u in pipeline_units() if show(u, "ActiveState") == "active"]
-    r["graph_units_active"] = active_graph_units()
-    r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@big", "--no-pager",
-                               "-o", "cat").stdout[-2000:]  # fmt: skip
-    sh("systemctl", "unmask", "--runtime", "lexi-maintd.service")
-    sh("systemctl", "reset-failed", "lexi-maintd.service")
-    sh("systemctl", "start", "lexi-maintd.service")
+    daemon_stays_dead(True)  # not `mask --runtime`: the unit in /etc outranks a mask in /run
+    try:
+        sh("systemctl", "kill", "-s", "SIGKILL", "lexi-maintd.service")
+        r["restore_wait"] = round(wait_for("the backstop to start lexi.service",
+                                           lambda: show("lexi.service", "ActiveState") == "active",
+                                           120), 1)  # fmt: skip
+        wait_for("lexi-batch@big to end", lambda: show("lexi-batch@big.service", "ActiveState")
+                 in ("inactive", "failed"), 120)  # fmt: skip
+        r["daemon_while_dead"] = show("lexi-maintd.service", "ActiveState")
+        r["batch_result"] = show("lexi-batch@big.service", "Result")
+        r["stop_post"] = show("lexi-batch@big.service", "ExecStopPost")
+        r["job_units_active"] = [u for u in pipeline_units()
+                                 if show(u, "ActiveState") == "active"]  # fmt: skip
+        r["graph_units_active"] = active_graph_units()
+        r["backstop_journal"] = sh("journalctl", "-b", "-u", "lexi-batch@big", "--no-pager",
+                                   "-o", "cat").stdout[-2000:]  # fmt: skip
+    finally:
+        daemon_stays_dead(False)
     r["daemon_after"] = show("lexi-maintd.service", "ActiveState")
     r["hold_after"] = Path("/var/lib/lexi-maintd/hold.json").exists()
 
