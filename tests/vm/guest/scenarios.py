@@ -644,7 +644,13 @@ def s8_backstop(r: dict[str, Any]) -> None:
     finally:
         daemon_stays_dead(False)
     r["daemon_after"] = show("lexi-maintd.service", "ActiveState")
-    r["hold_after"] = Path("/var/lib/lexi-maintd/hold.json").exists()
+    # the daemon says READY before its executor thread has recovered the run (restore waits
+    # for lexi.service's health): give it that time instead of reading the record at once
+    hold = Path("/var/lib/lexi-maintd/hold.json")
+    deadline = time.monotonic() + 90
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    r["hold_after"] = hold.exists()
 
 
 def s6_broken_config(r: dict[str, Any]) -> None:
