@@ -596,7 +596,11 @@ def s8_backstop(r: dict[str, Any]) -> None:
     finally:
         daemon_stays_dead(False)
     r["daemon_after"] = show("lexi-maintd.service", "ActiveState")
-    r["hold_after"] = Path("/var/lib/lexi-maintd/hold.json").exists()
+    hold = RECORDS / "hold.json"
+    with contextlib.suppress(TimeoutError):  # the daemon closes the run after its start
+        r["close_wait"] = round(wait_for("the daemon to close the run",
+                                         lambda: not hold.exists(), 120), 1)  # fmt: skip
+    r["hold_after"] = hold.exists()
 
 
 def s6_broken_config(r: dict[str, Any]) -> None:
