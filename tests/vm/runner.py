@@ -35,6 +35,26 @@ class VmRun(Protocol):
     ) -> VmResult: ...
 
 
+@dataclass(frozen=True)
+class PortForward:
+    """A TCP port of the guest reachable from the host at 127.0.0.1:``host_port``.
+
+    Only for a benchmark that must reach the guest from outside: it gives the guest one
+    virtio NIC on qemu's user-mode network with ``restrict=on`` (the guest cannot reach the
+    host or the outside; only this forward comes in).  Without it the guest has no NIC at all.
+    The guest must bring the NIC up itself with slirp's default guest address, 10.0.2.15/24
+    (the forward's target), and serve on it (tests/vm/guest/bench_availability.py).
+    """
+
+    host_port: int
+    guest_port: int
+
+    def qemu_args(self) -> list[str]:
+        hostfwd = f"tcp:127.0.0.1:{self.host_port}-:{self.guest_port}"
+        return ["-netdev", f"user,id=n0,restrict=on,hostfwd={hostfwd}",
+                "-device", "virtio-net-pci,netdev=n0"]  # fmt: skip
+
+
 class VmCancelled(RuntimeError):
     """A background boot was stopped because the session ended before it did."""
 
@@ -141,6 +161,7 @@ def qemu_command(
     memory_mb: int,
     cpus: int,
     disk: Path | None = None,
+    forward: PortForward | None = None,
 ) -> list[str]:
     # snapshot=on keeps the cached image pristine; a `disk` (see writable_disk) persists
     # across boots instead, for tests that reboot the guest
@@ -177,6 +198,7 @@ def qemu_command(
         "virtio-rng-pci",
         "-serial",
         f"file:{console_log}",
+        *(forward.qemu_args() if forward else []),
     ]
 
 
@@ -226,16 +248,17 @@ def run_in_vm(
     image: vm_image.VmImage | None = None,
     disk: Path | None = None,
     cancel: threading.Event | None = None,
+    forward: PortForward | None = None,
 ) -> VmResult:
     """Boot the image (default: the cached one, built if missing), run
     ``share/entry.sh`` inside, wait for power-off (or kill qemu after
     ``timeout_s``; raise VmCancelled once ``cancel`` is set) and collect the results from
-    ``share/out``."""
+    ``share/out``.  ``forward``: a guest port reachable from the host (see PortForward)."""
     share = share.resolve()
     out = _fresh_out_dir(share)
     img = image if image is not None else vm_image.ensure_image()
     console_log, qemu_log = out / "console.log", out / "qemu.log"
-    cmd = qemu_command(img, share, console_log, memory_mb, cpus, disk)
+    cmd = qemu_command(img, share, console_log, memory_mb, cpus, disk, forward)
     started = time.time()
     returncode, timed_out = _boot(cmd, qemu_log, timeout_s, cancel)
     total = time.time() - started

@@ -1,10 +1,13 @@
-"""Runs inside the VM: a client of lexi.service that asks its health URL every 100 ms.
+"""A client of lexi.service that asks its health URL every 100 ms: inside the VM (the
+scenarios), or on the host through a port forward (bench/availability.py).
 
 Each request opens a new connection (like a browser after a pause) with a 5 s timeout: the
 guest runs under TCG, about 12x slower than native, so 5 s here is about 0.4 s on real
 hardware; a request not answered by then counts as failed.
 `Prober.summary()` gives failed requests, seconds of downtime (first failure to the next
-success, added up), and latency percentiles, optionally within a time window.
+success, added up), and latency percentiles, optionally within a time window of the prober's
+clock (time.monotonic by default; the host's benchmark uses time.time to join the guest's
+markers). `cpu_s` is the CPU time the probing thread used.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +26,24 @@ TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Probe:
-    at: float  # time.monotonic() when sent
+    at: float  # the prober's clock when sent
     ok: bool
     latency: float
     error: str
 
 
 class Prober:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, path: str = "/health") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        path: str = "/health",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._target = (host, port, path)
+        self._clock = clock
         self.probes: list[Probe] = []
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -45,9 +57,10 @@ class Prober:
 
     def _loop(self) -> None:
         host, port, path = self._target
+        cpu = time.thread_time()
         next_at = time.monotonic()
         while not self._stop.is_set():
-            sent = time.monotonic()
+            at, sent = self._clock(), time.monotonic()
             ok, error = False, ""
             try:
                 conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
@@ -59,9 +72,10 @@ class Prober:
                 conn.close()
             except (OSError, http.client.HTTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            self.probes.append(Probe(sent, ok, time.monotonic() - sent, error))
+            self.probes.append(Probe(at, ok, time.monotonic() - sent, error))
             next_at = max(next_at + INTERVAL, time.monotonic())
             self._stop.wait(next_at - time.monotonic())
+        self.cpu_s = time.thread_time() - cpu
 
     def summary(self, start: float = 0.0, end: float = float("inf")) -> dict[str, Any]:
         window = [p for p in self.probes if start <= p.at <= end]
