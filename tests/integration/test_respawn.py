@@ -4,6 +4,9 @@ is named in the error."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,9 +33,21 @@ time.sleep(600)
 
 
 def start(tmp_path: Path, times: int) -> subprocess.Popen[bytes]:
-    respawner = subprocess.Popen([sys.executable, "-c", RESPAWNER, str(times)], cwd=tmp_path)
+    """The respawner in a process group of its own, its output away from pytest's: a child
+    it had just started when the test kills it would otherwise live on for 600 s holding
+    pytest's stdout (seen keeping a piped pytest run from ending)."""
+    respawner = subprocess.Popen([sys.executable, "-c", RESPAWNER, str(times)], cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)  # fmt: skip
     time.sleep(0.5)
     return respawner
+
+
+def kill_all(respawner: subprocess.Popen[bytes]) -> None:
+    """The respawner and whatever child it has at this moment (its process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(respawner.pid, signal.SIGKILL)
+    respawner.wait()
 
 
 MATCHER = ProcessMatcher(exe=None, cmdline_contains="lexi-respawned-worker", cwd=None)
@@ -46,8 +61,7 @@ def test_processes_that_come_back_a_few_times_are_stopped_in_later_rounds(
         report = LeftoverKiller([MATCHER], grace=1.0).stop("")
         assert len(report.found) == 3
     finally:
-        respawner.kill()
-        respawner.wait()
+        kill_all(respawner)
 
 
 def test_a_respawner_that_never_stops_is_named(tmp_path: Path) -> None:
@@ -59,5 +73,4 @@ def test_a_respawner_that_never_stops_is_named(tmp_path: Path) -> None:
         assert "keep coming back after 5 rounds" in message
         assert f"started by pid {respawner.pid}" in message
     finally:
-        respawner.kill()
-        respawner.wait()
+        kill_all(respawner)
