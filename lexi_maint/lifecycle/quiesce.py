@@ -78,8 +78,9 @@ def decide(
     if plan.graph.problem:  # the graph server's unit could not hold the graph: any mode
         action = Quiesce.STOP if mode is Quiesce.AUTO else mode
         return QuiesceDecision(mode, action, plan, service, plan.graph.problem)
-    if mode is Quiesce.STOP:
-        return QuiesceDecision(mode, Quiesce.STOP, plan, service)
+    if mode is Quiesce.STOP:  # without a graph unit the preflight's memory check says it
+        problem = _stop_problem(plan, limits) if plan.graph.memory_max else ""
+        return QuiesceDecision(mode, Quiesce.STOP, plan, service, problem)
     if mode is Quiesce.NONE:
         problem = (
             "" if beside.fits else f"the batch does not fit beside the service: {beside.problem}"
@@ -90,16 +91,21 @@ def decide(
         return QuiesceDecision(mode, Quiesce.SHRINK, plan, service, refusal)
     if not refusal:  # auto
         return QuiesceDecision(mode, Quiesce.SHRINK, plan, service, note="the plan fits")
+    stop_problem = _stop_problem(plan, limits)
+    problem = stop_problem and f"neither shrinking ({refusal}) nor stopping fits: {stop_problem}"
+    return QuiesceDecision(mode, Quiesce.STOP, plan, service, problem, note=refusal)
+
+
+def _stop_problem(plan: MemoryPlan, limits: JobLimits) -> str:
+    """Why the job's cap and the graph unit's do not fit once the service is stopped ("")."""
+    service = plan.inputs.service
     wanted = limits.memory_max + plan.graph.memory_max
-    stop_fits = plan.inputs.available + (service.current if service else 0) >= wanted
+    if plan.inputs.available + (service.current if service else 0) >= wanted:
+        return ""
     graph = ""
     if plan.graph.memory_max:
         graph = f" + graph MemoryMax {format_size(plan.graph.memory_max)}"
-    problem = "" if stop_fits else (
-        f"neither shrinking ({refusal}) nor stopping fits: memory_max"
-        f" {format_size(limits.memory_max)}{graph} > available + the service's memory"
-    )  # fmt: skip
-    return QuiesceDecision(mode, Quiesce.STOP, plan, service, problem, note=refusal)
+    return f"memory_max {format_size(limits.memory_max)}{graph} > available + the service's memory"
 
 
 def _cannot_shrink(service: ServiceMemory | None, plan: MemoryPlan) -> str:

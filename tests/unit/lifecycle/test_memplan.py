@@ -233,6 +233,19 @@ def test_both_caps_must_fit_beside_the_service() -> None:
     assert not short.fits and "graph MemoryMax=160M" in short.problem
 
 
+def test_stop_mode_counts_the_graph_units_cap_beside_the_jobs() -> None:
+    limits = JobLimits(memory_high=700 * MiB, memory_max=800 * MiB)
+    # 600 MiB available + 900 MiB of the service: 800M + 160M fits, 1400M + 160M does not
+    plan = make_plan(APART)
+    assert decide(Quiesce.STOP, plan, plan, limits).problem == ""
+    big = replace(limits, memory_max=1400 * MiB)
+    problem = decide(Quiesce.STOP, plan, plan, big).problem
+    assert problem == "memory_max 1400M + graph MemoryMax 160M > available + the service's memory"
+    # without a graph unit, stop mode leaves this to the preflight's memory check
+    inside = make_plan(INPUTS)
+    assert decide(Quiesce.STOP, inside, inside, replace(big, memory_max=4 * 2**30)).problem == ""
+
+
 def test_the_graph_cap_never_exceeds_graph_memory_max() -> None:
     grown = replace(APART, available=8 * 2**30, graph_memory_max=150 * MiB)
     plan = make_plan(grown)  # 128 MiB expected fits under 150 MiB, without all its headroom
