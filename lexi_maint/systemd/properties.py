@@ -109,18 +109,15 @@ def pipeline_argv(program: Path, run: PipelineRun) -> list[str]:
 def pipeline_properties(
     run: PipelineRun, limits: JobLimits, daemon: DaemonConfig, sandbox: Sandbox
 ) -> list[UnitProperty]:
-    argv = pipeline_argv(daemon.program, run)
     props = [
-        UnitProperty("Description", "s", f"lexi-maint pipeline: job {run.job}, run {run.run_id}"),
-        UnitProperty("Slice", "s", SLICE),
-        UnitProperty("Type", "s", "exec"),
-        UnitProperty("NotifyAccess", "s", "main"),
-        UnitProperty("ExecStart", "a(sasb)", [(argv[0], argv, False)]),
-        UnitProperty("SyslogIdentifier", "s", "lexi-pipeline"),
-        UnitProperty("MemoryAccounting", "b", True),
-        UnitProperty("MemoryHigh", "t", limits.memory_high),
-        UnitProperty("MemoryMax", "t", limits.memory_max),
-        UnitProperty("MemorySwapMax", "t", 0),
+        *_capped_service(
+            f"lexi-maint pipeline: job {run.job}, run {run.run_id}",
+            "exec",
+            pipeline_argv(daemon.program, run),
+            "lexi-pipeline",
+            limits.memory_high,
+            limits.memory_max,
+        ),
         # one OOM-killed worker ends the unit with result "oom-kill"; the daemon then
         # resumes the remaining documents with fewer workers
         UnitProperty("OOMPolicy", "s", "stop"),
@@ -136,6 +133,30 @@ def pipeline_properties(
         pairs = [(name, str(path)) for name, path in sandbox.credentials]
         props.append(UnitProperty("LoadCredential", "a(ss)", pairs))
     return props
+
+
+def _capped_service(
+    description: str,
+    service_type: str,
+    argv: list[str],
+    identifier: str,
+    memory_high: int,
+    memory_max: int,
+) -> list[UnitProperty]:
+    """What the job unit and the graph unit share: in the batch slice, started by `argv`,
+    logged under `identifier`, with their memory caps and no swap."""
+    return [
+        UnitProperty("Description", "s", description),
+        UnitProperty("Slice", "s", SLICE),
+        UnitProperty("Type", "s", service_type),
+        UnitProperty("NotifyAccess", "s", "main"),
+        UnitProperty("ExecStart", "a(sasb)", [(argv[0], argv, False)]),
+        UnitProperty("SyslogIdentifier", "s", identifier),
+        UnitProperty("MemoryAccounting", "b", True),
+        UnitProperty("MemoryHigh", "t", memory_high),
+        UnitProperty("MemoryMax", "t", memory_max),
+        UnitProperty("MemorySwapMax", "t", 0),
+    ]
 
 
 def pipeline_environment(run: PipelineRun) -> list[str]:
@@ -157,18 +178,15 @@ def graph_properties(
     alone. READY=1 once the server answers PING; systemd revives a server that died
     (Restart=on-failure) until the daemon stops the unit after the run. SIGTERM goes to
     `lexi-maint graph serve` alone (KillMode=mixed), which stops redis cleanly (fsync)."""
-    argv = graph_server_argv(daemon.program, unit.config_path)
     props = [
-        UnitProperty("Description", "s", f"lexi-maint graph server: run {unit.run_id}"),
-        UnitProperty("Slice", "s", SLICE),
-        UnitProperty("Type", "s", "notify"),
-        UnitProperty("NotifyAccess", "s", "main"),
-        UnitProperty("ExecStart", "a(sasb)", [(argv[0], argv, False)]),
-        UnitProperty("SyslogIdentifier", "s", "lexi-graph"),
-        UnitProperty("MemoryAccounting", "b", True),
-        UnitProperty("MemoryHigh", "t", unit.memory_high),
-        UnitProperty("MemoryMax", "t", unit.memory_max),
-        UnitProperty("MemorySwapMax", "t", 0),
+        *_capped_service(
+            f"lexi-maint graph server: run {unit.run_id}",
+            "notify",
+            graph_server_argv(daemon.program, unit.config_path),
+            "lexi-graph",
+            unit.memory_high,
+            unit.memory_max,
+        ),
         UnitProperty("Restart", "s", "on-failure"),
         UnitProperty("RestartUSec", "t", GRAPH_RESTART_USEC),
         UnitProperty("TimeoutStartUSec", "t", int(unit.start_timeout * 1_000_000)),
