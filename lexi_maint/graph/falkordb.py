@@ -269,33 +269,24 @@ class FalkorServer:
 
     def _wait_until_ready(self, began: float) -> None:
         """PING until it answers, for `start_timeout`, or `LOAD_TIMEOUT` while it is LOADING."""
-        assert self._process is not None
-        client = redis.Redis(
-            unix_socket_path=str(self.socket_path),
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),  # this loop is the retry
-        )
-        deadline = began + self._start_timeout
-        try:
-            while (state := _ping(client, self.socket_path)) != "ready":
-                if state == "loading":  # alive, replaying its log: worth the wait
-                    deadline = max(deadline, began + LOAD_TIMEOUT)
-                status = self._process.poll()
-                if status is not None:
-                    raise GraphError(
-                        f"FalkorDB server exited with status {status} while starting on "
-                        f"{self.socket_path}; {_log_tail(self.layout.log)}"
-                    )
-                if time.monotonic() > deadline:
-                    raise GraphError(
-                        f"FalkorDB server did not answer PING on {self.socket_path} within "
-                        f"{deadline - began:g} s (last seen: {state}); "
-                        f"{_log_tail(self.layout.log)}"
-                    )
-                time.sleep(0.01)
-        finally:
-            client.close()
+        process = self._process
+        assert process is not None
+
+        def alive() -> None:
+            status = process.poll()
+            if status is not None:
+                raise GraphError(
+                    f"FalkorDB server exited with status {status} while starting on "
+                    f"{self.socket_path}; {_log_tail(self.layout.log)}"
+                )
+
+        def late(waited: float, state: str) -> GraphError:
+            return GraphError(
+                f"FalkorDB server did not answer PING on {self.socket_path} within "
+                f"{waited:g} s (last seen: {state}); {_log_tail(self.layout.log)}"
+            )
+
+        _await_ping(self.socket_path, began, self._start_timeout, 0.01, alive, late)
 
 
 def server_health(layout: ServerLayout) -> Health:
@@ -319,23 +310,46 @@ def wait_answering(layout: ServerLayout, timeout: float, unit: str) -> float:
     """Wait until the server another process runs (the graph unit `unit`) answers PING: for
     `timeout` seconds, or `LOAD_TIMEOUT` while it answers LOADING. Seconds waited."""
     began = time.monotonic()
+
+    def late(_waited: float, _state: str) -> GraphError:
+        return GraphError(
+            f"the FalkorDB server of {unit} did not answer PING on {layout.socket}"
+            f" within {timeout:g} s (journalctl -u {unit})",
+            unavailable=True,
+        )
+
+    _await_ping(layout.socket, began, timeout, 0.05, lambda: None, late)
+    return time.monotonic() - began
+
+
+def _await_ping(
+    socket: Path,
+    began: float,
+    timeout: float,
+    step: float,
+    alive: Callable[[], None],
+    late: Callable[[float, str], GraphError],
+) -> None:
+    """PING every `step` seconds until the server answers: for `timeout` seconds from
+    `began`, or `LOAD_TIMEOUT` while it is loading. `alive` raises if the server is known
+    to be gone; `late(seconds waited, last state)` is the error when time is up."""
+    client = redis.Redis(
+        unix_socket_path=str(socket),
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 0),  # this loop is the retry
+    )
     deadline = began + timeout
-    client = redis.Redis(unix_socket_path=str(layout.socket), socket_timeout=1.0,
-                         socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
     try:
-        while (state := _ping(client, layout.socket)) != "ready":
-            if state == "loading":
+        while (state := _ping(client, socket)) != "ready":
+            if state == "loading":  # alive, replaying its log: worth the wait
                 deadline = max(deadline, began + LOAD_TIMEOUT)
+            alive()
             if time.monotonic() > deadline:
-                raise GraphError(
-                    f"the FalkorDB server of {unit} did not answer PING on {layout.socket}"
-                    f" within {timeout:g} s (journalctl -u {unit})",
-                    unavailable=True,
-                )
-            time.sleep(0.05)
+                raise late(deadline - began, state)
+            time.sleep(step)
     finally:
         client.close()
-    return time.monotonic() - began
 
 
 def _free_bytes(path: Path) -> int:
