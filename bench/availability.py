@@ -141,7 +141,7 @@ def report(data: dict[str, Any]) -> int:
     # each round's own ratio: the two medians can come from rounds of different host load
     walls = {m: [r["wall_s"] for r in runs if r["mode"] == m] for m in ("stop", "shrink")}
     rounds = [f"{b / a:.2f}" for a, b in zip(walls["stop"], walls["shrink"], strict=False)]
-    print(f"the same ratio per round (stop, then shrink): {' '.join(rounds)} (not the target)")
+    print(f"the same ratio per round (shrink / stop): {' '.join(rounds)} (not the target)")
     print(f"shrink failed requests, all runs: {failed} (target 0)")
     bad = [r for r in runs if r["rc"] != 0]
     for run in bad:

@@ -18,6 +18,7 @@ import pytest
 import lexi_maint
 from lexi_maint.errors import GraphError
 from lexi_maint.graph.falkordb import (
+    COMPACT_MIN_BYTES,
     FalkorGraphStore,
     FalkorServer,
     ServerLayout,
@@ -196,6 +197,28 @@ def test_data_survives_a_clean_restart(falkordb_state_dir: Path) -> None:
     with FalkorServer(falkordb_state_dir) as server:
         assert server.pid != first_pid
         assert doc_count(server.socket_path) == 3
+
+
+def aof_files(state_dir: Path) -> dict[str, int]:
+    """The append-only directory's files by kind ("base", "incr"): their sizes."""
+    found = (state_dir / "falkordb" / "data" / "appendonlydir").iterdir()
+    return {p.suffixes[-2].lstrip("."): p.stat().st_size for p in found if "manifest" not in p.name}
+
+
+def test_a_stop_after_writes_rewrites_the_log_so_the_next_start_replays_nothing(
+    falkordb_state_dir: Path,
+) -> None:
+    """Every run's queries used to stay in the log until it reached 8 MB, and every start
+    replayed them all: runs got slower, one after the other."""
+    with FalkorServer(falkordb_state_dir) as server:
+        write_docs(server.socket_path, 30)
+        logged = aof_files(falkordb_state_dir)["incr"]
+        assert logged > COMPACT_MIN_BYTES  # the case under test: query text in the log
+    after = aof_files(falkordb_state_dir)
+    assert after["incr"] == 0 and 0 < after["base"] < logged  # a snapshot, not the queries
+    with FalkorServer(falkordb_state_dir) as server:
+        assert doc_count(server.socket_path) == 30
+    assert aof_files(falkordb_state_dir) == after  # read only: nothing to rewrite
 
 
 def test_data_survives_sigkill_right_after_the_write(falkordb_state_dir: Path) -> None:

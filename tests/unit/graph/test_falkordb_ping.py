@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from lexi_maint.graph.falkordb import _ping
+from lexi_maint.errors import GraphError
+from lexi_maint.graph.falkordb import COMPACT_MIN_BYTES, _ping, needs_compaction
 
 
 class Client:
@@ -41,3 +42,31 @@ def test_ping_tells_loading_from_down(tmp_path: Path, answer: bool | Exception, 
 
 def test_no_socket_yet_is_down_without_asking(tmp_path: Path) -> None:
     assert _ping(Client(RuntimeError("must not be asked")), tmp_path / "none.sock") == "down"
+
+
+def persistence(**fields: int) -> dict[str, object]:
+    info: dict[str, object] = {"aof_enabled": 1, "aof_base_size": 1000}
+    info.update(aof_current_size=1000, aof_rewrite_in_progress=0, aof_rewrite_scheduled=0)
+    return {**info, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "rewrite"),
+    [
+        ({}, False),  # nothing written since the last rewrite
+        ({"aof_current_size": 1000 + COMPACT_MIN_BYTES}, False),  # a little: not worth a fork
+        ({"aof_current_size": 1001 + COMPACT_MIN_BYTES}, True),
+        ({"aof_current_size": 10**7, "aof_rewrite_in_progress": 1}, False),  # already going
+        ({"aof_current_size": 10**7, "aof_rewrite_scheduled": 1}, False),
+        ({"aof_current_size": 10**7, "aof_enabled": 0}, False),
+    ],
+)
+def test_a_stop_rewrites_the_log_only_when_it_has_grown(
+    fields: dict[str, int], rewrite: bool
+) -> None:
+    assert needs_compaction(persistence(**fields)) is rewrite
+
+
+def test_an_info_without_the_fields_is_an_error_not_a_silent_no() -> None:
+    with pytest.raises(GraphError, match="aof_base_size"):
+        needs_compaction({"aof_enabled": 1, "aof_current_size": 5})
