@@ -17,7 +17,7 @@ import logging
 from lexi_maint.config import Config
 from lexi_maint.daemon.client import Client
 from lexi_maint.errors import ExitCode, LexiMaintError
-from lexi_maint.lifecycle.executor import stop_graph_units
+from lexi_maint.lifecycle.graphunits import stop_graph_units
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.systemd.dbus import SystemdPort
 from lexi_maint.systemd.properties import GRAPH_UNIT_PATTERN, job_unit_pattern

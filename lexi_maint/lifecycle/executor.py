@@ -21,6 +21,7 @@ from lexi_maint.config.service import Quiesce
 from lexi_maint.errors import ExitCode, LexiMaintError, QuiesceRefused, SystemdError
 from lexi_maint.graph.backend import embedded
 from lexi_maint.lifecycle.attempts import AttemptsPort, LedgerAttempts
+from lexi_maint.lifecycle.graphunits import stop_graph_units
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.lifecycle.machine import Machine, Phase, final_phase
 from lexi_maint.lifecycle.memplan.gather import ServiceProbe, ServiceProbePort, available_memory
@@ -441,20 +442,6 @@ class Executor:
         if message_id:
             extra["message_id"] = message_id
         log.info("run %s: %s", run_id, message, extra=extra)
-
-
-def stop_graph_units(systemd: SystemdPort, pattern: str, timeout: float) -> None:
-    """Stop the graph server units matching `pattern` and forget their failures. A unit
-    that will not stop is logged, not raised: the run's own outcome is what counts, and the
-    next run or daemon start tries again."""
-    for name in systemd.list_units(pattern):
-        try:
-            result = systemd.stop_unit(name, timeout)
-            if result != "done":
-                log.error("stopping graph unit %s ended with job result %r", name, result)
-        except SystemdError as exc:
-            log.error("stopping graph unit %s failed: %s", name, exc)
-        systemd.reset_failed(name)
 
 
 def quiesce_check(decision: QuiesceDecision) -> Check:

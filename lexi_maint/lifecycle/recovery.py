@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from lexi_maint.config import Config
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.lifecycle.attempts import report
-from lexi_maint.lifecycle.executor import Executor, stop_graph_units
+from lexi_maint.lifecycle.executor import Executor
+from lexi_maint.lifecycle.graphunits import stop_graph_units
 from lexi_maint.lifecycle.hold import Hold, HoldStore, current_boot_id
 from lexi_maint.run.ledger import Ledger
 from lexi_maint.state import StatePaths

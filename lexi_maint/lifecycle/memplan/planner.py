@@ -161,8 +161,11 @@ def make_plan(inputs: PlanInputs, *, may_shrink: bool = True) -> MemoryPlan:
 def graph_caps(inputs: PlanInputs) -> GraphCaps:
     """The graph unit's caps: its planned size with headroom, never above graph_memory_max.
 
-    The graph the server holds now over the cap is refused; the chunks the run will add are
-    an estimate: past the cap they are not refused, the cap stays the configured one.
+    The planned size counts the chunks the graph holds now and those this run is expected
+    to add (`gather.added_chunks`, an estimate from the pending documents' sizes). A size
+    over graph_memory_max is refused before the service is touched: the graph unit would
+    meet its cap during the run, and a graph server OOM-killed mid-run stops every document.
+    Headroom alone past the cap is not refused: the cap is then graph_memory_max itself.
     """
     if not inputs.graph_apart:
         return GraphCaps()
