@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -59,6 +60,7 @@ MIN_FREE_BYTES = 1 << 20
 QUERY_TEXT_ONLY = 999_999_999
 # seconds a server that answers LOADING or is silent (replaying its log) is waited for at start
 LOAD_TIMEOUT = 900.0
+_START_LINE = "--- lexi-maint starts"  # written to the server log before each start
 # query text logged since the append-only file's last rewrite beyond which `stop` rewrites it
 # into a snapshot first; and how long that rewrite may take (the graph unit's stop timeout
 # is systemd's default 90 s)
@@ -262,7 +264,7 @@ class FalkorServer:
         argv = server_arguments(self.layout, self._redis_server, self._module)
         log.debug("starting %s", argv)
         with self.layout.log.open("ab") as log_file:
-            log_file.write(f"--- lexi-maint starts {argv[0]} at {time.ctime()}\n".encode())
+            log_file.write(f"{_START_LINE} {argv[0]} at {time.ctime()}\n".encode())
             log_file.flush()
             try:
                 return subprocess.Popen(
@@ -284,11 +286,22 @@ class FalkorServer:
 
         def alive() -> None:
             status = process.poll()
-            if status is not None:
+            if status is None:
+                return
+            reason = load_failure(_this_start(self.layout.log))
+            if reason is not None:
+                data = self.layout.data
                 raise GraphError(
-                    f"FalkorDB server exited with status {status} while starting on "
-                    f"{self.socket_path}; {_log_tail(self.layout.log)}"
+                    f"FalkorDB cannot load the graph's files in {data}: {reason}. The ledger"
+                    f" is not affected: move the directory aside (mv {data} {data}.broken)"
+                    " and run the job again; its done documents are imported again into an"
+                    " empty graph, with the LLM's answers from the cache (see"
+                    f" {self.layout.log})"
                 )
+            raise GraphError(
+                f"FalkorDB server exited with status {status} while starting on "
+                f"{self.socket_path}; {_log_tail(self.layout.log)}"
+            )
 
         def late(waited: float, state: str) -> GraphError:
             return GraphError(
@@ -527,6 +540,40 @@ def _ping(client: _Pings, socket: Path) -> str:
         return "loading"
     except (redis.ConnectionError, redis.ResponseError):
         return "down"
+
+
+# redis-server's log lines while it loads its files, and once it has loaded them
+_LOADING = ("Reading RDB base file", "Loading RDB produced by", "Reading the remaining AOF")
+_LOADED = ("DB loaded from append only file", "Ready to accept connections")
+# the line that says why loading failed (redis's panic, or its own checks of the AOF)
+_LOAD_ERROR = re.compile(
+    r"Guru Meditation: (?P<panic>.+?)(?: #\S+)?$|# (?P<check>.*(?:Bad file format|Short read"
+    r"|Unexpected end of file|[Cc]orrupt|Unrecoverable|Bad AOF|Fatal error loading).*)$"
+)
+
+
+def load_failure(log_text: str) -> str | None:
+    """Why a server that died while starting could not load its files, from its log of that
+    start (`_this_start`); None when it did not die while loading."""
+    lines = log_text.splitlines()
+    if not any(marker in line for line in lines for marker in _LOADING):
+        return None
+    if any(marker in line for line in lines for marker in _LOADED):
+        return None
+    for line in lines:
+        found = _LOAD_ERROR.search(line)
+        if found:
+            return (found.group("panic") or found.group("check")).strip().rstrip(".")
+    return "it stopped while loading them (no reason in its log)"
+
+
+def _this_start(path: Path) -> str:
+    """The server log written since lexi-maint's last start line (`_spawn`)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return text[text.rfind(_START_LINE) :] if _START_LINE in text else text
 
 
 def _log_tail(path: Path) -> str:

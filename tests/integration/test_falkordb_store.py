@@ -230,6 +230,23 @@ def test_data_survives_sigkill_right_after_the_write(falkordb_state_dir: Path) -
         assert doc_count(server.socket_path) == 25
 
 
+def test_a_log_cut_short_after_a_crash_loads_up_to_its_last_whole_write(
+    falkordb_state_dir: Path,
+) -> None:
+    """A server killed mid-run leaves its writes in the log (no rewrite at a SIGKILL); a
+    crash during an append can cut the log short. Redis then loads the whole commands and
+    drops the torn one; the ledger's reconcile (test_reconcile) brings back the rest."""
+    with FalkorServer(falkordb_state_dir) as server:
+        write_docs(server.socket_path, 10)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+    (incr,) = (falkordb_state_dir / "falkordb" / "data" / "appendonlydir").glob("*.incr.aof")
+    with incr.open("r+b") as handle:
+        handle.truncate(incr.stat().st_size - 100)  # inside the last document's write
+    with FalkorServer(falkordb_state_dir) as server:
+        assert doc_count(server.socket_path) == 9
+
+
 def test_socket_is_private_and_there_is_no_tcp_port(falkordb_server: FalkorServer) -> None:
     mode = falkordb_server.socket_path.stat().st_mode & 0o777
     assert mode == 0o700

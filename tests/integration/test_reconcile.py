@@ -1,7 +1,8 @@
 """Graph data lost behind the ledger's back: the next run notices and processes it again.
 
-The append-only file of the embedded FalkorDB deleted or cut short, the graph wiped by
-hand; `lexi-maint verify JOB` names what differs (exit 1) and agrees again afterwards.
+The append-only files of the embedded FalkorDB deleted, the graph wiped by hand;
+`lexi-maint verify JOB` names what differs (exit 1) and agrees again afterwards. A graph file
+cut short cannot be loaded at all: the run refuses clearly, and rebuilds once it is moved aside.
 """
 
 from __future__ import annotations
@@ -64,12 +65,28 @@ def test_a_deleted_append_only_file_is_noticed_and_repaired(ws: Workspace) -> No
     rerun_restores(ws, count, missing=count)
 
 
-def test_a_half_truncated_append_only_file_is_noticed_and_repaired(ws: Workspace) -> None:
+def test_a_cut_short_graph_file_is_refused_clearly_and_rebuilt_once_moved_aside(
+    ws: Workspace,
+) -> None:
+    """A clean stop leaves the whole graph in the snapshot (the base file); cut short, the
+    server cannot load it. The run says so, names the directory and the way out, and
+    leaves the file as it was; moved aside, the next run rebuilds the graph."""
     count = first_run(ws)
-    incr = max(aof_dir(ws).glob("*.incr.aof"), key=lambda p: p.stat().st_size)
-    with incr.open("r+b") as handle:
-        handle.truncate(incr.stat().st_size // 2)
-    rerun_restores(ws, count)
+    (base,) = aof_dir(ws).glob("*.base.rdb")
+    half = base.stat().st_size // 2
+    with base.open("r+b") as handle:
+        handle.truncate(half)
+    refused = ws.cli("run", "cao_import")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    data = aof_dir(ws).parent
+    assert f"FalkorDB cannot load the graph's files in {data}: Error loading data from RDB" in (
+        refused.stderr
+    )
+    assert f"mv {data} {data}.broken" in refused.stderr
+    assert base.stat().st_size == half  # not repaired, not deleted: the operator decides
+    assert set(statuses(ws).values()) == {("done", 1)}  # the ledger is untouched
+    data.rename(data.with_name("data.broken"))
+    rerun_restores(ws, count, missing=count)
 
 
 def test_a_graph_wiped_by_hand_is_noticed_and_repaired(ws: Workspace) -> None:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.falkordb import COMPACT_MIN_BYTES, _ping, needs_compaction
+from lexi_maint.graph.falkordb import COMPACT_MIN_BYTES, _ping, load_failure, needs_compaction
 
 
 class Client:
@@ -70,3 +70,44 @@ def test_a_stop_rewrites_the_log_only_when_it_has_grown(
 def test_an_info_without_the_fields_is_an_error_not_a_silent_no() -> None:
     with pytest.raises(GraphError, match="aof_base_size"):
         needs_compaction({"aof_enabled": 1, "aof_current_size": 5})
+
+
+LOADING_THEN_PANIC = """\
+--- lexi-maint starts /venv/bin/redis-server at Tue Dec  1 14:13:51 2026
+6371:M 01 Dec 2026 14:13:51.564 * Server initialized
+6371:M 01 Dec 2026 14:13:51.564 * Reading RDB base file on AOF loading...
+6371:M 01 Dec 2026 14:13:51.564 * Loading RDB produced by version 8.2.3
+6371:M 01 Dec 2026 14:13:51.566 # ------------------------------------------------
+6371:M 01 Dec 2026 14:13:51.566 # Guru Meditation: Error loading data from RDB (short read or \
+EOF). Read performed by module 'graph' about type 'graphdata'. #module.c:7192
+------ STACK TRACE ------
+"""
+
+LOADED = """\
+1638:M 01 Dec 2026 13:46:32.249 * Reading RDB base file on AOF loading...
+1638:M 01 Dec 2026 13:46:32.258 * DB loaded from append only file: 0.009 seconds
+1638:M 01 Dec 2026 13:46:32.259 * Ready to accept connections unix
+"""
+
+
+def test_a_server_that_died_loading_its_files_says_why() -> None:
+    assert load_failure(LOADING_THEN_PANIC) == (
+        "Error loading data from RDB (short read or EOF). Read performed by module 'graph' "
+        "about type 'graphdata'"
+    )
+
+
+def test_a_bad_log_file_is_named_by_redis_own_check() -> None:
+    log = "* Reading the remaining AOF tail...\n# Bad file format reading the append only file x\n"
+    assert load_failure(log) == "Bad file format reading the append only file x"
+
+
+def test_a_server_that_died_before_or_after_loading_is_not_a_load_failure() -> None:
+    assert load_failure("* Server initialized\n# Can't load module\n") is None
+    assert load_failure(LOADED + "# Guru Meditation: something later\n") is None
+
+
+def test_a_death_while_loading_without_a_reason_still_says_it_was_loading() -> None:
+    assert load_failure("* Loading RDB produced by version 8.2.3\n") == (
+        "it stopped while loading them (no reason in its log)"
+    )
