@@ -410,6 +410,7 @@ def s1_batch(r: dict[str, Any]) -> None:
     r["units_left"] = pipeline_units()  # AddRef'd job units are released and unloaded
     r["graph_units_left"] = graph_units()  # stopped after the job unit, reset, unloaded
     r["redis_left"] = sh("pgrep", "-x", "redis-server").stdout.split()
+    r["graph_log"] = graph_log_files()  # the graph unit's stop rewrote the log: no replay
     data = ledger("cao_import")
     r["ledger_counts"] = data.get("counts")
     r["documents"] = len(data.get("documents", []))
@@ -422,6 +423,16 @@ def s1_batch(r: dict[str, Any]) -> None:
     r["health"] = sh(PY, "-c", health).stdout.strip()
     r["ownership"] = ownership()
     r["doctor"] = sh(LEXI, "doctor", "cao_import").stdout
+
+
+def graph_log_files() -> dict[str, str]:
+    """The graph server's append-only files: kind (base, incr) -> "owner bytes"."""
+    found = {}
+    for path in (STATE / "falkordb" / "data" / "appendonlydir").glob("*.aof.*"):
+        if path.suffixes[-1] in (".rdb", ".aof"):
+            st = path.stat()
+            found[path.suffixes[-2].lstrip(".")] = f"{pwd.getpwuid(st.st_uid).pw_name} {st.st_size}"
+    return found
 
 
 def ownership() -> dict[str, str]:
