@@ -144,3 +144,83 @@ def test_a_freed_slot_wakes_a_waiter_in_another_process_without_polling(tmp_path
     # one look before waiting, then the kernel's wake-up when the child lets go (a poll
     # every 2-50 ms would have looked 10-250 times in 0.5 s)
     assert 1 <= looks <= 2
+
+
+def test_a_freed_slot_wakes_one_waiting_process_not_all_of_them(tmp_path: Path) -> None:
+    """Six processes wait for the one slot another holds: each release wakes the process in
+    the waiting room only. Waking all of them would make each look once per release
+    (6 + 5 + ... + 1 = 21 looks at least); here each looks once or twice."""
+    slots_dir = tmp_path / "slots"
+    ready = tmp_path / "ready"
+    waiters = 6
+
+    def hold_a_while() -> None:
+        async def main() -> None:
+            slots = FileSlots(slots_dir, 1)
+            async with slots.slot():
+                ready.write_text("holding")
+                await asyncio.sleep(0.5)  # long enough for every waiter to queue up
+            slots.close()
+
+        asyncio.run(main())
+
+    def wait_and_hold(report: Path) -> None:
+        async def main() -> None:
+            slots = FileSlots(slots_dir, 1)
+            async with asyncio.timeout(30), slots.slot():
+                await asyncio.sleep(0.02)
+            slots.close()
+            report.write_text(str(slots.polls))
+
+        asyncio.run(main())
+
+    holder = fork(hold_a_while)
+    while not ready.exists():
+        time.sleep(0.01)
+    reports = [tmp_path / f"polls{i}" for i in range(waiters)]
+    pids = [fork(wait_and_hold, report) for report in reports]
+    for pid in [holder, *pids]:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    looks = [int(report.read_text()) for report in reports]
+    assert all(1 <= n <= 2 for n in looks), looks
+
+
+def test_a_waiter_cancelled_before_the_room_is_its_leaves_it_free(tmp_path: Path) -> None:
+    """A task cancelled (a document's timeout) while its thread still waits for the waiting
+    room must not keep the room once the thread gets it: the next waiter gets a slot."""
+    slots_dir = tmp_path / "slots"
+
+    async def main() -> None:
+        holder, in_room, cancelled, later = (FileSlots(slots_dir, 1) for _ in range(4))
+        got_it, done = asyncio.Event(), asyncio.Event()
+
+        async def wait_in_room() -> None:
+            async with in_room.slot():
+                got_it.set()
+                await done.wait()
+
+        try:
+            async with holder.slot():
+                first = asyncio.create_task(wait_in_room())
+                await asyncio.sleep(0.1)  # `in_room` holds the room, waiting for the slot
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.1), cancelled.slot():
+                        pass  # never: its thread waits for the room
+            async with asyncio.timeout(5):
+                await got_it.wait()  # the release went to the process in the room
+
+            async def take_later() -> None:
+                async with asyncio.timeout(5), later.slot():
+                    pass  # the cancelled waiter's thread got the room and gave it back
+
+            second = asyncio.create_task(take_later())
+            await asyncio.sleep(0.1)  # `later` finds the slot taken: it needs the room
+            done.set()
+            await first
+            await second
+        finally:  # closing drops the locks: a stuck room cannot hang the test
+            for slots in (holder, in_room, cancelled, later):
+                slots.close()
+
+    asyncio.run(main())
