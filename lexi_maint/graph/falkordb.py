@@ -316,8 +316,7 @@ def needs_compaction(persistence: Mapping[str, object]) -> bool:
     """Whether INFO persistence shows more than `COMPACT_MIN_BYTES` of log written since the
     last rewrite, with no rewrite already under way."""
     grown = _int_field(persistence, "aof_current_size") - _int_field(persistence, "aof_base_size")
-    busy = _int_field(persistence, "aof_rewrite_in_progress") or _int_field(
-        persistence, "aof_rewrite_scheduled")  # fmt: skip
+    busy = _rewriting(persistence)
     return _int_field(persistence, "aof_enabled") == 1 and not busy and grown > COMPACT_MIN_BYTES
 
 
@@ -329,8 +328,7 @@ def compact_log(socket: Path, timeout: float) -> bool:
     late rewrite is logged and the stop goes on; redis abandons a rewrite still running when
     it gets SIGTERM and keeps the log it had.
     """
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=timeout,
-                         socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
+    client = _one_try_client(socket, timeout, 2.0)
     began = time.monotonic()
     try:
         before = client.info("persistence")
@@ -362,11 +360,26 @@ def _await_rewrite(client: redis.Redis, deadline: float) -> Mapping[str, object]
     while time.monotonic() < deadline:
         time.sleep(0.05)
         info: Mapping[str, object] = client.info("persistence")
-        if not _int_field(info, "aof_rewrite_in_progress") and not _int_field(
-            info, "aof_rewrite_scheduled"
-        ):
+        if not _rewriting(info):
             return info
     return None
+
+
+def _rewriting(info: Mapping[str, object]) -> bool:
+    """INFO persistence says a log rewrite is running or scheduled."""
+    return bool(_int_field(info, "aof_rewrite_in_progress")
+                or _int_field(info, "aof_rewrite_scheduled"))  # fmt: skip
+
+
+def _one_try_client(socket: Path, timeout: float, connect_timeout: float) -> redis.Redis:
+    """A client of the server on `socket` that tries each command once: its callers decide
+    whether and when to ask again."""
+    return redis.Redis(
+        unix_socket_path=str(socket),
+        socket_timeout=timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _int_field(info: Mapping[str, object], name: str) -> int:
@@ -386,8 +399,7 @@ def server_health(layout: ServerLayout) -> Health:
     free = _free_bytes(layout.data)
     if free < MIN_FREE_BYTES:
         return Health(False, f"{layout.data} has {free} bytes free")
-    client = redis.Redis(unix_socket_path=str(layout.socket), socket_timeout=5.0,
-                         socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))  # fmt: skip
+    client = _one_try_client(layout.socket, 5.0, 2.0)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -424,12 +436,7 @@ def _await_ping(
     """PING every `step` seconds until the server answers: for `timeout` seconds from
     `began`, or `LOAD_TIMEOUT` while it is loading. `alive` raises if the server is known
     to be gone; `late(seconds waited, last state)` is the error when time is up."""
-    client = redis.Redis(
-        unix_socket_path=str(socket),
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
-        retry=Retry(NoBackoff(), 0),  # this loop is the retry
-    )
+    client = _one_try_client(socket, 1.0, 1.0)  # this loop is the retry
     deadline = began + timeout
     try:
         while (state := _ping(client, socket)) != "ready":

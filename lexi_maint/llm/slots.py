@@ -9,12 +9,12 @@ Each worker opens the files itself (a lock belongs to the open file description,
 descriptors must not be inherited across fork). Within a process one task at a time looks
 for a free slot (an asyncio.Lock queues the others in order). A freed slot is handed over
 without polling: the releasing process writes one byte to the slot file after unlocking it,
-and every process waiting for a slot watches the directory with inotify (`_Releases`), so
+and the process in the waiting room watches the directory with inotify (`_Releases`), so
 the kernel wakes it with the name of the slot just freed, which it then tries (a
-non-blocking flock, about 1 µs). Only one process at a time waits that way: the others wait
-in the kernel for the waiting room (a blocking flock on `waiting-room`, in a thread), so a
-release wakes one process instead of every process waiting for a slot (with 32 workers
-and 64 slots, up to 31 wake-ups per call that found nothing). A slot freed by a process
+non-blocking flock, about 1 µs). Only one process at a time is in that room: the others wait
+in the kernel to enter it (a blocking flock on `waiting-room`, in a thread), so a release
+wakes one process instead of every process waiting for a slot (with 32 workers and 64
+slots, up to 31 wake-ups per call that found nothing). A slot freed by a process
 that died announces nothing:
 after `SAFETY_SECONDS` without an announcement a waiter looks at every slot once. Where
 inotify is unavailable, waiters look again after a pause of about 2 % of the recent call
