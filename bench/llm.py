@@ -10,7 +10,8 @@ growing with the square root of the input; prompt tokens already sent by an earl
 `--scale` so the benchmark takes a few minutes; the real-time figures undo the scale.
 
     (a) per chunk: lexi-maint's defaults with `analysis_batch_chunks = 1`
-    (b) batched:   lexi-maint's defaults (analysis in batches of <= 16 chunks / 4,000 tokens)
+    (b) batched:   lexi-maint's defaults (each window's analysis continues its chunking
+                   request: one call per window of <= 64 chunks / 8,000 tokens)
     bound:         each case's total simulated latency / max_concurrency (64), the
                    throughput bound: the wall time of a pool that is always full
 
@@ -19,7 +20,9 @@ empty prefix cache). Printed per case: wall time, tree peak memory (sum of RSS o
 and its descendants, sampled every 20 ms), calls, calls per document, prompt tokens and
 their cache-hit share, CPU per answered call (user + system CPU of the whole process tree
 of `lexi-maint run`, from getrusage(RUSAGE_CHILDREN), divided by the calls the server
-answered). Targets (b against a): calls per document / 4 or better, analysis prompt tokens
+answered), and where the wall time went (before the first call, calls in flight per tenth
+of the time calls were out, after the last answer; from the server's timeline). Targets
+(b against a): calls per document / 4 or better, analysis prompt tokens
 / 2 or better, total simulated latency / 2 or better, cache-hit share of prompt tokens
 >= 50 %; wall <= 1.10 x bound; CPU per answered call <= 2 ms. Exit status 1 if one is missed.
 """
@@ -35,6 +38,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +67,7 @@ class Case:
     stats: dict[str, Any]  # the server's counters (all models, and "by_model")
     documents: int
     chunks: int
+    started: float  # time.monotonic() when `lexi-maint run` was started (the server's clock)
 
     @property
     def calls(self) -> int:
@@ -161,6 +166,7 @@ def run_case(label: str, config: Path, server: Server, documents: int) -> Case:
     argv = [sys.executable, "-m", "lexi_maint", "--config", str(config), "run", "bench",
             "--progress", "lines"]  # fmt: skip
     cpu_before = children_cpu()  # the server is not reaped until the end: not counted
+    started = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the server's
     result = run_measured(argv, cwd=REPO)
     cpu = children_cpu() - cpu_before
     if result.exit_code != 0:
@@ -171,8 +177,9 @@ def run_case(label: str, config: Path, server: Server, documents: int) -> Case:
         capture_output=True, text=True, check=True, cwd=REPO,
     )  # fmt: skip
     chunks = sum(int(d["chunks"] or 0) for d in json.loads(status.stdout)["documents"])
-    case = Case(label, result, cpu, server.admin("stats"), documents, chunks)
+    case = Case(label, result, cpu, server.admin("stats"), documents, chunks, started)
     print(describe(case), flush=True)
+    print(timeline(case), flush=True)
     return case
 
 
@@ -190,6 +197,25 @@ def describe(case: Case) -> str:
         f"  CPU {case.cpu_seconds:5.1f} s = {case.cpu_per_call_ms:4.2f} ms/call"
         f" = {1000 * case.cpu_seconds / max(case.chunks, 1):4.2f} ms/chunk"
         f"  in flight {case.in_flight:4.1f}"
+    )
+
+
+def timeline(case: Case, parts: int = 10) -> str:
+    """Where the wall time went: before the first call, calls in flight on average in each
+    tenth of the time calls were out, after the last answer."""
+    calls = [(start - case.started, latency) for start, latency, _ in case.stats["timeline"]]
+    first = min(start for start, _ in calls)
+    last = max(start + latency for start, latency in calls)
+    step = (last - first) / parts
+    busy = [0.0] * parts
+    for start, latency in calls:
+        for i in range(parts):
+            low, high = first + i * step, first + (i + 1) * step
+            busy[i] += max(0.0, min(high, start + latency) - max(low, start))
+    profile = " ".join(f"{b / step:.0f}" for b in busy)
+    return (
+        f"{'':<14} first call at {first:.1f} s, last answer at {last:.1f} s, end"
+        f" {case.run.seconds:.1f} s; in flight per tenth of the calls' time: {profile}"
     )
 
 

@@ -207,7 +207,8 @@ def main() -> int:
     with FakeLlmServer() as server, tempfile.TemporaryDirectory(prefix="lexi-quality-") as tmp:
         runtime = llm_runtime(server.url, Path(tmp))
         llm, docs = evaluate(
-            golds, lambda: [parse, LlmChunkStage(settings, runtime), LlmAnalyzeStage(runtime)]
+            golds,
+            lambda: [parse, LlmChunkStage(settings, runtime), LlmAnalyzeStage(runtime, settings)],
         )
         calls = server.count()
     chunks = sum(len(d.chunks) for d in docs)

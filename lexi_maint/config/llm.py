@@ -79,8 +79,8 @@ class LlmConfig:
     analysis_max_tokens: int = 32768
     chunk_response_format: str = "json_object"
     analysis_response_format: str = "text"
-    analysis_batch_chunks: int = 16  # chunks per analysis call; 1: one call per chunk
-    analysis_batch_tokens: int = 4000  # about this many tokens of chunk text per call
+    analysis_batch_chunks: int = 64  # chunks per analysis call; 1: one call per chunk
+    analysis_batch_tokens: int = 8000  # about this many tokens of chunk text per call
     window_chars: int = 24000
     prices: Prices = field(default_factory=Prices)
     # Not a key: <state_dir>/llm, filled in by lexi_maint.config (response cache, slots).

@@ -1,10 +1,13 @@
 """Pipeline stage "analyze" with the reasoning model: one validated ChunkAnalysis per chunk.
 
-Batched (the default, `analysis_batch_chunks` > 1): the document's chunks are packed into
-batches (`prompts.make_batches`) and each batch is one call; the answer is checked chunk by
-chunk. A chunk whose entry is missing or invalid is asked again alone, and when every
-answer to a batch is rejected each of its chunks is asked alone: one bad entry never costs
-the batch. Per chunk (`analysis_batch_chunks = 1`): one call per chunk.
+Batched (the default, `analysis_batch_chunks` > 1): each chunking window's chunks are
+analysed by requests that extend the window's chunking request (`prompts.window_batches`,
+so the provider's prefix cache serves the window's text); chunks that are not a division
+of a window's segments go in batches of their own text (`prompts.make_batches`). Each
+answer is checked chunk by chunk. A chunk whose entry is missing or invalid is asked again
+alone, and when every answer to a batch is rejected each of its chunks is asked alone: one
+bad entry never costs the batch. Per chunk (`analysis_batch_chunks = 1`): one call per
+chunk.
 
 All calls of the document run concurrently (at most `document_concurrency`, and the
 job-wide `max_concurrency`). A chunk's own answer must pass `schema.parse_analysis`, exactly
@@ -21,18 +24,22 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
+from lexi_maint.config.pipeline import ChunkSettings
 from lexi_maint.errors import DocumentError, ErrorClass
+from lexi_maint.llm.client import ChatRequest
 from lexi_maint.llm.runtime import LlmRuntime, gather_all
 from lexi_maint.llm.session import AnswerRejected, LlmSession
 from lexi_maint.llm.usage import Usage, UsageMeter
 from lexi_maint.pipeline.contract import Chunk, Work
 from lexi_maint.pipeline.prompts import (
     BatchAnswer,
+    WindowBatch,
     analysis_request,
     batch_analysis_request,
     make_batches,
     parse_analysis_answer,
     parse_batch_answer,
+    window_batches,
 )
 from lexi_maint.pipeline.schema import ChunkAnalysis
 
@@ -42,8 +49,9 @@ log = logging.getLogger(__name__)
 class LlmAnalyzeStage:
     name = "analyze"
 
-    def __init__(self, runtime: LlmRuntime) -> None:
+    def __init__(self, runtime: LlmRuntime, settings: ChunkSettings) -> None:
         self.runtime = runtime
+        self.settings = settings  # the chunk stage's: its windows and segments are rebuilt
         self._meter = UsageMeter(runtime.config.prices.currency)
         self._trimmed: list[ChunkAnalysis] = []  # analyses the bounds cut (the first one kept)
         self._trimmed_count = 0
@@ -86,29 +94,48 @@ class LlmAnalyzeStage:
         self, document: str, title: str, chunks: tuple[Chunk, ...]
     ) -> list[ChunkAnalysis]:
         config = self.runtime.config
-        batches = make_batches(chunks, config.analysis_batch_chunks, config.analysis_batch_tokens)
+        batches: list[WindowBatch] = []
+        rest = list(chunks)
+        if config.analysis_batch_chunks > 1:
+            batches, rest = window_batches(config, self.settings, title, chunks)
+        inline = make_batches(rest, config.analysis_batch_chunks, config.analysis_batch_tokens)
         async with self.runtime.session(self._meter, document) as session:
-            jobs = [partial(self._batch, session, title, batch) for batch in batches]
+            jobs = [partial(self._batch, session, title, b.request, b.numbered) for b in batches]
+            for batch in inline:
+                if len(batch) == 1:
+                    jobs.append(partial(self._alone, session, title, batch))
+                    continue
+                request = batch_analysis_request(config, title, batch)
+                numbered = tuple((chunk.index, chunk) for chunk in batch)
+                jobs.append(partial(self._batch, session, title, request, numbered))
             results = await gather_all(jobs, config.document_concurrency)
-        return [analysis for batch in results for analysis in batch]
+        found = {analysis.chunk_id: analysis for batch in results for analysis in batch}
+        return [found[chunk.id] for chunk in chunks]
 
-    async def _batch(
+    async def _alone(
         self, session: LlmSession, title: str, batch: Sequence[Chunk]
     ) -> list[ChunkAnalysis]:
-        if len(batch) == 1:
-            return [await self._one(session, title, batch[0])]
-        request = batch_analysis_request(self.runtime.config, title, batch)
+        return [await self._one(session, title, chunk) for chunk in batch]
+
+    async def _batch(
+        self,
+        session: LlmSession,
+        title: str,
+        request: ChatRequest,
+        numbered: tuple[tuple[int, Chunk], ...],
+    ) -> list[ChunkAnalysis]:
         try:
-            answer = await session.ask(request, lambda content: parse_batch_answer(content, batch))
+            answer = await session.ask(
+                request, lambda content: parse_batch_answer(content, numbered)
+            )
         except AnswerRejected as exc:
-            answer = BatchAnswer({}, {chunk.id: str(exc) for chunk in batch})
-        alone = [chunk for chunk in batch if chunk.id not in answer.analyses]
+            answer = BatchAnswer({}, {chunk.id: str(exc) for _, chunk in numbered})
+        alone = [chunk for _, chunk in numbered if chunk.id not in answer.analyses]
         for chunk in alone:
             log.info("chunk %d asked alone: %s", chunk.index, answer.problems[chunk.id])
         jobs = [partial(self._one, session, title, chunk) for chunk in alone]
         redone = await gather_all(jobs, max(1, len(jobs)))
-        found = {**answer.analyses, **{a.chunk_id: a for a in redone}}
-        return [found[chunk.id] for chunk in batch]
+        return [*answer.analyses.values(), *redone]
 
     async def _one(self, session: LlmSession, title: str, chunk: Chunk) -> ChunkAnalysis:
         request = analysis_request(self.runtime.config, title, chunk)

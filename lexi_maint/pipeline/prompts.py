@@ -14,14 +14,21 @@ Semantic chunking (the chunk model, JSON mode)
     min_chars is merged into its neighbour when the result fits, as the splitter does.
 
 Analysis (the reasoning model)
-    Batched (the default): the document's chunks, in order, are packed into batches of at
-    most `analysis_batch_chunks` chunks and about `analysis_batch_tokens` tokens of chunk
-    text (`make_batches`; a chunk larger than the budget goes alone). One request per
-    batch: the fixed instructions first (system), then the document's shared context (its
-    title), then the chunks, each under a marker with its number; so every request of a
-    job starts with the same bytes and the provider's prefix cache serves them. The answer
-    maps each chunk number to its analysis; `parse_batch_answer` validates the entries one
-    by one: a missing or invalid entry costs that chunk a request of its own, not the batch.
+    Batched (the default): a window's analysis extends its chunking request. The request
+    repeats the chunking request's messages byte for byte (the one system prompt, which
+    describes both steps, and the window's numbered segments), then the window's division
+    as the assistant's answer ({"chunks": [{"start": <segment>, "title": ...}]}, the chunks
+    the stage kept), then "Analyse chunks i to j of this division." Everything up to the
+    division is a prefix the provider has already seen, so its prefix cache serves it
+    (DeepSeek: both models must share the cache; the test server's does). A window with
+    more than `analysis_batch_chunks` chunks or about `analysis_batch_tokens` tokens of
+    text is asked in several such requests (`window_batches`). Chunks that are not a
+    division of a window's segments (a structural chunk starting inside a line after a
+    rejected chunking answer) are packed into batches of their own text instead: the
+    fixed instructions (system), the document's title, then each chunk under
+    "=== chunk N ===" (`batch_analysis_request`). Either answer maps each chunk's number to
+    its analysis; `parse_batch_answer` validates the entries one by one: a missing or
+    invalid entry costs that chunk a request of its own, not the batch.
     Per chunk (`analysis_batch_chunks = 1`): one request per chunk, the schema of
     `lexi_maint.pipeline.schema` and an example; the answer must be one JSON object that
     `parse_analysis` accepts (a ```json fence or text around the object is tolerated).
@@ -33,6 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from lexi_maint.config.llm import LlmConfig
@@ -51,22 +59,7 @@ BATCH_MARKER = "=== chunk {number} ==="
 CHARS_PER_TOKEN = 4  # an estimate, for packing batches
 SIZE_LINE = "Chunk size: {low} to {high} characters."
 
-CHUNK_SYSTEM = """\
-You divide Dutch legal documents (collective labour agreements, CAO) into chunks for search \
-and analysis. A chunk is a run of consecutive numbered segments about one topic: an article, \
-a group of clauses, a list of definitions, an annex. Start a new chunk where a new chapter, \
-article or topic begins.
-Rules:
-- Chunk sizes must stay within the bounds given with the document; each segment's number of \
-characters is shown in brackets after its number.
-- The first chunk starts at segment 1; every next chunk starts at a higher segment number.
-- Give each chunk a short title: its article or section heading as written, else a few words \
-naming its topic.
-Reply with JSON only, in this form:
-{"chunks": [{"start": 1, "title": "Artikel 1 Definities"}, \
-{"start": 9, "title": "Artikel 2 Werkingssfeer"}]}"""
-
-# The fields both analysis prompts ask for, word for word (one place to change them).
+# The fields the analysis prompts ask for, word for word (one place to change them).
 ANALYSIS_FIELDS = """\
 - section_title: the heading of the section the chunk belongs to (e.g. "Artikel 5 Loon"), \
 else "".
@@ -80,6 +73,45 @@ leading "de", "het" or "een".
 - parties: unions and employer organisations that are party to the agreement.
 Lists keep the order of first appearance, without duplicates; use [] when there is nothing.
 """
+
+BATCH_EXAMPLE = """\
+{"chunks": {"1": {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], \
+"dates": ["2025-01-01"], "amounts": [{"value": 2450.0, "currency": "EUR", \
+"text": "€ 2.450,00"}], "percentages": [{"value": 3.5, "text": "3,5%"}], \
+"references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV"]}, \
+"2": {"section_title": "Artikel 6 Verlof", "defined_terms": [], "dates": [], "amounts": [], \
+"percentages": [], "references": [], "parties": []}}}"""
+
+# One system prompt for both steps of a document part, so that the analysis request starts
+# with the chunking request's exact bytes (system prompt and the part's segments) and the
+# provider's prefix cache serves them (`window_batches`).
+CHUNK_SYSTEM = (
+    """\
+You work on Dutch legal documents (collective labour agreements, CAO) in two steps. The \
+first user message shows a part of a document as numbered segments.
+Step 1, chunking (the answer to that message): divide the part into chunks for search and \
+analysis. A chunk is a run of consecutive numbered segments about one topic: an article, a \
+group of clauses, a list of definitions, an annex. Start a new chunk where a new chapter, \
+article or topic begins.
+Rules:
+- Chunk sizes must stay within the bounds given with the document; each segment's number of \
+characters is shown in brackets after its number.
+- The first chunk starts at segment 1; every next chunk starts at a higher segment number.
+- Give each chunk a short title: its article or section heading as written, else a few words \
+naming its topic.
+Reply with JSON only, in this form:
+{"chunks": [{"start": 1, "title": "Artikel 1 Definities"}, \
+{"start": 9, "title": "Artikel 2 Werkingssfeer"}]}
+Step 2, analysis (when a division of the part into chunks is given and you are asked to \
+analyse some of its chunks): the chunks are numbered from 1 in the order of the division; a \
+chunk is the segments from its start up to the next chunk's start, or to the end of the part. \
+Analyse every chunk asked for on its own text only and extract its facts as JSON. For every \
+chunk, all fields are required:
+"""
+    + ANALYSIS_FIELDS
+    + 'Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with '
+    "one entry per chunk number asked for, for example:\n" + BATCH_EXAMPLE
+)
 
 ANALYSIS_SYSTEM = (
     """\
@@ -104,15 +136,8 @@ analyse every chunk on its own text only.
 For every chunk, all fields are required:
 """
     + ANALYSIS_FIELDS
-    + """\
-Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with one entry \
-per chunk number, for example:
-{"chunks": {"1": {"section_title": "Artikel 5 Loon", "defined_terms": ["werknemer"], \
-"dates": ["2025-01-01"], "amounts": [{"value": 2450.0, "currency": "EUR", \
-"text": "€ 2.450,00"}], "percentages": [{"value": 3.5, "text": "3,5%"}], \
-"references": [{"article": "12", "text": "artikel 12"}], "parties": ["FNV"]}, \
-"2": {"section_title": "Artikel 6 Verlof", "defined_terms": [], "dates": [], "amounts": [], \
-"percentages": [], "references": [], "parties": []}}}"""
+    + 'Reply with one JSON object and nothing else: {"chunks": {"<N>": {...}, ...}} with '
+    "one entry per chunk number, for example:\n" + BATCH_EXAMPLE
 )
 
 
@@ -337,6 +362,81 @@ def batch_analysis_request(config: LlmConfig, title: str, chunks: Sequence[Chunk
     )
 
 
+DIVISION_TASK = "Analyse chunks {first} to {last} of this division."
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """One analysis request that extends a window's chunking request: the same system
+    prompt and segments (a prefix the provider has cached), then the window's division as
+    the assistant's answer, then which of its chunks to analyse."""
+
+    request: ChatRequest
+    numbered: tuple[tuple[int, Chunk], ...]  # each chunk with its number in the division
+
+
+def window_batches(
+    config: LlmConfig, settings: ChunkSettings, title: str, chunks: Sequence[Chunk]
+) -> tuple[list[WindowBatch], list[Chunk]]:
+    """The analysis requests of chunks that tile one chunked text, window by window, and the
+    chunks that cannot be shown as a division of a window's segments (a structural chunk
+    that starts inside a line, chunks that do not tile the text): those go in batches of
+    their own text (`batch_analysis_request`).
+
+    The text is the chunks' texts joined, so the windows and segments are those the chunk
+    stage computed (`make_windows`, `make_segments`) and the first two messages are its
+    request's bytes; each window's chunks are cut into groups by `make_batches`."""
+    text = _joined(chunks)
+    if text is None:
+        return [], list(chunks)
+    base = chunks[0].start
+    windows = make_windows(text, settings, config.window_chars)
+    out: list[WindowBatch] = []
+    rest: list[Chunk] = []
+    position = 0
+    for window in windows:
+        inside: list[Chunk] = []
+        while position < len(chunks) and chunks[position].start - base < window.end:
+            inside.append(chunks[position])
+            position += 1
+        segments = make_segments(text, window.start, window.end, segment_limit(settings))
+        number_of = {segment.start: n for n, segment in enumerate(segments, start=1)}
+        starts = [number_of.get(chunk.start - base) for chunk in inside]
+        tiles = bool(inside) and inside[0].start - base == window.start
+        if not tiles or inside[-1].end - base != window.end or None in starts:
+            rest += inside
+            continue
+        asked = chunk_request(config, title, text, window, len(windows), segments, settings)
+        shown = [{"start": s, "title": c.heading} for s, c in zip(starts, inside, strict=True)]
+        division = json.dumps({"chunks": shown}, ensure_ascii=False)
+        numbers = {chunk.id: n for n, chunk in enumerate(inside, start=1)}
+        budget = config.analysis_batch_tokens
+        for group in make_batches(inside, config.analysis_batch_chunks, budget):
+            first, last = numbers[group[0].id], numbers[group[-1].id]
+            task = DIVISION_TASK.format(first=first, last=last)
+            messages = (*asked.messages, ("assistant", division), ("user", task))
+            request = ChatRequest(
+                model=config.analysis_model,
+                messages=messages,
+                max_tokens=config.analysis_max_tokens,
+                response_format=config.analysis_response_format,
+            )
+            out.append(WindowBatch(request, tuple((numbers[c.id], c) for c in group)))
+    return out, rest
+
+
+def _joined(chunks: Sequence[Chunk]) -> str | None:
+    """The text the chunks tile, or None when they do not follow each other exactly."""
+    if not chunks:
+        return None
+    for before, after in pairwise(chunks):
+        if before.end != after.start:
+            return None
+    if any(chunk.end - chunk.start != len(chunk.text) for chunk in chunks):
+        return None
+    return "".join(chunk.text for chunk in chunks)
+
+
 @dataclass(frozen=True)
 class BatchAnswer:
     """A batch answer checked entry by entry: what passed, and why each other chunk did not."""
@@ -345,24 +445,24 @@ class BatchAnswer:
     problems: Mapping[str, str]  # chunk id -> reason
 
 
-def parse_batch_answer(content: str, chunks: Sequence[Chunk]) -> BatchAnswer:
-    """Each chunk's entry validated on its own; InvalidAnswer only when no entry passes
-    (then the batch is asked again as a whole)."""
+def parse_batch_answer(content: str, numbered: Sequence[tuple[int, Chunk]]) -> BatchAnswer:
+    """Each chunk's entry (under its number in the request) validated on its own;
+    InvalidAnswer only when no entry passes (then the batch is asked again as a whole)."""
     data = load_json_object(content)
     entries = data.get("chunks")
     if not isinstance(entries, dict):
         raise InvalidAnswer('"chunks" must be an object mapping chunk numbers to analyses')
     analyses: dict[str, ChunkAnalysis] = {}
     problems: dict[str, str] = {}
-    for chunk in chunks:
-        entry = entries.get(str(chunk.index))
+    for number, chunk in numbered:
+        entry = entries.get(str(number))
         if not isinstance(entry, dict):
-            problems[chunk.id] = f"no analysis for chunk {chunk.index}"
+            problems[chunk.id] = f"no analysis for chunk {number}"
             continue
         try:
             analyses[chunk.id] = parse_analysis(chunk.id, entry)
         except SchemaError as exc:
-            problems[chunk.id] = f"chunk {chunk.index}: schema: {exc.message}"
+            problems[chunk.id] = f"chunk {number}: schema: {exc.message}"
     if not analyses:
         first = next(iter(problems.values()), "no chunks")
         raise InvalidAnswer(f"no chunk's analysis is valid; first: {first}")

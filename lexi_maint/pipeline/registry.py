@@ -49,7 +49,7 @@ def _llm_stage_factory(job: JobConfig, target: GraphTarget) -> StageFactory:
         return (
             ParseStage(job.parse),
             LlmChunkStage(job.chunk, runtime),
-            LlmAnalyzeStage(runtime),
+            LlmAnalyzeStage(runtime, job.chunk),
             StoreStage(connect(target)),
         )
 

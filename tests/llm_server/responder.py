@@ -5,7 +5,9 @@ starts at a heading line (once the current chunk has min_chars) or where the nex
 would push it past max_chars; the title is the first line's heading, else its first words.
 Analysis: the chunk text is read back and run through the embedded analyzer, so every
 answer follows the schema; a batch prompt (several chunks under "=== chunk N ===" markers)
-gets {"chunks": {"N": analysis, ...}}. Anything else gets "{}".
+gets {"chunks": {"N": analysis, ...}}, and so does a window's analysis (the chunking
+request's segments, the division as the assistant's answer, then "Analyse chunks i to j"):
+each chunk's text is its segments joined by line breaks. Anything else gets "{}".
 
 `reasoning` is what a reasoning model would think out loud; the server sends it as
 `reasoning_content` and reports its tokens (lexi-maint must not store it).
@@ -21,11 +23,19 @@ from dataclasses import dataclass
 from lexi_maint.pipeline.analyze import analyze_chunk
 from lexi_maint.pipeline.articles import parse_heading
 from lexi_maint.pipeline.contract import Chunk
-from lexi_maint.pipeline.prompts import BATCH_HEADER, CHUNK_TEXT_HEADER, SEGMENTS_HEADER
+from lexi_maint.pipeline.prompts import (
+    BATCH_HEADER,
+    CHUNK_TEXT_HEADER,
+    DIVISION_TASK,
+    SEGMENTS_HEADER,
+)
 
 _SIZE = re.compile(r"Chunk size: (\d+) to (\d+) characters\.")
 _SEGMENT = re.compile(r"(\d+) \[(\d+)\] ?(.*)")
 _MARKER = re.compile(r"^=== chunk (\d+) ===$", re.MULTILINE)
+_TASK = re.compile(
+    re.escape(DIVISION_TASK).replace(r"\{first\}", r"(\d+)").replace(r"\{last\}", r"(\d+)")
+)
 REASONING_MARK = "REASONING-NOT-TO-BE-STORED"
 
 
@@ -38,6 +48,13 @@ class Answer:
 class LexiResponder:
     def __call__(self, model: str, messages: Sequence[dict[str, str]]) -> Answer:
         user = messages[-1].get("content", "") if messages else ""
+        task = _TASK.fullmatch(user)
+        if task is not None and len(messages) >= 4:
+            first, last = int(task[1]), int(task[2])
+            segments, division = messages[-3].get("content", ""), messages[-2].get("content", "")
+            answers = division_answer(segments, division, first, last)
+            content = json.dumps({"chunks": answers}, ensure_ascii=False)
+            return Answer(content, f"{REASONING_MARK}: reading the division, listing its facts.")
         if SEGMENTS_HEADER in user:
             return Answer(json.dumps({"chunks": chunk_answer(user)}, ensure_ascii=False))
         if BATCH_HEADER in user:
@@ -91,4 +108,22 @@ def batch_answer(prompt: str) -> dict[str, object]:
         heading = heading_line.removeprefix("Heading: ")
         single = f"Heading: {heading}\n{CHUNK_TEXT_HEADER}\n{text}"
         answers[marker[1]] = analysis_answer(single)
+    return answers
+
+
+def division_answer(prompt: str, division: str, first: int, last: int) -> dict[str, object]:
+    """Chunks first..last of a division of the prompt's segments, each analysed alone."""
+    lines: dict[int, str] = {}
+    for line in prompt.split(SEGMENTS_HEADER, 1)[1].strip("\n").split("\n"):
+        match = _SEGMENT.fullmatch(line)
+        if match is not None:
+            lines[int(match[1])] = match[3]
+    chunks = json.loads(division)["chunks"]
+    ends = [int(c["start"]) for c in chunks[1:]] + [max(lines) + 1]
+    answers: dict[str, object] = {}
+    for number in range(first, last + 1):
+        chunk = chunks[number - 1]
+        text = "\n".join(lines[n] for n in range(int(chunk["start"]), ends[number - 1]))
+        single = f"Heading: {chunk['title'] or '(none)'}\n{CHUNK_TEXT_HEADER}\n{text}"
+        answers[str(number)] = analysis_answer(single)
     return answers

@@ -45,8 +45,9 @@ model, the fault, the status sent and whether a complete answer went out.
 When the server runs in its own process (`python -m tests.llm_server`), the same is reached
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", and the answered
 calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"; the same per model under
-"by_model"; "listings": how many GET /models}), `POST /_admin/reset` and `POST /_admin/inject`
-with a JSON object of `inject`'s arguments (`/_admin/outage`: `outage`'s).
+"by_model"; "listings": how many GET /models; "timeline": each call's [started (the
+server's monotonic clock), simulated latency, answered]}), `POST /_admin/reset` and
+`POST /_admin/inject` with a JSON object of `inject`'s arguments (`/_admin/outage`: `outage`'s).
 """
 
 from __future__ import annotations
@@ -375,6 +376,7 @@ class FakeLlmServer:
             for model in sorted({c.model for c in calls})
         }
         stats["listings"] = len(self.listings())
+        stats["timeline"] = [(c.started, c.latency, c.answered) for c in calls]
         writer.write(_response_bytes(200, _json(stats)))
         await writer.drain()
         return True

@@ -23,7 +23,10 @@ from lexi_maint.pipeline.prompts import (
     make_windows,
     merge_short,
     parse_analysis_answer,
+    parse_batch_answer,
     parse_chunking,
+    segment_limit,
+    window_batches,
 )
 from tests.pdfgen import cao_page_text
 
@@ -163,3 +166,81 @@ def test_load_json_object_finds_the_object_inside_words() -> None:
     assert load_json_object('```\n{"a": 2}\n```') == {"a": 2}
     with pytest.raises(InvalidAnswer, match="not valid JSON"):
         load_json_object('{"a": ')
+
+
+def chunks_of(text: str, cuts: list[int], offset: int = 0) -> tuple[Chunk, ...]:
+    edges = [0, *cuts, len(text)]
+    return tuple(
+        Chunk(f"d:{i:05d}", i, offset + a, offset + b, f"h{i}", text[a:b])
+        for i, (a, b) in enumerate(pairwise(edges))
+    )
+
+
+WINDOWED = "\n\n".join(cao_page_text(n) for n in range(1, 9))
+CONFIG = LlmConfig(provider="deepseek", window_chars=2000, analysis_batch_chunks=3)
+
+
+def line_starts(text: str, start: int, end: int) -> list[int]:
+    return [s.start for s in make_segments(text, start, end, 10**6)][1:]
+
+
+def test_window_batches_repeat_the_chunking_request_and_number_chunks_in_the_division() -> None:
+    settings = ChunkSettings()
+    windows = make_windows(WINDOWED, settings, CONFIG.window_chars)
+    assert len(windows) > 2
+    cuts = [w.start for w in windows[1:]]
+    for window in windows:  # two line-aligned chunks per window
+        cuts.append(line_starts(WINDOWED, window.start, window.end)[0])
+    chunks = chunks_of(WINDOWED, sorted(cuts), offset=1000)  # offsets need not start at 0
+    batches, rest = window_batches(CONFIG, settings, "T", chunks)
+    assert rest == [] and len(batches) == len(windows)
+    for batch, window in zip(batches, windows, strict=True):
+        segments = make_segments(WINDOWED, window.start, window.end, segment_limit(settings))
+        asked = chunk_request(CONFIG, "T", WINDOWED, window, len(windows), segments, settings)
+        system, user, (role, division), task = batch.request.messages
+        assert (system, user) == asked.messages and role == "assistant"
+        assert task == ("user", "Analyse chunks 1 to 2 of this division.")
+        starts = [c["start"] for c in json.loads(division)["chunks"]]
+        assert starts[0] == 1 and len(starts) == 2
+        assert [n for n, _ in batch.numbered] == [1, 2]
+        assert batch.request.model == CONFIG.analysis_model
+    assert [c for b in batches for _, c in b.numbered] == list(chunks)
+
+
+def test_a_window_with_more_chunks_than_a_batch_is_asked_in_groups_sharing_its_prefix() -> None:
+    settings = ChunkSettings()
+    (window, *_) = make_windows(WINDOWED, settings, CONFIG.window_chars)
+    first = WINDOWED[: window.end]
+    chunks = chunks_of(first, line_starts(first, 0, len(first))[:6])  # 7 chunks, 3 per batch
+    batches, rest = window_batches(CONFIG, settings, "T", chunks)
+    assert rest == [] and [[n for n, _ in b.numbered] for b in batches] == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7],
+    ]
+    assert len({b.request.messages[:3] for b in batches}) == 1
+    assert batches[1].request.messages[3][1] == "Analyse chunks 4 to 6 of this division."
+
+
+def test_chunks_that_are_no_division_of_the_segments_go_in_batches_of_their_own() -> None:
+    settings = ChunkSettings()
+    windows = make_windows(WINDOWED, settings, CONFIG.window_chars)
+    mid_line = windows[0].start + 5  # inside the first line of the first window
+    cuts = [mid_line, *(w.start for w in windows[1:])]
+    chunks = chunks_of(WINDOWED, cuts)
+    batches, rest = window_batches(CONFIG, settings, "T", chunks)
+    assert rest == list(chunks[:2]) and len(batches) == len(windows) - 1
+    gap = (chunks[0], *chunks[2:])  # chunk 1 missing: the chunks do not tile a text
+    assert window_batches(CONFIG, settings, "T", gap) == ([], list(gap))
+
+
+def test_a_batch_answer_is_read_by_the_numbers_the_request_gave() -> None:
+    chunks = chunks_of("Artikel 1 Loon\nHet loon.\nArtikel 2 Verlof\nVeel.", [25])
+    good = {"section_title": "", "defined_terms": [], "dates": [], "amounts": [],
+            "percentages": [], "references": [], "parties": []}  # fmt: skip
+    content = json.dumps({"chunks": {"7": good, "8": {**good, "dates": ["gisteren"]}}})
+    answer = parse_batch_answer(content, ((7, chunks[0]), (8, chunks[1])))
+    assert list(answer.analyses) == [chunks[0].id]
+    assert answer.problems[chunks[1].id].startswith("chunk 8: schema: $.dates")
+    with pytest.raises(InvalidAnswer, match="no chunk's analysis is valid; first: no analysis"):
+        parse_batch_answer(content, ((1, chunks[0]),))

@@ -23,12 +23,12 @@ from lexi_maint.pipeline.contract import Chunk, Failure, ParsedDocument, SourceF
 from lexi_maint.pipeline.llm_analyze import LlmAnalyzeStage
 from lexi_maint.pipeline.llm_chunk import LlmChunkStage
 from lexi_maint.pipeline.parse import ParseStage
-from lexi_maint.pipeline.prompts import BATCH_HEADER, make_batches
+from lexi_maint.pipeline.prompts import BATCH_HEADER, DIVISION_TASK, make_batches, window_batches
 from lexi_maint.pipeline.schema import ChunkAnalysis, parse_analysis
 from lexi_maint.pipeline.store import StoreStage
 from lexi_maint.pipeline.worker import process_document
 from tests.llm_server.responder import REASONING_MARK, LexiResponder
-from tests.llm_server.server import chat_completion
+from tests.llm_server.server import PrefixCache, chat_completion
 from tests.pdfgen import cao_page_text
 
 TEXT = "\n\n".join(cao_page_text(n) for n in range(1, 13))
@@ -44,10 +44,12 @@ class Api:
     def __init__(self, rewrite: Rewrite | None = None) -> None:
         self.rewrite = rewrite
         self.models: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         self.models.append(body["model"])
+        self.bodies.append(body)
         answer = chat_completion(body, LexiResponder())
         replaced = self.rewrite(body, answer) if self.rewrite else None
         return replaced or httpx.Response(200, json=answer)
@@ -122,23 +124,52 @@ def reference_analyses(chunks: tuple[Chunk, ...]) -> list[ChunkAnalysis]:
     return [parse_analysis(c.id, analyze_chunk(c)) for c in chunks]
 
 
-@pytest.mark.parametrize("batch", [1, 4, 16])
+@pytest.mark.parametrize("batch", [1, 2, 16])
 def test_analysis_gives_one_valid_analysis_per_chunk(tmp_path: Path, batch: int) -> None:
     api = Api()
     rt = runtime(tmp_path, api, analysis_batch_chunks=batch)
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
-    stage = LlmAnalyzeStage(rt)
+    stage = LlmAnalyzeStage(rt, SETTINGS)
     analyzed = stage.run(chunked)
     assert [a.chunk_id for a in analyzed.analyses] == [c.id for c in chunked.chunks]
     assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
     assert analyzed.analyses[1].amounts[0].currency == "EUR"
     usage = stage.usage()
-    calls = len(make_batches(chunked.chunks, batch, rt.config.analysis_batch_tokens))
+    calls = analysis_calls(rt, chunked.chunks)
     assert usage.calls == calls == api.models.count("deepseek-reasoner")
-    assert calls == -(-len(chunked.chunks) // batch)  # the samples' chunks fit the budget
+    windows = api.models.count("deepseek-chat")
+    expected = {1: len(chunked.chunks), 16: windows}  # 2: more than one call in a window
+    assert calls == expected[batch] if batch in expected else calls > windows > 1
     assert usage.reasoning_tokens > 0
     cache = (tmp_path / "llm" / "responses.sqlite3").read_bytes()
     assert REASONING_MARK.encode() not in cache  # reasoning_content is never stored
+
+
+@pytest.mark.parametrize("batch", [2, 16])
+def test_a_window_analysis_extends_its_chunking_request_so_the_prefix_cache_serves_it(
+    tmp_path: Path, batch: int
+) -> None:
+    api = Api()
+    rt = runtime(tmp_path, api, analysis_batch_chunks=batch)
+    chunked = LlmChunkStage(SETTINGS, rt).run(work())
+    analyzed = LlmAnalyzeStage(rt, SETTINGS).run(chunked)
+    assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
+    chunking = [b["messages"] for b in api.bodies if b["model"] == "deepseek-chat"]
+    analysis = [b["messages"] for b in api.bodies if b["model"] == "deepseek-reasoner"]
+    assert len(analysis) >= len(chunking) > 1
+    for messages in analysis:
+        assert messages[:2] in chunking  # byte for byte: system prompt and segments
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        division = json.loads(messages[2]["content"])["chunks"]
+        assert division[0]["start"] == 1 and division[0]["title"]
+    # the DeepSeek-like prefix cache of the test server, fed the requests in their order
+    cache, sent, hits = PrefixCache(), 0, 0
+    for messages in chunking + analysis:
+        sent += sum(len(m["content"]) for m in messages) // 4
+        hits += cache.hit_tokens(messages)
+    window_tokens = sum(len(m[1]["content"]) for m in chunking) // 4
+    assert hits > window_tokens * (len(analysis) / len(chunking)) * 0.9
+    assert hits / sent > 0.5
 
 
 def test_batches_respect_the_token_budget_and_keep_the_order() -> None:
@@ -150,28 +181,47 @@ def test_batches_respect_the_token_budget_and_keep_the_order() -> None:
     assert [[c.index for c in b] for b in make_batches(chunks, 1, 10**6)] == [[i] for i in range(5)]
 
 
+def analysis_calls(rt: LlmRuntime, chunks: tuple[Chunk, ...]) -> int:
+    """The analysis requests of a document whose every answer passes."""
+    config = rt.config
+    if config.analysis_batch_chunks == 1:
+        return len(chunks)
+    batches, rest = window_batches(config, SETTINGS, "cao", chunks)
+    inline = make_batches(rest, config.analysis_batch_chunks, config.analysis_batch_tokens)
+    return len(batches) + len(inline)
+
+
 def batch_request(body: dict[str, Any]) -> bool:
-    return body["model"] == "deepseek-reasoner" and BATCH_HEADER in json.dumps(body)
+    if body["model"] != "deepseek-reasoner":
+        return False
+    task = body["messages"][-1]["content"]
+    return BATCH_HEADER in task or task.startswith(DIVISION_TASK.split("{")[0])
 
 
 def test_an_invalid_entry_is_asked_again_alone_not_the_whole_batch(tmp_path: Path) -> None:
+    spoiled: list[str] = []
+
     def spoil_chunk_2(body: dict[str, Any], answer: dict[str, Any]) -> httpx.Response:
         if batch_request(body):
             message = answer["choices"][0]["message"]
             data = json.loads(message["content"])
             if "2" in data["chunks"]:
                 data["chunks"]["2"]["dates"] = ["not a date"]
-                data["chunks"].pop("3", None)  # and one entry missing
+                spoiled.append("2")
+            if "3" in data["chunks"]:
+                data["chunks"].pop("3")  # and one entry missing
+                spoiled.append("3")
             message["content"] = json.dumps(data)
         return httpx.Response(200, json=answer)
 
     api = Api(spoil_chunk_2)
     rt = runtime(tmp_path, api, analysis_batch_chunks=16)
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
-    analyzed = LlmAnalyzeStage(rt).run(chunked)
+    analyzed = LlmAnalyzeStage(rt, SETTINGS).run(chunked)
     assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
-    batches = len(make_batches(chunked.chunks, 16, rt.config.analysis_batch_tokens))
-    assert api.models.count("deepseek-reasoner") == batches + 2  # chunks 2 and 3 alone
+    batches = analysis_calls(rt, chunked.chunks)
+    assert batches > 1 and len(spoiled) > batches  # several windows, entries 2 and 3 of each
+    assert api.models.count("deepseek-reasoner") == batches + len(spoiled)  # each asked alone
 
 
 def test_a_batch_whose_answers_are_all_rejected_is_asked_chunk_by_chunk(tmp_path: Path) -> None:
@@ -183,10 +233,10 @@ def test_a_batch_whose_answers_are_all_rejected_is_asked_chunk_by_chunk(tmp_path
     api = Api(no_batches)
     rt = runtime(tmp_path, api, analysis_batch_chunks=4)
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
-    stage = LlmAnalyzeStage(rt)
+    stage = LlmAnalyzeStage(rt, SETTINGS)
     analyzed = stage.run(chunked)
     assert list(analyzed.analyses) == reference_analyses(chunked.chunks)
-    batches = len(make_batches(chunked.chunks, 4, rt.config.analysis_batch_tokens))
+    batches = analysis_calls(rt, chunked.chunks)
     # each batch asked twice (invalid_output_retries = 1), then every chunk alone
     assert stage.usage().calls == 2 * batches + len(chunked.chunks)
 
@@ -200,7 +250,7 @@ def test_invalid_analyses_fail_the_document_with_the_raw_reason(tmp_path: Path) 
     rt = runtime(tmp_path, Api(broken))
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
     with pytest.raises(DocumentError) as info:
-        LlmAnalyzeStage(rt).run(chunked)
+        LlmAnalyzeStage(rt, SETTINGS).run(chunked)
     error = info.value
     assert error.error_class is ErrorClass.LLM_INVALID_OUTPUT and not error.retryable
     assert "2 answers rejected" in error.message
@@ -221,7 +271,7 @@ def test_a_rejected_key_fails_the_document_and_asks_to_stop_the_job(tmp_path: Pa
 
 def test_the_outcome_carries_the_usage_of_both_stages(tmp_path: Path) -> None:
     rt = runtime(tmp_path, Api(), analysis_batch_chunks=1)
-    chunk, analyze = LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt)
+    chunk, analyze = LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt, SETTINGS)
     outcome = process_document(work().source, (Parsed(), chunk, analyze))
     assert isinstance(outcome, Success)
     assert outcome.usage == chunk.usage() + analyze.usage()
@@ -236,7 +286,7 @@ def test_usage_is_reported_for_a_failed_document_too(tmp_path: Path) -> None:
 
     rt = runtime(tmp_path, Api(balance_gone))
     outcome = process_document(
-        work().source, (Parsed(), LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt))
+        work().source, (Parsed(), LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt, SETTINGS))
     )
     assert isinstance(outcome, Failure) and outcome.stop_job and outcome.retryable
     assert outcome.error_class is ErrorClass.LLM_BALANCE
@@ -256,7 +306,7 @@ def test_job_stop_errors_win_over_other_failures_of_the_same_document(tmp_path: 
     rt = runtime(tmp_path, Api(mixed), document_concurrency=64)
     chunked = LlmChunkStage(SETTINGS, rt).run(work())
     with pytest.raises(JobStopError):
-        LlmAnalyzeStage(rt).run(chunked)
+        LlmAnalyzeStage(rt, SETTINGS).run(chunked)
     assert sqlite3.connect(tmp_path / "llm" / "responses.sqlite3").execute(
         "SELECT count(*) FROM answers WHERE model = 'deepseek-reasoner'"
     ).fetchone() == (0,)
@@ -270,7 +320,11 @@ def test_a_long_document_goes_through_the_llm_stages_a_window_at_a_time(
     path = tmp_path / "cao.txt"
     path.write_text(TEXT, encoding="utf-8")
     rt = runtime(tmp_path, Api())
-    chunk, analyze, store = LlmChunkStage(SETTINGS, rt), LlmAnalyzeStage(rt), FakeGraphStore()
+    chunk, analyze, store = (
+        LlmChunkStage(SETTINGS, rt),
+        LlmAnalyzeStage(rt, SETTINGS),
+        FakeGraphStore(),
+    )
     stages = (ParseStage(ParseSettings()), chunk, analyze, StoreStage(store))
     outcome = process_document(SourceFile(path, tmp_path, "0" * 64, len(TEXT)), stages)
     assert isinstance(outcome, Success), outcome
