@@ -14,12 +14,14 @@ the kernel wakes it with the name of the slot just freed, which it then tries (a
 non-blocking flock, about 1 µs). Only one process at a time is in that room: the others wait
 in the kernel to enter it (a blocking flock on `waiting-room`, in a thread), so a release
 wakes one process instead of every process waiting for a slot (with 32 workers and 64
-slots, up to 31 wake-ups per call that found nothing). A slot freed by a process
-that died announces nothing:
-after `SAFETY_SECONDS` without an announcement a waiter looks at every slot once. Where
-inotify is unavailable, waiters look again after a pause of about 2 % of the recent call
-duration (2-50 ms). Freed slots go to whichever process takes them first, which shares
-them about evenly between the documents in flight.
+slots, up to 31 wake-ups per call that found nothing). A process keeps the room until none
+of its tasks waits for a slot: a document that needs 20 calls at once (a long document's
+windows) gets 20 releases in a row instead of one per visit, after every other waiting
+document had its turn; with one slot per visit the long documents, whose calls are the
+longest, were served last and their calls ran alone at the end of the batch. A slot freed
+by a process that died announces nothing: after `SAFETY_SECONDS` without an announcement
+a waiter looks at every slot once. Where inotify is unavailable, waiters look again after
+a pause of about 2 % of the recent call duration (2-50 ms).
 
 `LocalSlots` is the in-process equivalent for tests and tools.
 """
@@ -69,6 +71,9 @@ class FileSlots:
         self._room = os.open(directory / _ROOM, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._free = list(range(count))  # slots this process does not hold
         self._turn = asyncio.Lock()
+        self._queued = 0  # tasks of this process waiting for their turn
+        self._in_room = False
+        self._entering: asyncio.Future[None] | None = None  # the thread taking the room
         self._call_seconds = 1.0
         self._releases = _Releases.watch(directory)
         self.polls = 0  # times every slot was found taken (for tests and the benchmark)
@@ -88,41 +93,66 @@ class FileSlots:
             os.pwrite(fd, b"r", 0)  # announces the release to waiting processes (inotify)
 
     async def _acquire(self) -> int:
-        async with self._turn:
-            index = self._try(None)
+        self._queued += 1
+        counted = True
+        try:
+            async with self._turn:
+                self._queued -= 1
+                counted = False
+                try:
+                    return await self._take()
+                finally:
+                    if self._queued == 0:
+                        self._leave_room()  # else the next task of this process uses it
+        finally:
+            if counted:  # cancelled before its turn
+                self._queued -= 1
+                if self._queued == 0 and not self._turn.locked():
+                    self._leave_room()
+
+    async def _take(self) -> int:
+        """A free slot, waiting in the waiting room (entered once for a run of this
+        process's tasks) when there is none."""
+        index = self._try(None)
+        if index is not None:
+            return index
+        if not self._in_room:
+            await self._enter_room()
+            if self._releases is not None:
+                self._releases.drain()  # old news: the full pass below sees every slot as is
+        candidates: set[int] | None = None  # None: look at every slot
+        while True:
+            index = self._try(candidates)
             if index is not None:
                 return index
-            async with self._waiting_room():
-                if self._releases is not None:
-                    self._releases.drain()  # old news: the full pass below sees every slot as is
-                candidates: set[int] | None = None  # None: look at every slot
-                while True:
-                    index = self._try(candidates)
-                    if index is not None:
-                        return index
-                    self.polls += 1
-                    candidates = await self._next_release()
+            self.polls += 1
+            candidates = await self._next_release()
 
-    @asynccontextmanager
-    async def _waiting_room(self) -> AsyncIterator[None]:
-        """Hold the waiting room: a blocking flock taken in a thread, so the event loop goes
-        on. A task cancelled while the thread still waits leaves it a callback that lets
-        the room go as soon as the thread gets it."""
-        locked = asyncio.get_running_loop().run_in_executor(
-            None, fcntl.flock, self._room, fcntl.LOCK_EX
-        )
-        try:
-            await asyncio.shield(locked)
-        except asyncio.CancelledError:
-            locked.add_done_callback(self._leave_room_once_entered)
-            raise
-        try:
-            yield
-        finally:
-            fcntl.flock(self._room, fcntl.LOCK_UN)
+    async def _enter_room(self) -> None:
+        """Take the waiting room: a blocking flock taken in a thread, so the event loop goes
+        on; one thread per process at a time. A task cancelled while the thread waits leaves
+        the thread to the next task of this process, or, when none wants the room any more,
+        to `_entered`, which lets the room go as soon as the thread gets it."""
+        if self._entering is None:
+            entering = asyncio.get_running_loop().run_in_executor(
+                None, fcntl.flock, self._room, fcntl.LOCK_EX
+            )
+            entering.add_done_callback(self._entered)  # runs before the waiting task resumes
+            self._entering = entering
+        await asyncio.shield(self._entering)
 
-    def _leave_room_once_entered(self, locked: asyncio.Future[None]) -> None:
-        if not locked.cancelled() and locked.exception() is None:
+    def _entered(self, entering: asyncio.Future[None]) -> None:
+        self._entering = None
+        if entering.cancelled() or entering.exception() is not None:
+            return
+        if self._queued == 0 and not self._turn.locked():
+            fcntl.flock(self._room, fcntl.LOCK_UN)  # the task that wanted it was cancelled
+        else:
+            self._in_room = True
+
+    def _leave_room(self) -> None:
+        if self._in_room:
+            self._in_room = False
             fcntl.flock(self._room, fcntl.LOCK_UN)
 
     async def _next_release(self) -> set[int] | None:

@@ -224,3 +224,64 @@ def test_a_waiter_cancelled_before_the_room_is_its_leaves_it_free(tmp_path: Path
                 slots.close()
 
     asyncio.run(main())
+
+
+def test_a_process_keeps_the_room_until_each_of_its_waiting_tasks_has_a_slot(
+    tmp_path: Path,
+) -> None:
+    """A document that needs several calls at once gets consecutive releases (one visit to
+    the waiting room), not one release per visit between other processes' turns."""
+    slots_dir = tmp_path / "slots"
+    order: list[str] = []
+
+    async def main() -> None:
+        holder, busy, other = (FileSlots(slots_dir, 1) for _ in range(3))
+
+        async def call(slots: FileSlots, name: str) -> None:
+            async with asyncio.timeout(10), slots.slot():
+                order.append(name)
+                await asyncio.sleep(0.05)
+
+        try:
+            async with holder.slot():
+                tasks = [asyncio.create_task(call(busy, "busy")) for _ in range(3)]
+                await asyncio.sleep(0.2)  # `busy` is in the room, two more tasks queued
+                tasks.append(asyncio.create_task(call(other, "other")))
+                await asyncio.sleep(0.2)  # `other` waits to enter the room
+            await asyncio.gather(*tasks)
+        finally:
+            for slots in (holder, busy, other):
+                slots.close()
+
+    asyncio.run(main())
+    assert order == ["busy", "busy", "busy", "other"]
+
+
+def test_a_cancelled_task_hands_the_room_to_the_next_task_of_its_process(tmp_path: Path) -> None:
+    """The thread taking the room outlives a task cancelled while it waits: the next task
+    of the same process takes the room with it, gets the slot, and lets the room go."""
+    slots_dir = tmp_path / "slots"
+
+    async def take(slots: FileSlots) -> None:
+        async with asyncio.timeout(5), slots.slot():
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        holder, first, waiter, later = (FileSlots(slots_dir, 1) for _ in range(4))
+        try:
+            async with holder.slot():
+                in_room = asyncio.create_task(take(first))
+                await asyncio.sleep(0.1)  # `first` holds the room
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.1), waiter.slot():
+                        pass  # never: `waiter`'s thread waits for the room
+                second = asyncio.create_task(take(waiter))
+                await asyncio.sleep(0.1)
+            await in_room
+            await second  # the room came to `waiter` through the cancelled task's thread
+            await take(later)  # and `waiter` let it go
+        finally:  # closing drops the locks: a stuck room cannot hang the test
+            for slots in (holder, first, waiter, later):
+                slots.close()
+
+    asyncio.run(main())
