@@ -203,7 +203,7 @@ def describe(case: Case) -> str:
 def timeline(case: Case, parts: int = 10) -> str:
     """Where the wall time went: before the first call, calls in flight on average in each
     tenth of the time calls were out, after the last answer."""
-    calls = [(start - case.started, latency) for start, latency, _ in case.stats["timeline"]]
+    calls = [(call[0] - case.started, call[1]) for call in case.stats["timeline"]]
     first = min(start for start, _ in calls)
     last = max(start + latency for start, latency in calls)
     step = (last - first) / parts

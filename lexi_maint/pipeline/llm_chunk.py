@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -22,14 +22,7 @@ from lexi_maint.llm.session import AnswerRejected, LlmSession
 from lexi_maint.llm.usage import Usage, UsageMeter
 from lexi_maint.pipeline.chunk import WINDOW_CHARS, Span, document_key, text_windows
 from lexi_maint.pipeline.contract import Chunk, ParsedDocument, Work
-from lexi_maint.pipeline.prompts import (
-    Window,
-    chunk_request,
-    make_segments,
-    make_windows,
-    parse_chunking,
-    segment_limit,
-)
+from lexi_maint.pipeline.prompts import WindowRequest, parse_chunking, window_requests
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +49,8 @@ class LlmChunkStage:
         parsed = work.require_parsed()
         if not parsed.text:
             return replace(work, chunks=()).with_warning("no text to chunk")
-        windows = make_windows(parsed.text, self.settings, self.runtime.config.window_chars)
-        results = asyncio.run(self._chunk(str(work.source.path), parsed, windows))
+        windows = window_requests(self.runtime.config, self.settings, parsed.title, parsed.text)
+        results = asyncio.run(self._chunk(str(work.source.path), windows))
         key = document_key(work)
         spans = [span for result in results for span in result.spans]
         chunks = tuple(
@@ -81,8 +74,8 @@ class LlmChunkStage:
         index = 0
         for offset, text in text_windows(pieces, WINDOW_CHARS):
             parsed = ParsedDocument(title(), 0, text, "")
-            windows = make_windows(text, self.settings, self.runtime.config.window_chars)
-            results = asyncio.run(self._chunk(str(work.source.path), parsed, windows))
+            windows = window_requests(self.runtime.config, self.settings, parsed.title, text)
+            results = asyncio.run(self._chunk(str(work.source.path), windows))
             self._notes += [result.warning for result in results if result.warning]
             spans = [span for result in results for span in result.spans]
             yield tuple(
@@ -96,24 +89,18 @@ class LlmChunkStage:
         """Warnings about the windows chunked so far (`windows`)."""
         return tuple(self._notes)
 
-    async def _chunk(
-        self, document: str, parsed: ParsedDocument, windows: list[Window]
-    ) -> list[WindowResult]:
+    async def _chunk(self, document: str, windows: Sequence[WindowRequest]) -> list[WindowResult]:
         async with self.runtime.session(self._meter, document) as session:
-            jobs = [partial(self._window, session, parsed, w, len(windows)) for w in windows]
+            jobs = [partial(self._window, session, w, len(windows)) for w in windows]
             return await gather_all(jobs, self.runtime.config.document_concurrency)
 
-    async def _window(
-        self, session: LlmSession, parsed: ParsedDocument, window: Window, total: int
-    ) -> WindowResult:
-        text = parsed.text
-        segments = make_segments(text, window.start, window.end, segment_limit(self.settings))
-        request = chunk_request(
-            self.runtime.config, parsed.title, text, window, total, segments, self.settings
-        )
+    async def _window(self, session: LlmSession, asked: WindowRequest, total: int) -> WindowResult:
+        window = asked.window
+        segments = list(asked.segments)
         try:
             spans = await session.ask(
-                request, lambda content: parse_chunking(content, window, segments, self.settings)
+                asked.request,
+                lambda content: parse_chunking(content, window, segments, self.settings),
             )
         except AnswerRejected as exc:
             warning = (

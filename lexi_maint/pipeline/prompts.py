@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -208,30 +209,64 @@ def segment_limit(settings: ChunkSettings) -> int:
 # --- chunking --------------------------------------------------------------------------------
 
 
-def chunk_request(
-    config: LlmConfig,
-    title: str,
-    text: str,
-    window: Window,
-    windows: int,
-    segments: list[Segment],
-    settings: ChunkSettings,
-) -> ChatRequest:
-    lines = [
-        f"Document: {title or '(untitled)'}. Part {window.index + 1} of {windows}.",
-        SIZE_LINE.format(low=settings.min_chars, high=settings.max_chars),
-        SEGMENTS_HEADER,
-    ]
-    for number, seg in enumerate(segments, start=1):
-        shown = " ".join(text[seg.start : seg.end].split())
-        lines.append(f"{number} [{seg.end - seg.start}] {shown}")
-    return ChatRequest(
-        model=config.chunk_model,
-        messages=(("system", CHUNK_SYSTEM), ("user", "\n".join(lines))),
-        max_tokens=config.chunk_max_tokens,
-        response_format=config.chunk_response_format,
-        temperature=0.0,
-    )
+@dataclass(frozen=True)
+class WindowRequest:
+    """A window of a text, its segments and the chunking request that shows them."""
+
+    window: Window
+    segments: tuple[Segment, ...]
+    request: ChatRequest
+
+
+@dataclass(frozen=True)
+class _ChunkAsk:
+    """What of LlmConfig the chunking requests depend on (LlmConfig is not hashable)."""
+
+    model: str
+    max_tokens: int
+    response_format: str
+    window_chars: int
+
+
+def window_requests(
+    config: LlmConfig, settings: ChunkSettings, title: str, text: str
+) -> tuple[WindowRequest, ...]:
+    """The chunking requests of a text, window by window. The analysis stage asks for the
+    same text again (to extend each request): the last two texts' requests are kept, so
+    the windows and segments are computed once per worker (a string's hash is cached, and
+    comparing two equal texts is one memcmp)."""
+    ask = _ChunkAsk(
+        config.chunk_model, config.chunk_max_tokens, config.chunk_response_format,
+        config.window_chars,
+    )  # fmt: skip
+    return _window_requests(ask, settings, title, text)
+
+
+@lru_cache(maxsize=2)
+def _window_requests(
+    ask: _ChunkAsk, settings: ChunkSettings, title: str, text: str
+) -> tuple[WindowRequest, ...]:
+    windows = make_windows(text, settings, ask.window_chars)
+    out: list[WindowRequest] = []
+    for window in windows:
+        segments = make_segments(text, window.start, window.end, segment_limit(settings))
+        lines = [
+            f"Document: {title or '(untitled)'}. Part {window.index + 1} of {len(windows)}.",
+            SIZE_LINE.format(low=settings.min_chars, high=settings.max_chars),
+            SEGMENTS_HEADER,
+        ]
+        for number, seg in enumerate(segments, start=1):
+            shown = " ".join(text[seg.start : seg.end].split())
+            lines.append(f"{number} [{seg.end - seg.start}] {shown}")
+        request = ChatRequest(
+            model=ask.model,
+            messages=(("system", CHUNK_SYSTEM), ("user", "\n".join(lines))),
+            max_tokens=ask.max_tokens,
+            response_format=ask.response_format,
+            temperature=0.0,
+        )
+        out.append(WindowRequest(window, tuple(segments), request))
+    return tuple(out)
 
 
 def parse_chunking(
@@ -383,30 +418,28 @@ def window_batches(
     that starts inside a line, chunks that do not tile the text): those go in batches of
     their own text (`batch_analysis_request`).
 
-    The text is the chunks' texts joined, so the windows and segments are those the chunk
-    stage computed (`make_windows`, `make_segments`) and the first two messages are its
-    request's bytes; each window's chunks are cut into groups by `make_batches`."""
+    The text is the chunks' texts joined, so the windows, segments and requests are those
+    the chunk stage made (`window_requests`) and the first two messages are its request's
+    bytes; each window's chunks are cut into groups by `make_batches`."""
     text = _joined(chunks)
     if text is None:
         return [], list(chunks)
     base = chunks[0].start
-    windows = make_windows(text, settings, config.window_chars)
     out: list[WindowBatch] = []
     rest: list[Chunk] = []
     position = 0
-    for window in windows:
+    for asked in window_requests(config, settings, title, text):
+        window = asked.window
         inside: list[Chunk] = []
         while position < len(chunks) and chunks[position].start - base < window.end:
             inside.append(chunks[position])
             position += 1
-        segments = make_segments(text, window.start, window.end, segment_limit(settings))
-        number_of = {segment.start: n for n, segment in enumerate(segments, start=1)}
+        number_of = {segment.start: n for n, segment in enumerate(asked.segments, start=1)}
         starts = [number_of.get(chunk.start - base) for chunk in inside]
         tiles = bool(inside) and inside[0].start - base == window.start
         if not tiles or inside[-1].end - base != window.end or None in starts:
             rest += inside
             continue
-        asked = chunk_request(config, title, text, window, len(windows), segments, settings)
         shown = [{"start": s, "title": c.heading} for s, c in zip(starts, inside, strict=True)]
         division = json.dumps({"chunks": shown}, ensure_ascii=False)
         numbers = {chunk.id: n for n, chunk in enumerate(inside, start=1)}
@@ -414,7 +447,7 @@ def window_batches(
         for group in make_batches(inside, config.analysis_batch_chunks, budget):
             first, last = numbers[group[0].id], numbers[group[-1].id]
             task = DIVISION_TASK.format(first=first, last=last)
-            messages = (*asked.messages, ("assistant", division), ("user", task))
+            messages = (*asked.request.messages, ("assistant", division), ("user", task))
             request = ChatRequest(
                 model=config.analysis_model,
                 messages=messages,

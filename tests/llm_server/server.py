@@ -9,10 +9,11 @@ answers), gets the responder's answer with a `usage` block shaped like DeepSeek'
 (prompt_cache_hit_tokens, completion_tokens_details.reasoning_tokens) and, for reasoning
 models, a `reasoning_content`, and is sent after its simulated latency (`latency.py`; it
 may grow with the answer's output tokens). Token counts: 4 characters per token; a
-reasoning model thinks (200 + 35 * sqrt(prompt tokens of the user message)) tokens, times
-0.75-1.25 drawn per request: more for a larger input, but less than linearly. Prompt cache:
-like DeepSeek's, a request's prefix that an earlier request (any model) already sent is
-served from the cache, in whole units of 64 tokens (`PrefixCache`).
+reasoning model thinks (200 + 35 * sqrt(prompt tokens of every message but the system
+prompt: what it reads besides its instructions)) tokens, times 0.75-1.25 drawn per request:
+more for a larger input, but less than linearly. Prompt cache: like DeepSeek's, a
+request's prefix that an earlier request (any model) already sent is served from the cache,
+in whole units of 64 tokens (`PrefixCache`).
 
 A client that disconnects while its answer is pending is not answered (recorded with
 answered=False: nothing was delivered to bill). `hold()` keeps answers back until
@@ -46,8 +47,9 @@ When the server runs in its own process (`python -m tests.llm_server`), the same
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", and the answered
 calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"; the same per model under
 "by_model"; "listings": how many GET /models; "timeline": each call's [started (the
-server's monotonic clock), simulated latency, answered]}), `POST /_admin/reset` and
-`POST /_admin/inject` with a JSON object of `inject`'s arguments (`/_admin/outage`: `outage`'s).
+server's monotonic clock), simulated latency, answered, model, prompt tokens]}),
+`POST /_admin/reset` and `POST /_admin/inject` with a JSON object of `inject`'s arguments
+(`/_admin/outage`: `outage`'s).
 """
 
 from __future__ import annotations
@@ -376,7 +378,9 @@ class FakeLlmServer:
             for model in sorted({c.model for c in calls})
         }
         stats["listings"] = len(self.listings())
-        stats["timeline"] = [(c.started, c.latency, c.answered) for c in calls]
+        stats["timeline"] = [
+            (c.started, c.latency, c.answered, c.model, c.prompt_tokens) for c in calls
+        ]
         writer.write(_response_bytes(200, _json(stats)))
         await writer.drain()
         return True
@@ -530,7 +534,8 @@ def chat_completion(
     prompt = sum(tokens(str(m.get("content", ""))) for m in messages)
     hit = min(hit_tokens, prompt)
     completion = tokens(answer.content)
-    user = str(messages[-1].get("content", "")) if messages else ""
+    # what the model reads besides its instructions: every message but the system prompt
+    user = "".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
     reasoning = thinking_tokens(tokens(user), user) if answer.reasoning else 0
     message: dict[str, Any] = {"role": "assistant", "content": answer.content}
     if answer.reasoning:

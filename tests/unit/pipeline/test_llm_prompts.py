@@ -17,7 +17,6 @@ from lexi_maint.pipeline.prompts import (
     Window,
     analysis_request,
     check_tiling,
-    chunk_request,
     load_json_object,
     make_segments,
     make_windows,
@@ -25,8 +24,8 @@ from lexi_maint.pipeline.prompts import (
     parse_analysis_answer,
     parse_batch_answer,
     parse_chunking,
-    segment_limit,
     window_batches,
+    window_requests,
 )
 from tests.pdfgen import cao_page_text
 
@@ -131,13 +130,16 @@ def test_check_tiling_finds_gaps_and_overlaps() -> None:
 
 
 def test_the_chunk_request_shows_numbered_segments_with_lengths() -> None:
-    config = LlmConfig(chunk_max_tokens=321)
-    segments = make_segments(TEXT, 0, len(TEXT), 100)
-    request = chunk_request(config, "Mijn CAO", TEXT, window_of(TEXT), 3, segments, SETTINGS)
+    config = LlmConfig(chunk_max_tokens=321, window_chars=1000)
+    text = TEXT + "\n".join(f"Regel {n} van de bijlage." for n in range(60))
+    asks = window_requests(config, SETTINGS, "Mijn CAO", text)
+    assert len(asks) == 2 and window_requests(config, SETTINGS, "Mijn CAO", text) is asks
+    request = asks[0].request
     system, user = (text for _, text in request.messages)
     assert system == CHUNK_SYSTEM and "JSON" in system and '"start": 1' in system
-    assert "Part 1 of 3" in user and "Chunk size: 50 to 400 characters." in user
+    assert "Part 1 of 2" in user and "Chunk size: 50 to 400 characters." in user
     assert "\n2 [15] Artikel 1 Loon\n" in user
+    assert asks[0].segments == tuple(make_segments(text, 0, asks[0].window.end, 100))
     assert request.payload()["response_format"] == {"type": "json_object"}
     assert (request.model, request.max_tokens, request.temperature) == ("deepseek-chat", 321, 0.0)
 
@@ -186,19 +188,18 @@ def line_starts(text: str, start: int, end: int) -> list[int]:
 
 def test_window_batches_repeat_the_chunking_request_and_number_chunks_in_the_division() -> None:
     settings = ChunkSettings()
-    windows = make_windows(WINDOWED, settings, CONFIG.window_chars)
-    assert len(windows) > 2
+    asks = window_requests(CONFIG, settings, "T", WINDOWED)
+    windows = [ask.window for ask in asks]
+    assert windows == make_windows(WINDOWED, settings, CONFIG.window_chars) and len(windows) > 2
     cuts = [w.start for w in windows[1:]]
     for window in windows:  # two line-aligned chunks per window
         cuts.append(line_starts(WINDOWED, window.start, window.end)[0])
     chunks = chunks_of(WINDOWED, sorted(cuts), offset=1000)  # offsets need not start at 0
     batches, rest = window_batches(CONFIG, settings, "T", chunks)
     assert rest == [] and len(batches) == len(windows)
-    for batch, window in zip(batches, windows, strict=True):
-        segments = make_segments(WINDOWED, window.start, window.end, segment_limit(settings))
-        asked = chunk_request(CONFIG, "T", WINDOWED, window, len(windows), segments, settings)
+    for batch, ask in zip(batches, asks, strict=True):
         system, user, (role, division), task = batch.request.messages
-        assert (system, user) == asked.messages and role == "assistant"
+        assert (system, user) == ask.request.messages and role == "assistant"
         assert task == ("user", "Analyse chunks 1 to 2 of this division.")
         starts = [c["start"] for c in json.loads(division)["chunks"]]
         assert starts[0] == 1 and len(starts) == 2
