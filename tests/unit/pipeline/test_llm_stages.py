@@ -319,7 +319,8 @@ def test_a_long_document_goes_through_the_llm_stages_a_window_at_a_time(
     monkeypatch.setattr("lexi_maint.pipeline.llm_chunk.WINDOW_CHARS", 8000)
     path = tmp_path / "cao.txt"
     path.write_text(TEXT, encoding="utf-8")
-    rt = runtime(tmp_path, Api())
+    api = Api()
+    rt = runtime(tmp_path, api)
     chunk, analyze, store = (
         LlmChunkStage(SETTINGS, rt),
         LlmAnalyzeStage(rt, SETTINGS),
@@ -335,3 +336,6 @@ def test_a_long_document_goes_through_the_llm_stages_a_window_at_a_time(
     assert [row["index"] for row in rows] == list(range(outcome.chunks))
     assert store.documents[str(path)].mentions  # every window's chunks analysed
     assert outcome.usage == chunk.usage() + analyze.usage() and outcome.usage.calls > 0
+    chunking = [b["messages"] for b in api.bodies if b["model"] == "deepseek-chat"]
+    analysis = [b["messages"] for b in api.bodies if b["model"] == "deepseek-reasoner"]
+    assert analysis and all(m[:2] in chunking for m in analysis)  # each extends its window's
