@@ -47,7 +47,8 @@ When the server runs in its own process (`python -m tests.llm_server`), the same
 over HTTP: `GET /_admin/stats` ({"calls", "answered", "total_latency", and the answered
 calls' "prompt_tokens", "completion_tokens", "cache_hit_tokens"; the same per model under
 "by_model"; "listings": how many GET /models; "timeline": each call's [started (the
-server's monotonic clock), simulated latency, answered, model, prompt tokens]}),
+server's monotonic clock), simulated latency, answered, model, prompt tokens, label: the
+first line of the first user message]}),
 `POST /_admin/reset` and `POST /_admin/inject` with a JSON object of `inject`'s arguments
 (`/_admin/outage`: `outage`'s).
 """
@@ -113,6 +114,7 @@ class Call:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hit_tokens: int = 0
+    label: str = ""  # the first line of the first user message (e.g. which document)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ class PrefixCache:
 
     def clear(self) -> None:
         self._seen.clear()
+
+
+def _label(data: dict[str, Any]) -> str:
+    users = [m for m in data.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+    content = str(users[0].get("content", "")) if users else ""
+    return content.split("\n", 1)[0][:200]
 
 
 def thinking_tokens(user_prompt_tokens: int, seed: str) -> int:
@@ -379,7 +387,7 @@ class FakeLlmServer:
         }
         stats["listings"] = len(self.listings())
         stats["timeline"] = [
-            (c.started, c.latency, c.answered, c.model, c.prompt_tokens) for c in calls
+            (c.started, c.latency, c.answered, c.model, c.prompt_tokens, c.label) for c in calls
         ]
         writer.write(_response_bytes(200, _json(stats)))
         await writer.drain()
@@ -416,7 +424,8 @@ class FakeLlmServer:
         delay = self.latency.seconds(call.model, call.key, int(usage["completion_tokens"]))
         call = replace(call, latency=delay, prompt_tokens=int(usage["prompt_tokens"]),
                        completion_tokens=int(usage["completion_tokens"]),
-                       cache_hit_tokens=int(usage["prompt_cache_hit_tokens"]))  # fmt: skip
+                       cache_hit_tokens=int(usage["prompt_cache_hit_tokens"]),
+                       label=_label(data))  # fmt: skip
         if not await self._wait(writer, delay, call.model):
             self._record(replace(call, status=200, answered=False))  # nobody to answer
             return False
