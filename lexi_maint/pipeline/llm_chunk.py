@@ -96,11 +96,10 @@ class LlmChunkStage:
 
     async def _window(self, session: LlmSession, asked: WindowRequest, total: int) -> WindowResult:
         window = asked.window
-        segments = list(asked.segments)
         try:
             spans = await session.ask(
                 asked.request,
-                lambda content: parse_chunking(content, window, segments, self.settings),
+                lambda content: parse_chunking(content, window, asked.segments, self.settings),
             )
         except AnswerRejected as exc:
             warning = (

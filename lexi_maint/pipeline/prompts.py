@@ -270,7 +270,7 @@ def _window_requests(
 
 
 def parse_chunking(
-    content: str, window: Window, segments: list[Segment], settings: ChunkSettings
+    content: str, window: Window, segments: Sequence[Segment], settings: ChunkSettings
 ) -> list[Span]:
     """The model's chunks of one window as spans, or InvalidAnswer saying what is wrong."""
     data = load_json_object(content)

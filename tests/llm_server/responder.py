@@ -69,14 +69,9 @@ class LexiResponder:
 def chunk_answer(prompt: str) -> list[dict[str, object]]:
     size = _SIZE.search(prompt)
     low, high = (int(size[1]), int(size[2])) if size else (200, 4000)
-    body = prompt.split(SEGMENTS_HEADER, 1)[1]
     chunks: list[dict[str, object]] = []
     current = 0
-    for line in body.strip("\n").split("\n"):
-        match = _SEGMENT.fullmatch(line)
-        if match is None:
-            continue
-        number, length, text = int(match[1]), int(match[2]), match[3]
+    for number, length, text in segments(prompt):
         heading = parse_heading(text)
         starts = not chunks or current + length > high or (heading is not None and current >= low)
         if starts:
@@ -85,6 +80,16 @@ def chunk_answer(prompt: str) -> list[dict[str, object]]:
             current = 0
         current += length
     return chunks
+
+
+def segments(prompt: str) -> list[tuple[int, int, str]]:
+    """(number, characters, text) of each segment line of a chunking prompt."""
+    found = []
+    for line in prompt.split(SEGMENTS_HEADER, 1)[1].strip("\n").split("\n"):
+        match = _SEGMENT.fullmatch(line)
+        if match is not None:
+            found.append((int(match[1]), int(match[2]), match[3]))
+    return found
 
 
 def analysis_answer(prompt: str) -> dict[str, object]:
@@ -113,11 +118,7 @@ def batch_answer(prompt: str) -> dict[str, object]:
 
 def division_answer(prompt: str, division: str, first: int, last: int) -> dict[str, object]:
     """Chunks first..last of a division of the prompt's segments, each analysed alone."""
-    lines: dict[int, str] = {}
-    for line in prompt.split(SEGMENTS_HEADER, 1)[1].strip("\n").split("\n"):
-        match = _SEGMENT.fullmatch(line)
-        if match is not None:
-            lines[int(match[1])] = match[3]
+    lines = {number: text for number, _, text in segments(prompt)}
     chunks = json.loads(division)["chunks"]
     ends = [int(c["start"]) for c in chunks[1:]] + [max(lines) + 1]
     answers: dict[str, object] = {}
