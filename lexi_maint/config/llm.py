@@ -68,7 +68,7 @@ class LlmConfig:
     analysis_model: str = "deepseek-reasoner"
     max_concurrency: int = 64  # calls in flight for the whole job
     document_concurrency: int = 64  # calls in flight for one document
-    workers: int = 32  # a job's worker processes when it does not set `workers`: default_workers
+    workers: int = 64  # a job's worker processes when it does not set `workers`: default_workers
     api_key_file: Path | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 300.0  # silence between two bytes of an answer
@@ -107,20 +107,22 @@ class LlmConfig:
         return self.state_dir / "inflight"
 
 
-CALLS_PER_DOCUMENT = 2  # calls one document keeps in flight: its windows, then its batches
-
-
-def default_workers(max_concurrency: int) -> int:
+def default_workers(max_concurrency: int, *, batched: bool) -> int:
     """Worker processes (one document each) that keep `max_concurrency` call slots busy.
 
     LLM stages wait on the network, not on the CPU, so the number of documents in flight is
-    sized by the call slots, not by the CPUs: a document contributes only its few chunking
-    windows and then its few analysis batches (a 30-chunk document: 2 calls), so a pool of
-    64 slots needs about 32 documents at once. Each is one process, so a killed worker still
-    costs only its own document; the memory plan (`lifecycle.memplan`) counts every worker
-    at the measured peak of a document and lowers them when the job's cap does not fit.
+    sized by the call slots, not by the CPUs. With batched analysis (the default) a small
+    document keeps ONE call in flight at a time (its chunking window, then that window's
+    analysis), so a pool of 64 slots needs 64 documents at once: with 32, the small
+    documents that end a batch kept the pool half empty for the last 30 % of a 490-document
+    run (wall 1.22x the throughput bound; with 64 workers 1.07x, bench/RESULTS.md). One call
+    per chunk (`analysis_batch_chunks = 1`) keeps many calls of a document in flight: half
+    as many documents suffice. Each document is one process, so a killed worker still costs
+    only its own document; the memory plan (`lifecycle.memplan`) counts every worker at the
+    measured peak of a document and lowers them when the job's cap does not fit.
     """
-    return max(1, min(MAX_WORKERS, -(-max_concurrency // CALLS_PER_DOCUMENT)))
+    calls_per_document = 1 if batched else 2
+    return max(1, min(MAX_WORKERS, -(-max_concurrency // calls_per_document)))
 
 
 def _has_credentials(url: str) -> bool:
@@ -147,7 +149,6 @@ def parse_llm(top: Table) -> LlmConfig:
         analysis_model = _model(t, "analysis_model", d.analysis_model)
         most = t.integer("max_concurrency", d.max_concurrency, low=1, high=1024)
         per_document = t.integer("document_concurrency", most, low=1, high=1024)
-        workers = t.integer("workers", default_workers(most), low=1, high=MAX_WORKERS)
         key_file = t.path("api_key_file", None) if "api_key_file" in t.names() else None
         connect = t.number("connect_timeout", d.connect_timeout, low=0.01, high=600.0)
         read = t.number("read_timeout", d.read_timeout, low=0.01, high=86400.0)
@@ -165,6 +166,9 @@ def parse_llm(top: Table) -> LlmConfig:
             "analysis_batch_tokens", d.analysis_batch_tokens, low=100, high=10**6
         )
         window = t.integer("window_chars", d.window_chars, low=1000, high=10**7)
+        workers = t.integer(
+            "workers", default_workers(most, batched=batch_chunks > 1), low=1, high=MAX_WORKERS
+        )
         prices = _prices(t)
         if provider != "none":
             for key, model in (("chunk_model", chunk_model), ("analysis_model", analysis_model)):

@@ -38,17 +38,21 @@ def test_deepseek_defaults() -> None:
     assert llm.endpoint == "https://api.deepseek.com/chat/completions"
     assert (llm.chunk_model, llm.analysis_model) == ("deepseek-chat", "deepseek-reasoner")
     assert (llm.max_concurrency, llm.document_concurrency) == (64, 64)
-    assert config.job("a").workers == llm.workers == 32  # documents in flight for LLM jobs
+    assert config.job("a").workers == llm.workers == 64  # documents in flight for LLM jobs
     assert llm.cache_path == Path("/srv/state/llm/responses.sqlite3")
     assert llm.slots_dir == Path("/srv/state/llm/slots")
 
 
 def test_llm_workers_are_sized_by_the_call_slots_not_the_cpus() -> None:
-    assert [default_workers(n) for n in (1, 2, 3, 20, 64, 127, 128, 1024)] == [
-        1, 1, 2, 10, 32, 64, 64, 64,
-    ]  # fmt: skip
-    assert LlmConfig().workers == default_workers(LlmConfig().max_concurrency)
+    slots = (1, 2, 3, 20, 64, 127, 128, 1024)
+    # batched analysis: a small document has one call in flight (its window, then its batch)
+    assert [default_workers(n, batched=True) for n in slots] == [1, 2, 3, 20, 64, 64, 64, 64]
+    # one call per chunk: a document keeps several in flight, half as many documents do
+    assert [default_workers(n, batched=False) for n in slots] == [1, 1, 2, 10, 32, 64, 64, 64]
+    assert LlmConfig().workers == default_workers(LlmConfig().max_concurrency, batched=True)
     llm: dict[str, object] = {"provider": "deepseek", "max_concurrency": 20}
+    assert parse_config({"llm": llm, "jobs": {"a": {"input": "x"}}}, CONFIG).job("a").workers == 20
+    llm["analysis_batch_chunks"] = 1
     assert parse_config({"llm": llm, "jobs": {"a": {"input": "x"}}}, CONFIG).job("a").workers == 10
     llm["workers"] = 4  # an explicit [llm] workers wins
     assert parse_config({"llm": llm, "jobs": {"a": {"input": "x"}}}, CONFIG).job("a").workers == 4
