@@ -44,6 +44,7 @@ help:
 	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
+	@echo "make bench-llm-calls  CPU of one model call: the HTTP client alone vs lexi-maint's whole call path"
 	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
 	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
@@ -103,9 +104,12 @@ bench-availability: $(STAMP)
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph
 
-.PHONY: bench-llm
+.PHONY: bench-llm bench-llm-calls
 bench-llm: $(STAMP)
 	$(BIN)/python -m bench.llm
+
+bench-llm-calls: $(STAMP)
+	$(BIN)/python -m bench.llm_calls
 
 # `make install`: first install and upgrade alike (idempotent). Each step is a target of its
 # own, run in this order; a new file to install is one more line in its step.
