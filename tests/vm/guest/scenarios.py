@@ -794,14 +794,21 @@ def timeline(run_id: str) -> list[str]:
 
 def s10_shrink(r: dict[str, Any]) -> None:
     """lexi-batch@shrink: the plan's workers go, lexi.service answers every request."""
+    # Each step is logged: one CI run once stopped inside this scenario for 690 s without a
+    # word, and its time ran out before the journal could say which step it was.
     ballast_for_one_worker("shrink", r)  # restarts lexi.service: before the prober starts
+    log(f"shrink: ballast {r['ballast']}; lexi.service restarted")
     with Prober() as prober:
         pid = int(show("lexi.service", "MainPID"))
         r["workers_before"] = gunicorn_workers(pid)
         started = time.monotonic()
+        log(f"shrink: prober started, {r['workers_before']} workers; lexi-batch@shrink starts")
         with Watch(pid) as watch:
-            proc = sh("systemctl", "start", "--wait", "lexi-batch@shrink.service", timeout=900)
+            # far above the batch's usual time; on a timeout the scenario records the
+            # journal and the shrink scenarios after it still get their time
+            proc = sh("systemctl", "start", "--wait", "lexi-batch@shrink.service", timeout=420)
         r["batch_seconds"] = round(time.monotonic() - started, 1)
+        log(f"shrink: lexi-batch@shrink ended after {r['batch_seconds']} s (rc {proc.returncode})")
         r["start_rc"] = proc.returncode
         r["batch_result"] = show("lexi-batch@shrink.service", "Result")
         wait_for("gunicorn back to 4", lambda: gunicorn_workers(pid) == 4, 30)
