@@ -295,19 +295,29 @@ def test_identical_requests_in_flight_at_once_share_one_call(
     assert sum(d["llm"]["cached_answers"] for d in docs) == 3 * len(keys)
 
 
+@pytest.mark.parametrize(
+    ("mode", "in_flight"),
+    [("", 20), ("analysis_batch_chunks = 1\n", 10)],
+    ids=["batched-one-call-per-small-document", "per-chunk-several-calls-per-document"],
+)
 def test_without_workers_set_the_call_slots_decide_the_documents_in_flight(
-    ws: Workspace, server: FakeLlmServer
+    ws: Workspace, server: FakeLlmServer, mode: str, in_flight: int
 ) -> None:
     source = next(p for p in sorted(SAMPLES.iterdir()) if p.suffix == ".txt")
-    for i in range(14):  # distinct small documents: one chunking window each
+    for i in range(24):  # distinct small documents: one chunking window each
         (ws.input / f"d{i:02d}.txt").write_text(f"Kopie {i}\n\n{source.read_text()}")
-    configure(ws, server, workers=None, llm="max_concurrency = 20\n")  # 10 workers
+    configure(ws, server, workers=None, llm=f"max_concurrency = 20\n{mode}")
     server.hold()  # every request waits: what is in flight is what the runner started
     proc = subprocess.Popen(lexi_argv(ws.config, "run", "cao_import"), stdout=subprocess.DEVNULL)
     try:
-        wait_until(lambda: server.waiting(CHUNK) >= 10)
-        time.sleep(0.5)  # an eleventh document would have asked by now
-        assert server.waiting() == 10  # 20 slots / 2 calls per document, not 6 or 14
+        wait_until(lambda: server.waiting(CHUNK) >= in_flight)
+        time.sleep(0.5)  # one more document would have asked by now
+        # batched: a small document has one call out at a time, so 20 slots take 20
+        # documents; one call per chunk: a document has several, 20 / 2 documents
+        assert server.waiting() == in_flight
+        runner = psutil.Process(proc.pid)
+        workers = [c for c in runner.children() if c.cmdline() == runner.cmdline()]
+        assert len(workers) == in_flight
         server.release()
         assert proc.wait(timeout=120) == 0
     finally:
@@ -316,7 +326,7 @@ def test_without_workers_set_the_call_slots_decide_the_documents_in_flight(
             proc.terminate()
             proc.wait(timeout=60)
     docs = documents(ws).values()
-    assert len(docs) == 14 and all(d["status"] == "done" for d in docs)
+    assert len(docs) == 24 and all(d["status"] == "done" for d in docs)
 
 
 def test_a_missing_key_stops_before_any_document(ws: Workspace, server: FakeLlmServer) -> None:
