@@ -111,11 +111,11 @@ class Case:
         return self.latency / self.run.seconds
 
 
-def make_batch(target: Path, seed: int, scale: int = 1) -> list[int]:
-    """Write the documents (`scale` times as many of each kind); return their article counts."""
+def make_batch(target: Path, seed: int, copies: int = 1) -> list[int]:
+    """Write the documents (`copies` times as many of each kind); return their article counts."""
     target.mkdir(parents=True)
     rng = random.Random(seed)
-    sizes = [rng.randint(low, high) for _, count, low, high in SHAPE for _ in range(count * scale)]
+    sizes = [rng.randint(low, high) for _, count, low, high in SHAPE for _ in range(count * copies)]
     rng.shuffle(sizes)
     for i, size in enumerate(sizes):
         articles = (

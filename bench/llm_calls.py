@@ -27,9 +27,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,14 +56,10 @@ def chunks(count: int, tag: str) -> list[Chunk]:
     return [Chunk(f"bench:{i:05d}", i, 0, 1500, "Artikel", t) for i, t in enumerate(texts)]
 
 
-def cpu_of(work: Callable[[], Awaitable[object]]) -> float:
+def cpu_of(work: Callable[[], Coroutine[Any, Any, None]]) -> float:
     started = time.process_time()
-    asyncio.run(_awaited(work))
+    asyncio.run(work())
     return time.process_time() - started
-
-
-async def _awaited(work: Callable[[], Awaitable[object]]) -> None:
-    await work()
 
 
 async def bare_client(config: LlmConfig, requests: list[ChatRequest]) -> None:
