@@ -5,9 +5,12 @@ where the cgroup v2 tree is mounted.
   out (exiting, or a SIGKILL pending that someone else sent);
 - `running_since`: whether the process that recorded a run (pid, start time) still runs;
 - `die_with_parent`: PR_SET_PDEATHSIG, so a child never outlives the process that runs it;
-- `own_cgroup`: this process's cgroup v2 path ("/system.slice/x.service").
+- `own_cgroup`: this process's cgroup v2 path ("/system.slice/x.service");
+- `shared_resident`: how much of this process's resident memory other processes also map
+  (/proc/self/smaps_rollup), so a forked worker can tell its own memory from the runner's.
 
-The parsing is pure (`state_from_stat`, `dying_from_proc`), tested without /proc.
+The parsing is pure (`state_from_stat`, `dying_from_proc`, `shared_from_rollup`), tested
+without /proc.
 """
 
 from __future__ import annotations
@@ -128,3 +131,30 @@ def own_cgroup() -> str | None:
         if line.startswith("0::"):
             return line[3:] or "/"
     return None
+
+
+_SHARED_FIELDS = ("Shared_Clean:", "Shared_Dirty:")
+
+
+def shared_from_rollup(rollup_text: str) -> int | None:
+    """Pure: the bytes of /proc/PID/smaps_rollup's Shared_Clean + Shared_Dirty (resident
+    pages another process maps too); None when either line is missing."""
+    found: dict[str, int] = {}
+    for line in rollup_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] in _SHARED_FIELDS and fields[1].isdigit():
+            unit = 1024 if fields[2:3] == ["kB"] else 1
+            found[fields[0]] = int(fields[1]) * unit
+    if len(found) != len(_SHARED_FIELDS):
+        return None
+    return sum(found.values())
+
+
+def shared_resident() -> int | None:
+    """This process's resident bytes shared with other processes; None where the kernel has
+    no smaps_rollup (before Linux 4.14) or /proc cannot be read."""
+    try:
+        text = (PROC / "self" / "smaps_rollup").read_text()
+    except OSError:
+        return None
+    return shared_from_rollup(text)

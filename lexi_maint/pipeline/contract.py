@@ -81,6 +81,15 @@ class Stage(Protocol):
 
 
 # --- what a worker sends back for one document --------------------------------------
+#
+# PEAKS: `peak_rss` is the worker's ru_maxrss. A worker is forked from the runner, so that
+# peak counts the runner's pages it still shares (about 40 MB), which the job's cgroup
+# holds once, not once per worker. `peak_own` is ru_maxrss less the resident memory the
+# worker shares with other processes when the document ends: the memory plan's per-worker
+# figure. It never under-counts the worker's own peak as long as shared pages only turn
+# private (copy-on-write) or go away after the peak, which is how a forked worker's pages
+# go; a page it maps first and a sibling maps later is a file page, held once. None where
+# /proc/self/smaps_rollup cannot be read.
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class Success:
     peak_rss: int | None
     warnings: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    peak_own: int | None = None  # peak_rss less what the worker shared at the end (PEAKS)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,7 @@ class Failure:
     usage: Usage = field(default_factory=Usage)
     stop_job: bool = False  # every document would fail like this: the runner stops the job
     outage: str = ""  # a Dependency's value when a dependency, not the document, failed
+    peak_own: int | None = None
 
 
 Outcome = Success | Failure

@@ -70,7 +70,8 @@ def process_document(source: SourceFile, stages: Sequence[Stage]) -> Outcome:
             return _failure(stage.name, exc, timings, work.warnings, _usage(stages))
         timings[stage.name] = round(time.monotonic() - started, 4)
     warnings = tuple(bounded_warnings(work.warnings))
-    return Success(len(work.chunks), timings, _peak_rss(), warnings, _usage(stages))
+    rss, own = peaks()
+    return Success(len(work.chunks), timings, rss, warnings, _usage(stages), own)
 
 
 def _process_streamed(
@@ -84,7 +85,8 @@ def _process_streamed(
             log.exception("stage %s crashed on %s", clock.failed, source.path)
         return _failure(clock.failed, exc, _rounded(clock.timings), (), _usage(stages))
     warnings = tuple(bounded_warnings(result.warnings))
-    return Success(result.chunks, _rounded(clock.timings), _peak_rss(), warnings, _usage(stages))
+    rss, own = peaks()
+    return Success(result.chunks, _rounded(clock.timings), rss, warnings, _usage(stages), own)
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
@@ -102,18 +104,18 @@ def _failure(
     stage: str, exc: Exception, timings: dict[str, float], warnings: tuple[str, ...], usage: Usage
 ) -> Failure:
     """The outcome for an exception a stage raised: whose fault it is, and whether to retry."""
-    rss = _peak_rss()
+    rss, own = peaks()
     warnings = tuple(bounded_warnings(warnings))  # an answer may carry megabytes of problems
     if isinstance(exc, DocumentError):
         outage = exc.dependency.value if isinstance(exc, OutageError) else ""
         return Failure(exc.error_class, bounded(exc.message), exc.retryable, timings, rss, warnings,
-                       usage, isinstance(exc, JobStopError), outage)  # fmt: skip
+                       usage, isinstance(exc, JobStopError), outage, own)  # fmt: skip
     if disk_full(exc):
         message = f"{stage} stage: the disk is full: {exc}"
         return Failure(ErrorClass.INTERNAL, message, True, timings, rss, warnings, usage,
-                       outage=Dependency.DISK.value)  # fmt: skip
+                       outage=Dependency.DISK.value, peak_own=own)  # fmt: skip
     message = bounded(f"{stage} stage crashed: {type(exc).__name__}: {exc}")
-    return Failure(ErrorClass.INTERNAL, message, False, timings, rss, warnings, usage)
+    return Failure(ErrorClass.INTERNAL, message, False, timings, rss, warnings, usage, peak_own=own)
 
 
 def _usage(stages: Sequence[Stage]) -> Usage:
@@ -144,8 +146,11 @@ def _graph_down(exc: Exception) -> bool:
     return isinstance(exc, GraphError) and exc.unavailable
 
 
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def peaks() -> tuple[int, int | None]:
+    """This worker's peak RSS and its own peak (see PEAKS in `contract`)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    shared = procfs.shared_resident()
+    return rss, None if shared is None else max(0, rss - shared)
 
 
 def _prefer_as_oom_victim() -> None:

@@ -21,6 +21,11 @@ Schema versions (PRAGMA user_version), upgraded in place when a ledger is opened
        killed attempt's calls included.
     4  run history columns on runs: exit_status, trigger (timer, operator, foreground) and
        service_downtime (seconds the service was stopped for the run; daemon runs only).
+    5  documents.peak_own: the worker's peak without the pages it shared with the runner
+       (PEAKS in `lexi_maint.pipeline.contract`), the memory plan's per-worker figure.
+       A read-only open (the memory plan as root) still reads a version 4 ledger, whose
+       documents then have no peak_own: the plan falls back to peak_rss until a run has
+       upgraded it.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from lexi_maint.run.plan import Action, Decision, Found, Known, Status
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (4, SCHEMA_VERSION)  # what open_readonly reads
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -101,8 +107,9 @@ _RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _ALL_USAGE_COLUMNS)
 _USAGE_SELECT = ", ".join(column for column, _, _ in _ALL_USAGE_COLUMNS) + ", currency"
 _DOCUMENT_SELECT = (
     "job, path, sha256, size, status, attempts, error_class, error_message, warnings, timings,"
-    f" peak_rss, chunks, run_id, started_at, finished_at, {_USAGE_SELECT}"
+    f" peak_rss, chunks, run_id, started_at, finished_at, {_USAGE_SELECT}, peak_own"
 )
+_V4_DOCUMENT_SELECT = _DOCUMENT_SELECT.replace(", peak_own", ", NULL AS peak_own")
 _JOURNAL_SUMS = ", ".join(f"sum({name}) AS {column}" for column, name, _ in _ALL_USAGE_COLUMNS)
 
 
@@ -124,6 +131,7 @@ class DocumentRecord:
     started_at: float | None
     finished_at: float | None
     usage: Usage = field(default_factory=Usage)
+    peak_own: int | None = None  # peak_rss less the pages shared with the runner
 
     def to_json(self) -> dict[str, Any]:
         error = None
@@ -139,6 +147,7 @@ class DocumentRecord:
             "warnings": list(self.warnings),
             "timings": dict(self.timings),
             "peak_rss": self.peak_rss,
+            "peak_own": self.peak_own,
             "chunks": self.chunks,
             "run_id": self.run_id,
             "started_at": self.started_at,
@@ -190,6 +199,7 @@ class Ledger:
         self.path = path
         self._journal_path = spend_journal
         self._journal: sqlite3.Connection | None = None
+        self._select = _DOCUMENT_SELECT  # an older schema read-only: see open_readonly
 
     @classmethod
     def open(cls, path: Path, spend_journal: Path | None = None) -> Ledger:
@@ -227,10 +237,12 @@ class Ledger:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read ledger {path}: {exc}") from exc
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             conn.close()
             raise LedgerError(f"ledger {path} has schema version {version}, not {SCHEMA_VERSION}")
-        return cls(conn, path)
+        ledger = cls(conn, path)
+        ledger._select = _DOCUMENT_SELECT if version >= 5 else _V4_DOCUMENT_SELECT
+        return ledger
 
     def close(self) -> None:
         self._conn.close()
@@ -273,7 +285,7 @@ class Ledger:
     def documents(self, job: str) -> list[DocumentRecord]:
         with self._reading():
             rows = self._conn.execute(
-                f"SELECT {_DOCUMENT_SELECT} FROM documents WHERE job = ? ORDER BY path", (job,)
+                f"SELECT {self._select} FROM documents WHERE job = ? ORDER BY path", (job,)
             ).fetchall()
         return [_record(row, self.path) for row in rows]
 
@@ -286,7 +298,7 @@ class Ledger:
     def document(self, job: str, path: str) -> DocumentRecord:
         with self._reading():
             row = self._conn.execute(
-                f"SELECT {_DOCUMENT_SELECT} FROM documents WHERE job = ? AND path = ?",
+                f"SELECT {self._select} FROM documents WHERE job = ? AND path = ?",
                 (job, path),
             ).fetchone()
         if row is None:
@@ -504,13 +516,15 @@ class Ledger:
         with self._tx() as db:
             db.execute(
                 "UPDATE documents SET status = ?, error_class = ?, error_message = ?, chunks = ?,"
-                " warnings = ?, timings = ?, peak_rss = ?, finished_at = ?, updated_at = ?"
+                " warnings = ?, timings = ?, peak_rss = ?, peak_own = ?, finished_at = ?,"
+                " updated_at = ?"
                 " WHERE job = ? AND path = ?",
                 (
                     *values,
                     json.dumps(bounded_warnings(outcome.warnings)),
                     json.dumps(dict(outcome.timings)),
                     outcome.peak_rss,
+                    outcome.peak_own,
                     now,
                     now,
                     job,
@@ -728,6 +742,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         if version < 4:
             for column, declaration in _HISTORY_COLUMNS:
                 conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
+        if version < 5:
+            conn.execute("ALTER TABLE documents ADD COLUMN peak_own INTEGER")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -796,7 +812,7 @@ def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
 def _record(row: sqlite3.Row, ledger: Path) -> DocumentRecord:
     """A documents row as a record; a value of the wrong shape is a damaged ledger."""
     path, ecls, emsg = row["path"], row["error_class"], row["error_message"]
-    rss, chunks, run_id = row["peak_rss"], row["chunks"], row["run_id"]
+    rss, own, chunks, run_id = row["peak_rss"], row["peak_own"], row["chunks"], row["run_id"]
     try:
         return DocumentRecord(
             job=str(row["job"]),
@@ -815,6 +831,7 @@ def _record(row: sqlite3.Row, ledger: Path) -> DocumentRecord:
             started_at=_number(row["started_at"]),
             finished_at=_number(row["finished_at"]),
             usage=_usage(row),
+            peak_own=None if own is None else int(own),
         )
     except (ValueError, TypeError, OverflowError) as exc:  # int(inf); JSONDecodeError: ValueError
         raise LedgerError(damaged_message(ledger, f"document {path!r}: {exc}")) from exc

@@ -99,10 +99,11 @@ def test_history_and_pending_documents_from_a_real_ledger(tmp_path: Path) -> Non
             ledger.mark_running("j", f.path, "r1")
         ledger.record("j", found[0].path, Success(3, {}, 40 * MiB))
         ledger.record("j", found[1].path, Failure(ErrorClass.KILLED, "worker killed", True))
-        ledger.record("j", found[2].path, Success(5, {}, 60 * MiB))
+        # measured with its own peak (the plan's figure) and one from before peak_own
+        ledger.record("j", found[2].path, Success(5, {}, 60 * MiB, peak_own=12 * MiB))
     history = read_history(ledger_path, config.jobs)
     kinds = sorted((s.kind, s.size, s.peak, s.killed) for s in history.samples)
-    assert kinds == [(".pdf", 1, 60 * MiB, False), (".txt", 4, 40 * MiB, False),
+    assert kinds == [(".pdf", 1, 12 * MiB, False), (".txt", 4, 40 * MiB, False),
                      (".txt", 8, None, True)]  # fmt: skip
     assert history.chunks == 8
     pending = pending_documents(config.jobs["j"], history.records["j"])

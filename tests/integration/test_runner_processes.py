@@ -23,6 +23,7 @@ from lexi_maint.run.stop import Stopped, StopSignal
 pytestmark = pytest.mark.integration
 
 LOW = MemoryReading(10, 100, "test")
+BIG = 32 * 2**20
 
 
 class ByName:
@@ -43,6 +44,10 @@ class ByName:
             (self.marker_dir / name).write_text(Path("/proc/self/oom_score_adj").read_text())
         if name.startswith("hang"):
             time.sleep(30)
+        if name.startswith("big"):  # 32 MiB of its own, touched page by page
+            held = bytearray(BIG)
+            for offset in range(0, BIG, 4096):
+                held[offset] = 1
         if name.startswith("oomed"):  # the OOM killer strikes as the unit stops: SIGKILL
             signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGKILL))
             (self.marker_dir / name).write_text("armed")
@@ -118,6 +123,18 @@ def test_failures_cost_one_document_and_the_job_goes_on(tmp_path: Path) -> None:
     crash = ledger.document("j", str(tmp_path / "in" / "crash.txt"))
     assert "ValueError: bug in a stage" in (crash.error_message or "")
     assert (ledger.document("j", str(tmp_path / "in" / "a.txt")).peak_rss or 0) > 0
+    assert crash.peak_own is not None and crash.peak_rss is not None  # a failure measures too
+
+
+def test_a_worker_reports_its_own_peak_apart_from_the_pages_it_shares(tmp_path: Path) -> None:
+    ledger, _ = run(tmp_path, ["a.txt", "big.txt"])
+    small, big = (ledger.document("j", str(tmp_path / "in" / n)) for n in ("a.txt", "big.txt"))
+    assert small.peak_rss is not None and small.peak_own is not None
+    assert big.peak_rss is not None and big.peak_own is not None
+    # forked from this test process: most of its resident memory is the parent's pages
+    assert big.peak_rss - big.peak_own > 10 * 2**20
+    assert big.peak_own >= BIG > small.peak_own  # its own 32 MiB counted, the parent's not
+    assert big.peak_own - small.peak_own >= BIG - 2**20
 
 
 def test_a_worker_killed_by_sigkill_is_retried_once_alone(tmp_path: Path) -> None:

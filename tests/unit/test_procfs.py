@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,29 @@ from lexi_maint import procfs
 def test_state_letter_survives_a_name_with_parentheses() -> None:
     assert procfs.state_from_stat("42 (a) Z (b) S 1 42 42") == "S"
     assert procfs.state_from_stat("") == ""
+
+
+ROLLUP = """55d0c000-7ffd1000 ---p 00000000 00:00 0                          [rollup]
+Rss:               43008 kB
+Pss:               12100 kB
+Shared_Clean:       3072 kB
+Shared_Dirty:      29696 kB
+Private_Clean:       128 kB
+Private_Dirty:     10112 kB
+"""
+
+
+def test_shared_resident_memory_from_smaps_rollup() -> None:
+    assert procfs.shared_from_rollup(ROLLUP) == (3072 + 29696) * 1024
+    without_dirty = ROLLUP.replace("Shared_Dirty:      29696 kB\n", "")
+    assert procfs.shared_from_rollup(without_dirty) is None  # a format it does not know
+    assert procfs.shared_from_rollup("") is None
+
+
+def test_this_process_shares_part_of_what_it_holds() -> None:
+    shared = procfs.shared_resident()  # at least the C library's pages, mapped by others
+    rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    assert shared is not None and 0 < shared < rss
 
 
 @pytest.mark.allow_subprocess(sys.executable)

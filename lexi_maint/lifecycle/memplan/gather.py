@@ -69,13 +69,19 @@ def read_history(ledger_path: Path, jobs: Iterable[str]) -> History:
         _give_back_side_files(ledger_path)
     every = [r for rows in records.values() for r in rows]
     samples = tuple(
-        DocumentSample(_kind(r.path), r.size, r.peak_rss, r.error_class == KILLED)
+        DocumentSample(_kind(r.path), r.size, _peak(r), r.error_class == KILLED)
         for r in every
         if r.peak_rss is not None or r.error_class == KILLED
     )
     done = [r for r in every if r.status is Status.DONE and r.chunks]
     chunks = sum(r.chunks or 0 for r in done)
     return History(samples, records, chunks, sum(r.size for r in done))
+
+
+def _peak(record: DocumentRecord) -> int | None:
+    """The worker's own peak; the resident peak (shared pages counted) for documents done
+    before lexi-maint measured it, or where smaps_rollup could not be read."""
+    return record.peak_own if record.peak_own is not None else record.peak_rss
 
 
 def _give_back_side_files(ledger_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Pure: how much memory each pending document's worker will peak at, learnt from the ledger.
 
-The ledger keeps every finished document's worker peak (`peak_rss`, the worker's
-ru_maxrss: it counts the pages it shares with the runner, so it over-counts, which is the
-safe side). A pending document is predicted from earlier documents of its type (file
+The ledger keeps every finished document's worker peak: `peak_own`, the worker's ru_maxrss
+less the pages it still shared with the runner when the document ended (PEAKS in
+`lexi_maint.pipeline.contract`; the runner's figure holds those once), or `peak_rss` (the
+whole ru_maxrss, shared pages included: the safe side) for documents measured before
+peak_own existed. A pending document is predicted from earlier documents of its type (file
 suffix):
 
 - with at least `min_history` measured documents of that type: the p95 of their peaks; a
@@ -34,7 +36,7 @@ class DocumentSample:
 
     kind: str  # lower-case suffix: ".pdf", ".txt"
     size: int
-    peak: int | None  # its worker's peak RSS in bytes; None when not measured
+    peak: int | None  # its worker's own peak in bytes; None when not measured
     killed: bool = False  # its worker was killed (the OOM killer, under a cap)
 
 

@@ -68,6 +68,7 @@ def test_a_version_3_ledger_gains_the_history_columns(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     for column in ("exit_status", "trigger", "service_downtime"):
         conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    conn.execute("ALTER TABLE documents DROP COLUMN peak_own")  # schema 5's
     conn.execute("INSERT INTO runs (run_id, job, pid, status, started_at) VALUES ('old', 'j', 1,"
                  " 'finished', 1.0)")  # fmt: skip
     conn.execute("PRAGMA user_version = 3")

@@ -24,7 +24,7 @@ def seed(ledger: Ledger, found: list[Found], job: str = "j") -> None:
 def test_wal_mode_and_schema(ledger: Ledger) -> None:
     conn = sqlite3.connect(ledger.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
 
 
 def test_document_lifecycle(ledger: Ledger) -> None:
@@ -32,13 +32,14 @@ def test_document_lifecycle(ledger: Ledger) -> None:
     assert [r.status for r in ledger.documents("j")] == [Status.PENDING, Status.PENDING]
     ledger.start_run("j", "run1", 1)
     assert ledger.mark_running("j", "/in/a.txt", "run1") == 1
-    ledger.record("j", "/in/a.txt", Success(3, {"parse": 0.1}, 1234, ("w",)))
+    ledger.record("j", "/in/a.txt", Success(3, {"parse": 0.1}, 1234, ("w",), peak_own=234))
     ledger.mark_running("j", "/in/b.txt", "run1")
     ledger.record("j", "/in/b.txt", Failure(ErrorClass.EMPTY, "zero bytes", False))
     a = ledger.document("j", "/in/a.txt")
     b = ledger.document("j", "/in/b.txt")
-    assert (a.status, a.chunks, a.timings, a.peak_rss, a.warnings) == (
-        Status.DONE, 3, {"parse": 0.1}, 1234, ("w",))  # fmt: skip
+    assert (a.status, a.chunks, a.timings, a.peak_rss, a.peak_own, a.warnings) == (
+        Status.DONE, 3, {"parse": 0.1}, 1234, 234, ("w",))  # fmt: skip
+    assert a.to_json()["peak_own"] == 234
     assert (b.status, b.error_class, b.error_message, b.attempts) == (
         Status.FAILED, "empty", "zero bytes", 1)  # fmt: skip
     assert b.to_json()["error"] == {"class": "empty", "message": "zero bytes"}
@@ -80,6 +81,44 @@ def test_jobs_are_separate(ledger: Ledger) -> None:
     seed(ledger, [Found("/in/a.txt", "aa", 1)], job="two")
     ledger.mark_running("one", "/in/a.txt", "r")
     assert ledger.document("two", "/in/a.txt").status is Status.PENDING
+
+
+def version_4_ledger(path: Path) -> None:
+    """A ledger as lexi-maint wrote it before peak_own, with one done document."""
+    with Ledger.open(path) as ledger:
+        seed(ledger, [Found("/in/a.txt", "aa", 10)])
+        ledger.mark_running("j", "/in/a.txt", "r")
+        ledger.record("j", "/in/a.txt", Success(3, {}, 50_000_000))
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE documents DROP COLUMN peak_own")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_4_ledger_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    version_4_ledger(path)
+    # read-only (the memory plan as root): no upgrade, the document has no peak_own
+    with Ledger.open_readonly(path) as ledger:
+        (old,) = ledger.documents("j")
+    assert (old.peak_rss, old.peak_own) == (50_000_000, None)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (4,)
+    with Ledger.open(path) as ledger:  # a run: upgraded in place, the old row kept
+        assert ledger.document("j", "/in/a.txt").peak_own is None
+        ledger.mark_running("j", "/in/a.txt", "r2")
+        ledger.record("j", "/in/a.txt", Success(3, {}, 50_000_000, peak_own=9_000_000))
+    with Ledger.open_readonly(path) as ledger:
+        assert ledger.document("j", "/in/a.txt").peak_own == 9_000_000
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (5,)
+
+
+def test_a_version_3_ledger_is_not_read_without_an_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    version_4_ledger(path)
+    sqlite3.connect(path).execute("PRAGMA user_version = 3").connection.commit()
+    with pytest.raises(LedgerError, match="schema version 3, not 5"):
+        Ledger.open_readonly(path)
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
