@@ -45,6 +45,7 @@ help:
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
 	@echo "make bench-llm-calls  CPU of one model call: the HTTP client alone vs lexi-maint's whole call path"
+	@echo "make bench-plan    the memory plan's need for a batch vs the PSS the batch really held"
 	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
 	@echo "make bench-quality recall/precision of headings, entities, references on tests/gold"
 
@@ -104,12 +105,15 @@ bench-availability: $(STAMP)
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph
 
-.PHONY: bench-llm bench-llm-calls
+.PHONY: bench-llm bench-llm-calls bench-plan
 bench-llm: $(STAMP)
 	$(BIN)/python -m bench.llm
 
 bench-llm-calls: $(STAMP)
 	$(BIN)/python -m bench.llm_calls
+
+bench-plan: $(STAMP)
+	$(BIN)/python -m bench.plan
 
 # `make install`: first install and upgrade alike (idempotent). Each step is a target of its
 # own, run in this order; a new file to install is one more line in its step.

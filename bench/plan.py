@@ -1,0 +1,191 @@
+"""`make bench-plan`: the memory plan's figure for a batch against what the batch really held.
+
+The memory plan (`lexi_maint.lifecycle.memplan`) sizes a job as
+
+    need = runner + workers x p95(per-document worker peak) (+ the largest, ...)
+
+from the ledger's history. A worker is forked from the runner, so its resident peak
+(`peak_rss`, ru_maxrss) counts the runner's pages it still shares, about 40 MB, which the
+job's cgroup holds once. Since ledger schema 5 the plan uses `peak_own` instead: ru_maxrss
+less what the worker shares with other processes when its document ends.
+
+This benchmark runs the same kind of batch as `make bench-llm` case (b) (49 documents
+shaped like the seed's, batched analysis against the test server, the default 64 workers)
+and, as a second case, the same documents without the LLM (provider "none", 8 workers).
+While each runs it samples the process tree every 0.25 s: the sum of PSS (each resident
+page divided among the processes that map it, so the sum counts a shared page once; read
+from /proc/PID/smaps_rollup) and the sum of RSS, both without the graph server (the
+embedded FalkorDB runs in its own unit in the daemon path and is planned apart). Then it
+asks the planner, from the run's own ledger, what the same batch would need with the
+configured workers, once per-worker figure:
+
+    plan by peak_rss   the figure of schema 4 and earlier
+    plan by peak_own   the figure now
+
+Target: the plan by peak_own is not below the measured peak of the tree's PSS (the plan
+must never promise less than the batch holds), and it is closer to it than the plan by
+peak_rss. The ratio plan / measured is printed for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.llm import REPO, make_batch, test_server, write_config
+from lexi_maint.config.planner import PlannerConfig
+from lexi_maint.lifecycle.memplan.model import (
+    DocumentSample,
+    ModelSettings,
+    PendingDocument,
+    estimate_batch,
+)
+from lexi_maint.lifecycle.memplan.planner import need
+
+MB = 10**6
+SAMPLE_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Measured:
+    label: str
+    workers: int
+    seconds: float
+    peak_pss: int  # the tree's largest sum of PSS, graph server left out
+    peak_rss: int  # the tree's largest sum of RSS, graph server left out
+    peak_processes: int
+    ledger: Path
+    input_dir: Path
+
+
+def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
+    """(sum of PSS, sum of RSS, processes) over `root` and its descendants, without the
+    graph server's processes (redis-server and its log-rewrite child)."""
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0, 0
+    pss = rss = counted = 0
+    for process in processes:
+        try:
+            if process.name().startswith("redis"):
+                continue
+            text = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
+        except (psutil.Error, OSError):
+            continue  # it ended between the listing and the read
+        fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
+        pss += int(fields["Pss"].split()[0]) * 1024
+        rss += int(fields["Rss"].split()[0]) * 1024
+        counted += 1
+    return pss, rss, counted
+
+
+def run_sampled(label: str, config: Path, workers: int, input_dir: Path) -> Measured:
+    argv = [sys.executable, "-m", "lexi_maint", "--config", str(config), "run", "bench",
+            "--progress", "lines"]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: output.append(proc.stdout.read() if proc.stdout else b"")
+    )
+    reader.start()
+    root = psutil.Process(proc.pid)
+    peak_pss = peak_rss = peak_processes = 0
+    while proc.poll() is None:
+        pss, rss, processes = tree_memory(root)
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        peak_processes = max(peak_processes, processes)
+        time.sleep(SAMPLE_SECONDS)
+    reader.join()
+    if proc.returncode != 0:
+        print(b"".join(output).decode("utf-8", "replace")[-3000:])
+        raise SystemExit(f"{label}: lexi-maint exited with {proc.returncode}")
+    state = config.parent / "state" / "ledger.sqlite3"
+    return Measured(label, workers, time.monotonic() - started, peak_pss, peak_rss,
+                    peak_processes, state, input_dir)  # fmt: skip
+
+
+def history(ledger: Path) -> list[tuple[str, int, int, int]]:
+    """(kind, size, peak_rss, peak_own) of every document the run finished."""
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT path, size, peak_rss, peak_own FROM documents WHERE status = 'done'"
+        ).fetchall()
+    missing = [path for path, _, rss, own in rows if rss is None or own is None]
+    if missing:
+        raise SystemExit(f"documents without a measured peak: {missing[:3]}")
+    return [
+        (Path(path).suffix.lower(), int(size), int(rss), int(own)) for path, size, rss, own in rows
+    ]
+
+
+def planned(rows: Iterable[tuple[str, int, int]], workers: int, runner: int) -> tuple[int, int]:
+    """(need, per-worker figure) the planner gives the batch for these (kind, size, peak)."""
+    samples = [DocumentSample(kind, size, peak) for kind, size, peak in rows]
+    pending = [PendingDocument(s.kind, s.size) for s in samples]
+    batch = estimate_batch(pending, samples, ModelSettings(), oom_peak=0)
+    return need(batch, workers, runner), batch.per_worker
+
+
+def report(case: Measured, runner: int) -> bool:
+    rows = history(case.ledger)
+    by_rss, rss_worker = planned(((k, s, r) for k, s, r, _ in rows), case.workers, runner)
+    by_own, own_worker = planned(((k, s, o) for k, s, _, o in rows), case.workers, runner)
+    measured = case.peak_pss
+    print(f"{case.label}: {len(rows)} documents, {case.workers} workers, {case.seconds:.1f} s;"
+          f" tree without the graph server: peak PSS {measured / MB:.1f} MB, peak RSS sum"
+          f" {case.peak_rss / MB:.1f} MB, up to {case.peak_processes} processes")  # fmt: skip
+    print(
+        f"  plan by peak_rss: {runner / MB:.0f} MB runner + {case.workers} x"
+        f" {rss_worker / MB:.1f} MB = {by_rss / MB:.1f} MB  ({by_rss / measured:.2f} x measured)"
+    )
+    print(
+        f"  plan by peak_own: {runner / MB:.0f} MB runner + {case.workers} x"
+        f" {own_worker / MB:.1f} MB = {by_own / MB:.1f} MB  ({by_own / measured:.2f} x measured)"
+    )
+    sound, tighter = by_own >= measured, by_own < by_rss
+    print(
+        f"  plan by peak_own >= measured: {'met' if sound else 'MISSED'};"
+        f" closer than by peak_rss: {'met' if tighter else 'MISSED'}"
+    )
+    return sound and tighter
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=0.05, help="latency scale (default 0.05)")
+    parser.add_argument("--seed", type=int, default=49)
+    args = parser.parse_args()
+    runner = PlannerConfig().runner
+    with tempfile.TemporaryDirectory(prefix="lexi-bench-plan-") as tmp:
+        base = Path(tmp)
+        make_batch(base / "input", args.seed)
+        with test_server(args.scale) as server:
+            llm = run_sampled("LLM, batched", write_config(base / "llm", server.url, ""), 64,
+                              base / "input")  # fmt: skip
+        plain_root = base / "plain"
+        plain_root.mkdir()
+        plain = plain_root / "bench.toml"
+        plain.write_text(f'state_dir = "{plain_root / "state"}"\n\n'
+                         f'[jobs.bench]\ninput = "{base / "input"}"\nworkers = 8\n')  # fmt: skip
+        none = run_sampled("no LLM", plain, 8, base / "input")
+        print(json.dumps({"runner_planned_mb": runner / MB}))
+        ok = report(llm, runner) & report(none, runner)
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
