@@ -30,7 +30,6 @@ peak_rss. The ratio plan / measured is printed for both.
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import subprocess
 import sys
@@ -181,7 +180,6 @@ def main() -> int:
         plain.write_text(f'state_dir = "{plain_root / "state"}"\n\n'
                          f'[jobs.bench]\ninput = "{base / "input"}"\nworkers = 8\n')  # fmt: skip
         none = run_sampled("no LLM", plain, 8, base / "input")
-        print(json.dumps({"runner_planned_mb": runner / MB}))
         ok = report(llm, runner) & report(none, runner)
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
