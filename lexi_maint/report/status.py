@@ -123,6 +123,8 @@ def _row(r: DocumentRecord) -> str:
     if r.error_class:
         detail = f"{r.error_class}: {printable(r.error_message or '')}"
     peak = f" · peak {r.peak_rss // 2**20} MiB" if r.peak_rss else ""
+    if peak and r.peak_own is not None:  # what the memory plan counts per worker
+        peak += f" (own {r.peak_own // 2**20} MiB)"
     cost = "" if r.usage.empty else f" · {format_cost(r.usage)}"
     return (
         f"  {MARKS[state]} {state:<11} {printable(Path(r.path).name)}"

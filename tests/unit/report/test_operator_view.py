@@ -65,6 +65,14 @@ def test_failed_only_lists_real_failures_and_keeps_the_counts() -> None:
     assert data["counts"]["failed"] == 1 and data["counts"]["interrupted"] == 1
 
 
+def test_a_done_row_shows_the_worker_peak_and_its_own_part() -> None:
+    measured = replace(RECORDS[0], peak_rss=42 * 2**20, peak_own=10 * 2**20)
+    assert "· peak 42 MiB (own 10 MiB)" in render_status("j", [measured], None)
+    older = replace(measured, peak_own=None)  # measured before ledger schema 5
+    assert "· peak 42 MiB\n" in render_status("j", [older], None)
+    assert status_json("j", [measured], None)["documents"][0]["peak_own"] == 10 * 2**20
+
+
 def test_status_json_has_a_schema_version_and_iso_timestamps() -> None:
     last_run = {"run_id": "r", "status": "finished", "started_at": T0, "finished_at": None}
     data = status_json("j", RECORDS, last_run)
