@@ -12,9 +12,9 @@ less what the worker shares with other processes when its document ends.
 This benchmark runs the same kind of batch as `make bench-llm` case (b) (49 documents
 shaped like the seed's, batched analysis against the test server, the default 64 workers)
 and, as a second case, the same documents without the LLM (provider "none", 8 workers).
-While each runs it samples the process tree every 0.25 s: the sum of PSS (each resident
-page divided among the processes that map it, so the sum counts a shared page once; read
-from /proc/PID/smaps_rollup) and the sum of RSS, both without the graph server (the
+While each runs it samples the process tree every 0.25 s (`bench.treemem`): the sum of PSS
+(each resident page divided among the processes that map it, so the sum counts a shared page
+once; from /proc/PID/smaps_rollup) and the sum of RSS, both without the graph server (the
 embedded FalkorDB runs in its own unit in the daemon path and is planned apart). Then it
 asks the planner, from the run's own ledger, what the same batch would need with the
 configured workers, once per-worker figure:
@@ -31,18 +31,14 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from bench.llm import REPO, make_batch, test_server, write_config
+from bench.treemem import TreeRun, run_measured
 from lexi_maint.config.planner import PlannerConfig
 from lexi_maint.lifecycle.memplan.model import (
     DocumentSample,
@@ -60,60 +56,18 @@ SAMPLE_SECONDS = 0.25
 class Measured:
     label: str
     workers: int
-    seconds: float
-    peak_pss: int  # the tree's largest sum of PSS, graph server left out
-    peak_rss: int  # the tree's largest sum of RSS, graph server left out
-    peak_processes: int
+    run: TreeRun  # its pipeline's PSS and RSS sums leave the graph server out
     ledger: Path
-    input_dir: Path
 
 
-def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
-    """(sum of PSS, sum of RSS, processes) over `root` and its descendants, without the
-    graph server's processes (redis-server and its log-rewrite child)."""
-    try:
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0, 0, 0
-    pss = rss = counted = 0
-    for process in processes:
-        try:
-            if process.name().startswith("redis"):
-                continue
-            text = Path(f"/proc/{process.pid}/smaps_rollup").read_text()
-        except (psutil.Error, OSError):
-            continue  # it ended between the listing and the read
-        fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
-        pss += int(fields["Pss"].split()[0]) * 1024
-        rss += int(fields["Rss"].split()[0]) * 1024
-        counted += 1
-    return pss, rss, counted
-
-
-def run_sampled(label: str, config: Path, workers: int, input_dir: Path) -> Measured:
+def run_sampled(label: str, config: Path, workers: int) -> Measured:
     argv = [sys.executable, "-m", "lexi_maint", "--config", str(config), "run", "bench",
             "--progress", "lines"]  # fmt: skip
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: output.append(proc.stdout.read() if proc.stdout else b"")
-    )
-    reader.start()
-    root = psutil.Process(proc.pid)
-    peak_pss = peak_rss = peak_processes = 0
-    while proc.poll() is None:
-        pss, rss, processes = tree_memory(root)
-        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
-        peak_processes = max(peak_processes, processes)
-        time.sleep(SAMPLE_SECONDS)
-    reader.join()
-    if proc.returncode != 0:
-        print(b"".join(output).decode("utf-8", "replace")[-3000:])
-        raise SystemExit(f"{label}: lexi-maint exited with {proc.returncode}")
-    state = config.parent / "state" / "ledger.sqlite3"
-    return Measured(label, workers, time.monotonic() - started, peak_pss, peak_rss,
-                    peak_processes, state, input_dir)  # fmt: skip
+    run = run_measured(argv, cwd=REPO, pss=True, every=SAMPLE_SECONDS)
+    if run.exit_code != 0:
+        print(run.stdout[-3000:])
+        raise SystemExit(f"{label}: lexi-maint exited with {run.exit_code}")
+    return Measured(label, workers, run, config.parent / "state" / "ledger.sqlite3")
 
 
 def history(ledger: Path) -> list[tuple[str, int, int, int]]:
@@ -142,10 +96,12 @@ def report(case: Measured, runner: int) -> bool:
     rows = history(case.ledger)
     by_rss, rss_worker = planned(((k, s, r) for k, s, r, _ in rows), case.workers, runner)
     by_own, own_worker = planned(((k, s, o) for k, s, _, o in rows), case.workers, runner)
-    measured = case.peak_pss
-    print(f"{case.label}: {len(rows)} documents, {case.workers} workers, {case.seconds:.1f} s;"
+    run = case.run
+    measured = run.peak_pipeline_pss
+    print(f"{case.label}: {len(rows)} documents, {case.workers} workers, {run.seconds:.1f} s;"
           f" tree without the graph server: peak PSS {measured / MB:.1f} MB, peak RSS sum"
-          f" {case.peak_rss / MB:.1f} MB, up to {case.peak_processes} processes")  # fmt: skip
+          f" {run.peak_pipeline_rss / MB:.1f} MB, up to {run.peak_pipeline_processes}"
+          " processes")  # fmt: skip
     print(
         f"  plan by peak_rss: {runner / MB:.0f} MB runner + {case.workers} x"
         f" {rss_worker / MB:.1f} MB = {by_rss / MB:.1f} MB  ({by_rss / measured:.2f} x measured)"
@@ -172,14 +128,13 @@ def main() -> int:
         base = Path(tmp)
         make_batch(base / "input", args.seed)
         with test_server(args.scale) as server:
-            llm = run_sampled("LLM, batched", write_config(base / "llm", server.url, ""), 64,
-                              base / "input")  # fmt: skip
+            llm = run_sampled("LLM, batched", write_config(base / "llm", server.url, ""), 64)
         plain_root = base / "plain"
         plain_root.mkdir()
         plain = plain_root / "bench.toml"
         plain.write_text(f'state_dir = "{plain_root / "state"}"\n\n'
                          f'[jobs.bench]\ninput = "{base / "input"}"\nworkers = 8\n')  # fmt: skip
-        none = run_sampled("no LLM", plain, 8, base / "input")
+        none = run_sampled("no LLM", plain, 8)
         ok = report(llm, runner) & report(none, runner)
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1

@@ -2,7 +2,9 @@
 
 The graph server (the embedded FalkorDB, a `redis-server` process) is also counted apart:
 it holds the whole graph in memory, so it grows with the data, while the pipeline (runner
-and workers) should not.
+and workers) should not. With `pss=True` each sample also sums the pipeline's PSS (psutil's
+`memory_full_info`, from /proc/PID/smaps_rollup: a page shared by several processes counted
+once), which costs more per sample than RSS, so callers sample less often (`every`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,32 @@ class TreeRun:
     peak_pipeline_rss: int = 0  # the largest sum of RSS without the graph server
     peak_graph_rss: int = 0  # the graph server's largest RSS (all its processes)
     last_graph_rss: int = 0  # the graph server's RSS in the last sample that saw it
+    peak_pipeline_pss: int = 0  # with pss=True: the largest sum of PSS without the graph server
+    peak_pipeline_processes: int = 0  # the most processes seen at once, graph server left out
 
 
-def run_measured(argv: Sequence[str], cwd: Path | None = None) -> TreeRun:
+@dataclass(frozen=True)
+class _Sample:
+    tree: int  # sum of RSS
+    largest: int  # the largest RSS
+    graph: int  # RSS of the graph server's processes
+    pipeline_pss: int = 0  # sum of PSS without the graph server (pss=True only)
+    pipeline_processes: int = 0
+
+
+def run_measured(
+    argv: Sequence[str],
+    cwd: Path | None = None,
+    *,
+    pss: bool = False,
+    every: float = SAMPLE_SECONDS,
+) -> TreeRun:
+    """Run `argv` (stdout and stderr captured together), sampling its tree every `every` s."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     root = psutil.Process(proc.pid)
     peak_tree = peak_one = peak_pipeline = peak_graph = last_graph = 0
+    peak_pss = peak_processes = 0
     chunks: list[bytes] = []
     import threading
 
@@ -43,11 +64,13 @@ def run_measured(argv: Sequence[str], cwd: Path | None = None) -> TreeRun:
     )
     reader.start()
     while proc.poll() is None:
-        tree, one, graph = _sample(root)
-        peak_tree, peak_one = max(peak_tree, tree), max(peak_one, one)
-        peak_pipeline, peak_graph = max(peak_pipeline, tree - graph), max(peak_graph, graph)
-        last_graph = graph or last_graph
-        time.sleep(SAMPLE_SECONDS)
+        s = _sample(root, pss)
+        peak_tree, peak_one = max(peak_tree, s.tree), max(peak_one, s.largest)
+        peak_pipeline, peak_graph = max(peak_pipeline, s.tree - s.graph), max(peak_graph, s.graph)
+        last_graph = s.graph or last_graph
+        peak_pss = max(peak_pss, s.pipeline_pss)
+        peak_processes = max(peak_processes, s.pipeline_processes)
+        time.sleep(every)
     reader.join()
     return TreeRun(
         exit_code=proc.returncode,
@@ -58,24 +81,32 @@ def run_measured(argv: Sequence[str], cwd: Path | None = None) -> TreeRun:
         peak_pipeline_rss=peak_pipeline,
         peak_graph_rss=peak_graph,
         last_graph_rss=last_graph,
+        peak_pipeline_pss=peak_pss,
+        peak_pipeline_processes=peak_processes,
     )
 
 
-def _sample(root: psutil.Process) -> tuple[int, int, int]:
-    """(sum of RSS, the largest RSS, RSS of the graph server's processes)."""
-    total = largest = graph = 0
+def _sample(root: psutil.Process, pss: bool) -> _Sample:
+    total = largest = graph = pipeline_pss = pipeline = 0
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0, 0, 0
+        return _Sample(0, 0, 0)
     for p in processes:
         try:
-            rss = p.memory_info().rss
             name = p.name()
+            if pss:
+                full = p.memory_full_info()
+                rss, own_pss = full.rss, full.pss
+            else:
+                rss, own_pss = p.memory_info().rss, 0
         except psutil.Error:
-            continue
+            continue  # it ended between the listing and the reading
         total += rss
         largest = max(largest, rss)
         if name.startswith("redis"):  # redis-server and its AOF-rewrite child
             graph += rss
-    return total, largest, graph
+            continue
+        pipeline += 1
+        pipeline_pss += own_pss
+    return _Sample(total, largest, graph, pipeline_pss, pipeline)

@@ -10,13 +10,9 @@ figure under-counted, 8 workers would not fit in what it plans.
 
 from __future__ import annotations
 
-import subprocess
-import time
-
-import psutil
 import pytest
 
-from bench.plan import tree_memory
+from bench.treemem import run_measured
 from lexi_maint.config import load_config
 from lexi_maint.lifecycle.memplan.gather import memory_plan
 from tests.integration.lexi_env import lexi_argv, workspace
@@ -35,15 +31,9 @@ def test_the_plan_from_a_real_run_covers_what_its_processes_held() -> None:
             (ws.input / f"cao-{i:02d}.txt").write_text(f"CAO {i}\n\n" + "\n\n".join(pages))
         ws.write_config(workers=WORKERS)
         argv = lexi_argv(ws.config, "run", "cao_import", "--progress", "lines")
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        root = psutil.Process(proc.pid)
-        peak_pss = most = 0
-        while proc.poll() is None:
-            pss, _, processes = tree_memory(root)
-            peak_pss, most = max(peak_pss, pss), max(most, processes)
-            time.sleep(0.02)
-        proc.wait()
-        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        run = run_measured(argv, pss=True, every=0.02)
+        assert run.exit_code == 0, run.stdout
+        peak_pss, most = run.peak_pipeline_pss, run.peak_pipeline_processes
         assert most >= 3  # the runner and workers were seen while they ran
 
         documents = ws.status()["documents"]
