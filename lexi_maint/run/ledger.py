@@ -193,13 +193,17 @@ class Ledger:
     """Open with `Ledger.open(path)`; close with `close()` or use as a context manager."""
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, spend_journal: Path | None = None
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        spend_journal: Path | None = None,
+        select: str = _DOCUMENT_SELECT,  # an older schema read-only: see open_readonly
     ) -> None:
         self._conn = conn
         self.path = path
         self._journal_path = spend_journal
         self._journal: sqlite3.Connection | None = None
-        self._select = _DOCUMENT_SELECT  # an older schema read-only: see open_readonly
+        self._select = select
 
     @classmethod
     def open(cls, path: Path, spend_journal: Path | None = None) -> Ledger:
@@ -240,9 +244,7 @@ class Ledger:
         if version not in READABLE_VERSIONS:
             conn.close()
             raise LedgerError(f"ledger {path} has schema version {version}, not {SCHEMA_VERSION}")
-        ledger = cls(conn, path)
-        ledger._select = _DOCUMENT_SELECT if version >= 5 else _V4_DOCUMENT_SELECT
-        return ledger
+        return cls(conn, path, select=_DOCUMENT_SELECT if version >= 5 else _V4_DOCUMENT_SELECT)
 
     def close(self) -> None:
         self._conn.close()
