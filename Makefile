@@ -44,6 +44,7 @@ help:
 	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
+	@echo "make bench-llm-real  the batched case at the unscaled latency (7 min): checks bench-llm's real time"
 	@echo "make bench-llm-calls  CPU of one model call: the HTTP client alone vs lexi-maint's whole call path"
 	@echo "make bench-plan    the memory plan's need for a batch vs the PSS the batch really held"
 	@echo "make bench-availability  (VM) lexi.service during a batch: quiesce stop vs shrink"
@@ -105,9 +106,12 @@ bench-availability: $(STAMP)
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph
 
-.PHONY: bench-llm bench-llm-calls bench-plan
+.PHONY: bench-llm bench-llm-real bench-llm-calls bench-plan
 bench-llm: $(STAMP)
 	$(BIN)/python -m bench.llm
+
+bench-llm-real: $(STAMP)
+	$(BIN)/python -m bench.llm --real-time
 
 bench-llm-calls: $(STAMP)
 	$(BIN)/python -m bench.llm_calls

@@ -7,7 +7,11 @@ with `[llm] provider = "deepseek"` pointed at the OpenAI-compatible test server
 token plus output tokens (reasoning included) at a fixed rate per stream, the reasoning
 growing with the square root of the input; prompt tokens already sent by an earlier request
 (any model) are served by a 64-token-unit prefix cache. Latency is scaled down by
-`--scale` so the benchmark takes a few minutes; the real-time figures undo the scale.
+`--scale` so the benchmark takes a few minutes. The real-time figures undo the scale for
+the calls' span (first call to last answer) and add the seconds before the first call and
+after the last answer as measured: those are CPU work (start, parsing, the last graph
+imports) that does not grow with latency. `--real-time` checks that estimate: case (b) at
+`--scale` and unscaled (`make bench-llm-real`, about 7 minutes more).
 
     (a) per chunk: lexi-maint's defaults with `analysis_batch_chunks = 1`
     (b) batched:   lexi-maint's defaults (each window's analysis continues its chunking
@@ -283,6 +287,38 @@ def central_schedule(case: Case, slots: int) -> float:
     return now
 
 
+def real_wall(case: Case, scale: float) -> float:
+    """The wall time of `case` at the unscaled latency: its calls' span undone from the
+    scale, plus its seconds before the first call and after the last answer as measured."""
+    first, last = case.calls_span
+    return first + case.run.seconds - last + (last - first) / scale
+
+
+def check_real_time(scale: float, seed: int) -> int:
+    """`--real-time`: case (b) at `scale` and at the unscaled latency (about 7 minutes), the
+    estimate from the first against the measure of the second."""
+    slots = LlmConfig().max_concurrency
+    with tempfile.TemporaryDirectory(prefix="lexi-bench-llm-") as tmp:
+        base = Path(tmp)
+        sizes = make_batch(base / "input", seed)
+        cases: list[Case] = []
+        for label, at in ((f"(b) x {scale:g}", scale), ("(b) x 1", 1.0)):
+            with test_server(at) as server:
+                config = write_config(base / f"b{len(cases)}", server.url, "")
+                cases.append(run_case(label, config, server, len(sizes)))
+    scaled, real = cases
+    estimate = real_wall(scaled, scale)
+    for case in cases:
+        print(
+            f"{case.label:<14} wall / bound {case.run.seconds / case.bound(slots):.3f};"
+            f" a central scheduler's {central_schedule(case, slots) / case.bound(slots):.3f}"
+        )
+    print(f"real time estimated from the run at scale {scale:g}: {estimate:.1f} s; measured at"
+          f" the unscaled latency: {real.run.seconds:.1f} s (estimate / measure"
+          f" {estimate / real.run.seconds:.3f})")  # fmt: skip
+    return 0
+
+
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
@@ -320,9 +356,12 @@ def report(a: Case, b: Case, large: Case | None, slots: int, scale: float) -> bo
         print(f"  {name:<40} {value:8.3f}  (target {sense} {target:g}) {verdict}")
     for case in cases:
         real_bound = case.bound(slots) / scale
-        real_wall = real_bound * case.run.seconds / case.bound(slots)
-        print(f"real time, {case.label}: {case.documents} documents: about {minutes(real_wall)}"
-              f" at DeepSeek-like latency (bound {minutes(real_bound)})")  # fmt: skip
+        first, last = case.calls_span
+        fixed = first + case.run.seconds - last
+        print(f"real time, {case.label}: {case.documents} documents: about"
+              f" {minutes(real_wall(case, scale))}"
+              f" at DeepSeek-like latency (bound {minutes(real_bound)}; the calls' span / scale"
+              f" + the {fixed:.1f} s before the first call and after the last answer)")  # fmt: skip
     seed = a.latency / scale / 4
     print(
         f"the seed's shape (4 workers, one call each, per chunk): at least {minutes(seed)}"
@@ -340,7 +379,15 @@ def main() -> int:
         action="store_true",
         help="skip case (c), the batched run of 10 times as many documents",
     )
+    parser.add_argument(
+        "--real-time",
+        action="store_true",
+        help="instead: case (b) at --scale and at the unscaled latency (about 7 min), to check"
+        " the real-time estimate",
+    )
     args = parser.parse_args()
+    if args.real_time:
+        return check_real_time(args.scale, args.seed)
     defaults = LlmConfig()
     with tempfile.TemporaryDirectory(prefix="lexi-bench-llm-") as tmp:
         base = Path(tmp)
