@@ -110,6 +110,13 @@ class Case:
         return min(s for s, _ in calls), max(s + latency for s, latency in calls)
 
     @property
+    def outside_calls(self) -> float:
+        """Seconds before the first call and after the last answer: CPU work (start, parsing,
+        the last graph imports), which does not grow with the latency."""
+        first, last = self.calls_span
+        return first + self.run.seconds - last
+
+    @property
     def in_flight(self) -> float:
         """Calls in flight on average: simulated latency / wall time."""
         return self.latency / self.run.seconds
@@ -180,14 +187,21 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_plain(root: Path, workers: int) -> float:
-    """CPU of the whole tree for the batch with `[llm] provider = "none"`."""
+def write_plain_config(root: Path, workers: int) -> Path:
+    """A config in the new folder `root` for the batch in `root.parent / "input"` with the
+    embedded stages (`[llm] provider = "none"`, the default) and `workers` workers."""
     root.mkdir()
     config = root / "plain.toml"
     config.write_text(
         f'state_dir = "{root / "state"}"\n\n'
         f'[jobs.bench]\ninput = "{root.parent / "input"}"\nworkers = {workers}\n'
     )
+    return config
+
+
+def run_plain(root: Path, workers: int) -> float:
+    """CPU of the whole tree for the batch with `[llm] provider = "none"`."""
+    config = write_plain_config(root, workers)
     argv = [sys.executable, "-m", "lexi_maint", "--config", str(config), "run", "bench",
             "--progress", "lines"]  # fmt: skip
     before = children_cpu()
@@ -291,7 +305,7 @@ def real_wall(case: Case, scale: float) -> float:
     """The wall time of `case` at the unscaled latency: its calls' span undone from the
     scale, plus its seconds before the first call and after the last answer as measured."""
     first, last = case.calls_span
-    return first + case.run.seconds - last + (last - first) / scale
+    return case.outside_calls + (last - first) / scale
 
 
 def check_real_time(scale: float, seed: int) -> int:
@@ -356,12 +370,11 @@ def report(a: Case, b: Case, large: Case | None, slots: int, scale: float) -> bo
         print(f"  {name:<40} {value:8.3f}  (target {sense} {target:g}) {verdict}")
     for case in cases:
         real_bound = case.bound(slots) / scale
-        first, last = case.calls_span
-        fixed = first + case.run.seconds - last
         print(f"real time, {case.label}: {case.documents} documents: about"
               f" {minutes(real_wall(case, scale))}"
               f" at DeepSeek-like latency (bound {minutes(real_bound)}; the calls' span / scale"
-              f" + the {fixed:.1f} s before the first call and after the last answer)")  # fmt: skip
+              f" + the {case.outside_calls:.1f} s before the first call and after the last"
+              " answer)")  # fmt: skip
     seed = a.latency / scale / 4
     print(
         f"the seed's shape (4 workers, one call each, per chunk): at least {minutes(seed)}"

@@ -30,14 +30,13 @@ peak_rss. The ratio plan / measured is printed for both.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.llm import REPO, make_batch, test_server, write_config
+from bench.llm import REPO, make_batch, test_server, write_config, write_plain_config
 from bench.treemem import TreeRun, run_measured
 from lexi_maint.config.planner import PlannerConfig
 from lexi_maint.lifecycle.memplan.model import (
@@ -47,6 +46,8 @@ from lexi_maint.lifecycle.memplan.model import (
     estimate_batch,
 )
 from lexi_maint.lifecycle.memplan.planner import need
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.plan import Status
 
 MB = 10**6
 SAMPLE_SECONDS = 0.25
@@ -72,16 +73,18 @@ def run_sampled(label: str, config: Path, workers: int) -> Measured:
 
 def history(ledger: Path) -> list[tuple[str, int, int, int]]:
     """(kind, size, peak_rss, peak_own) of every document the run finished."""
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT path, size, peak_rss, peak_own FROM documents WHERE status = 'done'"
-        ).fetchall()
-    missing = [path for path, _, rss, own in rows if rss is None or own is None]
+    with Ledger.open_readonly(ledger) as read:
+        done = [r for r in read.documents("bench") if r.status is Status.DONE]
+    rows: list[tuple[str, int, int, int]] = []
+    missing: list[str] = []
+    for r in done:
+        if r.peak_rss is None or r.peak_own is None:
+            missing.append(r.path)
+        else:
+            rows.append((Path(r.path).suffix.lower(), r.size, r.peak_rss, r.peak_own))
     if missing:
         raise SystemExit(f"documents without a measured peak: {missing[:3]}")
-    return [
-        (Path(path).suffix.lower(), int(size), int(rss), int(own)) for path, size, rss, own in rows
-    ]
+    return rows
 
 
 def planned(rows: Iterable[tuple[str, int, int]], workers: int, runner: int) -> tuple[int, int]:
@@ -129,12 +132,7 @@ def main() -> int:
         make_batch(base / "input", args.seed)
         with test_server(args.scale) as server:
             llm = run_sampled("LLM, batched", write_config(base / "llm", server.url, ""), 64)
-        plain_root = base / "plain"
-        plain_root.mkdir()
-        plain = plain_root / "bench.toml"
-        plain.write_text(f'state_dir = "{plain_root / "state"}"\n\n'
-                         f'[jobs.bench]\ninput = "{base / "input"}"\nworkers = 8\n')  # fmt: skip
-        none = run_sampled("no LLM", plain, 8)
+        none = run_sampled("no LLM", write_plain_config(base / "plain", 8), 8)
         ok = report(llm, runner) & report(none, runner)
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
