@@ -29,7 +29,8 @@ from pathlib import Path
 
 from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.graph import cypher
-from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
+from lexi_maint.graph.falkordb import FalkorGraphStore
+from lexi_maint.graph.falkorserver import FalkorServer
 from lexi_maint.graph.model import GraphDocument, GraphStats
 from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.chunk import ChunkStage

@@ -6,7 +6,7 @@ Everything a run keeps lives under one directory (`state_dir`, default
     <state_dir>/
         ledger.sqlite3 (+ -wal, -shm, -journal)   per-document ledger, runs, spend folded in
         run.lock                                  flock: one run per state directory
-        falkordb/                                 the embedded graph server (graph.falkordb)
+        falkordb/                                 the embedded graph server (graph.falkorserver)
         llm/                                      response cache, call slots, in-flight keys
         runs/<run id>.jsonl                       a run's events, tailed by lexi-maintd
         inventory/<job>.json                      fingerprint cache (lexi_maint.run.inventory)

@@ -56,7 +56,7 @@ def nothing_stored(config: Config) -> str | None:
     """Why a read command has no graph to look at (no run stored one yet), else None."""
     if not embedded(config.graph):
         return None
-    from lexi_maint.graph.falkordb import ServerLayout
+    from lexi_maint.graph.falkorserver import ServerLayout
 
     if not ServerLayout.under(config.state_dir).root.is_dir():
         return f"no graph yet in {config.state_dir}: no run has stored anything there"

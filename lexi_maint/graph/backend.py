@@ -80,7 +80,7 @@ def serve_probed(
         return
     unit = environ.get(GRAPH_UNIT_ENV, "")
     if unit:  # a daemon run: the server runs in its own unit, beside this job unit
-        from lexi_maint.graph.falkordb import ServerLayout, server_health, wait_answering
+        from lexi_maint.graph.falkorserver import ServerLayout, server_health, wait_answering
 
         layout = ServerLayout.under(state_dir)
         waited = wait_answering(layout, ATTACH_TIMEOUT, unit)
@@ -89,7 +89,7 @@ def serve_probed(
         target = GraphTarget(config.backend, config.name, socket_path=layout.socket)
         yield ServedGraph(target, lambda: server_health(layout))
         return
-    from lexi_maint.graph.falkordb import FalkorServer
+    from lexi_maint.graph.falkorserver import FalkorServer
 
     with FalkorServer(state_dir) as server:
         target = GraphTarget(config.backend, config.name, socket_path=server.socket_path)
@@ -146,7 +146,8 @@ def attach(config: GraphConfig, state_dir: Path) -> Iterator[GraphStore]:
     For operators who look into the graph while a run owns it: queries run as
     GRAPH.RO_QUERY, so nothing they type can change what the run is writing.
     """
-    from lexi_maint.graph.falkordb import FalkorGraphStore, ServerLayout
+    from lexi_maint.graph.falkordb import FalkorGraphStore
+    from lexi_maint.graph.falkorserver import ServerLayout
 
     socket = ServerLayout.under(state_dir).socket
     if not socket.exists():

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from lexi_maint.graph.falkordb import FalkorServer
+from lexi_maint.graph.falkorserver import FalkorServer
 
 log = logging.getLogger(__name__)
 

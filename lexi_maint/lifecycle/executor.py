@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 UNIT_START_TIMEOUT = 120.0
 # the graph unit is started once its server answers PING: one that replays a long log
-# answers LOADING for up to graph.falkordb.LOAD_TIMEOUT (900 s) first
+# answers LOADING for up to graph.falkorserver.LOAD_TIMEOUT (900 s) first
 GRAPH_START_TIMEOUT = 960.0
 
 

@@ -27,7 +27,8 @@ from lexi_maint.errors import GraphError
 from lexi_maint.graph import GraphStore, cypher
 from lexi_maint.graph.bolt import BoltError, FailureKind, Rows
 from lexi_maint.graph.credentials import Credentials
-from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
+from lexi_maint.graph.falkordb import FalkorGraphStore
+from lexi_maint.graph.falkorserver import FalkorServer
 from lexi_maint.graph.memgraph import MemgraphGraphStore, open_memgraph_store
 
 MEMGRAPH_URI_ENV = "LEXI_TEST_MEMGRAPH_URI"

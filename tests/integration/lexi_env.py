@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lexi_maint.graph.falkordb import FalkorGraphStore, FalkorServer
+from lexi_maint.graph.falkordb import FalkorGraphStore
+from lexi_maint.graph.falkorserver import FalkorServer
 from lexi_maint.graph.model import GraphStats
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ import pytest
 
 import lexi_maint
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.falkordb import (
+from lexi_maint.graph.falkordb import FalkorGraphStore
+from lexi_maint.graph.falkorserver import (
     COMPACT_MIN_BYTES,
-    FalkorGraphStore,
     FalkorServer,
     ServerLayout,
     server_arguments,
@@ -326,7 +326,7 @@ def test_the_server_dies_with_its_owner(falkordb_state_dir: Path) -> None:
     owner_script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from lexi_maint.graph.falkordb import FalkorServer\n"
+        "from lexi_maint.graph.falkorserver import FalkorServer\n"
         "server = FalkorServer(Path(sys.argv[1]))\n"
         "server.start()\n"
         "print(server.pid, flush=True)\n"

@@ -19,7 +19,7 @@ import pytest
 from lexi_maint.config.graph import GraphConfig
 from lexi_maint.errors import GraphError
 from lexi_maint.graph.backend import serve_probed
-from lexi_maint.graph.falkordb import FalkorServer, ServerLayout
+from lexi_maint.graph.falkorserver import FalkorServer, ServerLayout
 from lexi_maint.procfs import alive
 from lexi_maint.state import GRAPH_UNIT_ENV
 from tests.integration.lexi_env import Workspace, copy_samples, lexi_argv, workspace

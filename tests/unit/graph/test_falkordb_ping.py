@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.falkordb import COMPACT_MIN_BYTES, _ping, load_failure, needs_compaction
+from lexi_maint.graph.falkorserver import COMPACT_MIN_BYTES, _ping, load_failure, needs_compaction
 
 
 class Client:

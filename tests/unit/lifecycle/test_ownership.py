@@ -10,7 +10,7 @@ import pytest
 
 from lexi_maint.config.llm import LlmConfig
 from lexi_maint.errors import OwnershipError
-from lexi_maint.graph.falkordb import ServerLayout
+from lexi_maint.graph.falkorserver import ServerLayout
 from lexi_maint.lifecycle.ownership import (
     ROOT,
     Owner,
