@@ -27,7 +27,7 @@ from pathlib import Path
 
 from lexi_maint.config import JobConfig
 from lexi_maint.errors import UsageError
-from lexi_maint.pipeline.parse import file_problem
+from lexi_maint.pipeline.sourcefile import file_problem
 from lexi_maint.run.plan import Found
 from lexi_maint.state import StatePaths
 

@@ -19,9 +19,10 @@ from pypdf import PdfReader, PdfWriter
 
 from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
-from lexi_maint.pipeline import parse
+from lexi_maint.pipeline import pdf, plaintext, sourcefile
 from lexi_maint.pipeline.contract import SourceFile, Work
-from lexi_maint.pipeline.parse import PAGE_SEPARATOR, ParseStage
+from lexi_maint.pipeline.parse import ParseStage
+from lexi_maint.pipeline.plaintext import PAGE_SEPARATOR
 from tests.pdfgen import (
     make_encrypted_pdf,
     make_image_only_pdf,
@@ -325,7 +326,7 @@ def test_recoverable_pdf_damage_becomes_one_warning(root: Path) -> None:
 def test_object_cache_stays_bounded_while_pages_are_read(root: Path) -> None:
     path = make_many_pages_pdf(root / "lang.pdf", pages=60)
     with path.open("rb") as handle, PdfReader(handle) as reader:
-        texts = parse._extract_pages(reader, 0.0)
+        texts = pdf._extract_pages(reader, 0.0)
         cached = len(reader.resolved_objects)
     assert len(texts) == 60
     assert "Artikel 60 Loon" in texts[59]
@@ -342,7 +343,7 @@ def test_trimmer_drops_page_objects_and_keeps_shared_ones() -> None:
             self.resolved_objects: dict[Any, Any] = {("root", 0): object()}
 
     reader = FakeReader()
-    trimmer = parse._ObjectCacheTrimmer()
+    trimmer = pdf._ObjectCacheTrimmer()
     for page in range(3):
         with trimmer.trimming(reader):
             reader.resolved_objects[("content", page)] = object()
@@ -351,17 +352,17 @@ def test_trimmer_drops_page_objects_and_keeps_shared_ones() -> None:
 
 
 def test_first_line_skips_blank_lines_and_is_capped() -> None:
-    assert parse.first_line("\n \n\t Artikel 1  \nrest") == "Artikel 1"
-    assert parse.first_line("x" * 300) == "x" * parse.TITLE_MAX_CHARS
-    assert parse.first_line(" \n\n") == ""
+    assert plaintext.first_line("\n \n\t Artikel 1  \nrest") == "Artikel 1"
+    assert plaintext.first_line("x" * 300) == "x" * plaintext.TITLE_MAX_CHARS
+    assert plaintext.first_line(" \n\n") == ""
 
 
 def test_join_pages_normalises_and_trims_page_ends() -> None:
-    assert parse.join_pages(["a\r\nb \n", "", "c"]) == "a\nb\n\f\n\n\f\nc"
+    assert pdf.join_pages(["a\r\nb \n", "", "c"]) == "a\nb\n\f\n\n\f\nc"
 
 
 def problem_class(mode: int, size: int, max_bytes: int = 100) -> ErrorClass | None:
-    problem = parse.file_problem(mode, size, max_bytes)
+    problem = sourcefile.file_problem(mode, size, max_bytes)
     return None if problem is None else problem.error_class
 
 
@@ -376,10 +377,10 @@ def test_file_problem_by_mode_and_size() -> None:
 
 def test_outside_input_problem_names_the_case() -> None:
     root = Path("/in")
-    assert parse.outside_input_problem(Path("/in/a.txt"), Path("/in/b/a.txt"), root) is None
-    link = parse.outside_input_problem(Path("/in/a.txt"), Path("/etc/passwd"), root)
+    assert sourcefile.outside_input_problem(Path("/in/a.txt"), Path("/in/b/a.txt"), root) is None
+    link = sourcefile.outside_input_problem(Path("/in/a.txt"), Path("/etc/passwd"), root)
     assert link is not None and link.message.startswith("symlink points outside")
-    direct = parse.outside_input_problem(Path("/elders/a.txt"), Path("/elders/a.txt"), root)
+    direct = sourcefile.outside_input_problem(Path("/elders/a.txt"), Path("/elders/a.txt"), root)
     assert direct is not None and direct.error_class is ErrorClass.OUTSIDE_INPUT
     assert direct.message == "file is outside the input directory /in: /elders/a.txt"
 

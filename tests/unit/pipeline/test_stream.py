@@ -19,18 +19,14 @@ from lexi_maint.config.pipeline import ChunkSettings, ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
 from lexi_maint.graph import FakeGraphStore
 from lexi_maint.graph.model import GraphPart
-from lexi_maint.pipeline import parse, stream
+from lexi_maint.pipeline import plaintext, stream
 from lexi_maint.pipeline.analyze import AnalyzeStage
 from lexi_maint.pipeline.chunk import ChunkStage, split_text, split_windows
 from lexi_maint.pipeline.contract import Failure, Outcome, ParsedDocument, SourceFile, Success, Work
 from lexi_maint.pipeline.graphdoc import PartBuilder, build_graph_document
-from lexi_maint.pipeline.parse import (
-    ParseStage,
-    StreamedPdf,
-    StreamedTxt,
-    parse_pdf,
-    parse_text,
-)
+from lexi_maint.pipeline.parse import ParseStage
+from lexi_maint.pipeline.pdf import StreamedPdf, parse_pdf
+from lexi_maint.pipeline.plaintext import StreamedTxt, parse_text
 from lexi_maint.pipeline.store import StoreStage
 from lexi_maint.pipeline.worker import process_document
 from tests.pdfgen import cao_page_text, make_many_pages_pdf
@@ -41,7 +37,7 @@ CAO_TEXT = "\n\n".join(cao_page_text(n) for n in range(1, 121))  # 12 chapters, 
 def streamed_txt(
     data: bytes, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, StreamedTxt]:
-    monkeypatch.setattr(parse, "STREAM_BLOCK", block)
+    monkeypatch.setattr(plaintext, "STREAM_BLOCK", block)
     streamed = StreamedTxt(io.BytesIO(data), ParseSettings())
     return "".join(streamed.pieces()), streamed
 
