@@ -20,7 +20,8 @@ from lexi_maint.config import JobConfig
 from lexi_maint.errors import LexiMaintError
 from lexi_maint.report.reporters import journal_closed
 from lexi_maint.run.events import AttemptClosed
-from lexi_maint.run.ledger import ClosedAttempt, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_rows import ClosedAttempt
 from lexi_maint.state import StatePaths
 
 log = logging.getLogger(__name__)

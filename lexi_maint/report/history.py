@@ -17,7 +17,7 @@ from typing import Any
 
 from lexi_maint.report.progress import format_duration
 from lexi_maint.report.status import iso_time
-from lexi_maint.run.ledger import RunRow
+from lexi_maint.run.ledger_rows import RunRow
 
 SCHEMA_VERSION = 1  # of `runs --json` and `list --json`
 NONE = "–"

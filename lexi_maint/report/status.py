@@ -17,7 +17,7 @@ from lexi_maint.errors import ErrorClass
 from lexi_maint.llm.usage import Usage
 from lexi_maint.printable import printable
 from lexi_maint.report.progress import format_cost, format_usage
-from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 from lexi_maint.units import plural
 

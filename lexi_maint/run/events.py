@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from lexi_maint.errors import ExitCode
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Outcome
-from lexi_maint.run.ledger import ClosedAttempt
+from lexi_maint.run.ledger_rows import ClosedAttempt
 from lexi_maint.run.memory import MemoryReading
 
 

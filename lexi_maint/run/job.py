@@ -16,7 +16,8 @@ from lexi_maint.pipeline.worker import StageFactory
 from lexi_maint.probe import Health, Probe
 from lexi_maint.run.events import AttemptClosed, Event, RunSummary
 from lexi_maint.run.inventory import FingerprintCache, discover, take_inventory
-from lexi_maint.run.ledger import ClosedAttempt, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_rows import ClosedAttempt
 from lexi_maint.run.memory import MemoryProbe, read_memory
 from lexi_maint.run.outage import OutageGuard, OutagePolicy
 from lexi_maint.run.plan import plan

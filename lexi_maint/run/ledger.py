@@ -1,192 +1,57 @@
-"""The per-document ledger: the only module that writes it.
+"""The per-document ledger: the only module that writes its rows.
 
 SQLite in WAL mode with synchronous=FULL; every change is one short transaction, so a run
 killed at any moment (SIGKILL included) leaves a consistent ledger. One row per
 (job, document path); one row per run.
 
-Schema versions (PRAGMA user_version), upgraded in place when a ledger is opened:
-    1  documents and runs
-    2  model usage columns on both (llm_calls, llm_cached_answers, prompt_tokens,
-       completion_tokens, reasoning_tokens, cache_hit_tokens, cost, currency). A document's
-       usage adds up its attempts since its attempts were last reset; a run's adds up every
-       attempt recorded in that run, failed ones included (they were paid for too).
-    3  reused_cost on both (what answers reused from the response cache cost when bought)
-       and documents.spend_mark. Usage is no longer taken from a worker's result: it is
-       folded in from the spend journal (`lexi_maint.llm.cache`), where every answered call
-       is written the moment it arrives. When an attempt ends (a result, a failure, a kill
-       by the OOM killer or document_timeout, a job stop) and when a run finds an attempt
-       of a dead run interrupted, the journal's rows for that document after its
-       spend_mark are added to the document and to the run that made the attempt, and the
-       mark moves on, in one transaction. So totals equal what the provider billed, a
-       killed attempt's calls included.
-    4  run history columns on runs: exit_status, trigger (timer, operator, foreground) and
-       service_downtime (seconds the service was stopped for the run; daemon runs only).
-    5  documents.peak_own: the worker's peak without the pages it shared with the runner
-       (PEAKS in `lexi_maint.pipeline.contract`), the memory plan's per-worker figure.
-       A read-only open (the memory plan as root) still reads a version 4 ledger, whose
-       documents then have no peak_own: the plan falls back to peak_rss until a run has
-       upgraded it.
+The schema and its upgrades in place are `lexi_maint.run.ledger_schema` (run by `Ledger.open`);
+the rows as records, `lexi_maint.run.ledger_rows`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lexi_maint.errors import ErrorClass, LedgerError
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Outcome, Success, bounded, bounded_warnings
-from lexi_maint.run.plan import Action, Decision, Found, Known, Status
+from lexi_maint.run.ledger_rows import (
+    Alive,
+    ClosedAttempt,
+    DocumentRecord,
+    RunRow,
+    finite_number,
+    json_value,
+    record_of,
+    run_row,
+    shown_status,
+    usage_of,
+    usage_values,
+)
+from lexi_maint.run.ledger_schema import (
+    ADD_USAGE,
+    CURRENCY,
+    DOCUMENT_SELECT,
+    JOURNAL_SUMS,
+    READABLE_VERSIONS,
+    RESET_USAGE,
+    SCHEMA_VERSION,
+    USAGE_SELECT,
+    V4_DOCUMENT_SELECT,
+    damaged,
+    damaged_message,
+    migrate,
+)
+from lexi_maint.run.plan import Action, Decision, Found, Known
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (4, SCHEMA_VERSION)  # what open_readonly reads
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    job TEXT NOT NULL,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    status TEXT NOT NULL
-        CHECK (status IN ('pending', 'running', 'done', 'failed', 'skipped')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error_class TEXT,
-    error_message TEXT,
-    warnings TEXT NOT NULL DEFAULT '[]',
-    timings TEXT NOT NULL DEFAULT '{}',
-    peak_rss INTEGER,
-    chunks INTEGER,
-    run_id TEXT,
-    started_at REAL,
-    finished_at REAL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (job, path)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    job TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    summary TEXT NOT NULL DEFAULT '{}'
-);
-"""
-
-# Added by schema version 2 to both tables; the names are Usage's fields.
-_USAGE_COLUMNS = (
-    ("llm_calls", "calls", "INTEGER NOT NULL DEFAULT 0"),
-    ("llm_cached_answers", "cached_answers", "INTEGER NOT NULL DEFAULT 0"),
-    ("prompt_tokens", "prompt_tokens", "INTEGER NOT NULL DEFAULT 0"),
-    ("completion_tokens", "completion_tokens", "INTEGER NOT NULL DEFAULT 0"),
-    ("reasoning_tokens", "reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
-    ("cache_hit_tokens", "cache_hit_tokens", "INTEGER NOT NULL DEFAULT 0"),
-    ("cost", "cost", "REAL NOT NULL DEFAULT 0"),
-)
-# Added by schema version 3 to both tables.
-_V3_USAGE_COLUMNS = (("reused_cost", "reused_cost", "REAL NOT NULL DEFAULT 0"),)
-_ALL_USAGE_COLUMNS = _USAGE_COLUMNS + _V3_USAGE_COLUMNS
-_ADD_USAGE = ", ".join(f"{column} = {column} + ?" for column, _, _ in _ALL_USAGE_COLUMNS)
-_CURRENCY = "currency = CASE WHEN ? = '' THEN currency ELSE ? END"
-_HISTORY_COLUMNS = (
-    ("exit_status", "INTEGER"),
-    ("trigger", "TEXT NOT NULL DEFAULT ''"),
-    ("service_downtime", "REAL"),
-)
-_RESET_USAGE = ", ".join(f"{column} = 0" for column, _, _ in _ALL_USAGE_COLUMNS)
-_USAGE_SELECT = ", ".join(column for column, _, _ in _ALL_USAGE_COLUMNS) + ", currency"
-_DOCUMENT_SELECT = (
-    "job, path, sha256, size, status, attempts, error_class, error_message, warnings, timings,"
-    f" peak_rss, chunks, run_id, started_at, finished_at, {_USAGE_SELECT}, peak_own"
-)
-_V4_DOCUMENT_SELECT = _DOCUMENT_SELECT.replace(", peak_own", ", NULL AS peak_own")
-_JOURNAL_SUMS = ", ".join(f"sum({name}) AS {column}" for column, name, _ in _ALL_USAGE_COLUMNS)
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    job: str
-    path: str
-    sha256: str
-    size: int
-    status: Status
-    attempts: int
-    error_class: str | None
-    error_message: str | None
-    warnings: tuple[str, ...]
-    timings: Mapping[str, float]
-    peak_rss: int | None
-    chunks: int | None
-    run_id: str | None
-    started_at: float | None
-    finished_at: float | None
-    usage: Usage = field(default_factory=Usage)
-    peak_own: int | None = None  # peak_rss less the pages shared with the runner
-
-    def to_json(self) -> dict[str, Any]:
-        error = None
-        if self.error_class:
-            error = {"class": self.error_class, "message": self.error_message}
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "size": self.size,
-            "status": self.status.value,
-            "attempts": self.attempts,
-            "error": error,
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-            "peak_rss": self.peak_rss,
-            "peak_own": self.peak_own,
-            "chunks": self.chunks,
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "llm": self.usage.to_json(),
-        }
-
-
-Alive = Callable[[int, float], bool]  # is the process (pid) that started at ... still there?
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run as the ledger's runs table keeps it (`lexi-maint runs`)."""
-
-    run_id: str
-    job: str
-    status: str  # running, finished, stopped, cancelled, interrupted, failed
-    started_at: float
-    finished_at: float | None
-    exit_status: int | None
-    trigger: str  # timer, operator, foreground; "" for runs recorded before version 3
-    service_downtime: float | None  # seconds; None: foreground run, or not restored
-    summary: Mapping[str, Any]
-    usage: Usage = field(default_factory=Usage)
-
-
-@dataclass(frozen=True)
-class ClosedAttempt:
-    """An attempt whose runner did not record its end (the job unit or the run died first),
-    as the ledger closed it when the next job unit or run, or the daemon, found it."""
-
-    job: str
-    path: str
-    run_id: str  # the run that made the attempt
-    attempt: int  # its number (1 for the first)
-    attempts: int  # what counts against the document now: the attempt kept or given back
-    error_class: ErrorClass  # killed (the attempt counts) or interrupted (given back)
-    message: str
 
 
 class Ledger:
@@ -197,7 +62,7 @@ class Ledger:
         conn: sqlite3.Connection,
         path: Path,
         spend_journal: Path | None = None,
-        select: str = _DOCUMENT_SELECT,  # an older schema read-only: see open_readonly
+        select: str = DOCUMENT_SELECT,  # an older schema read-only: see open_readonly
     ) -> None:
         self._conn = conn
         self.path = path
@@ -222,10 +87,10 @@ class Ledger:
             check = conn.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else '?'}")
-            _migrate(conn)
+            migrate(conn)
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             conn.close()
-            if _damaged(exc):
+            if damaged(exc):
                 raise LedgerError(damaged_message(path, exc)) from exc
             raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
         return cls(conn, path, spend_journal)
@@ -244,7 +109,7 @@ class Ledger:
         if version not in READABLE_VERSIONS:
             conn.close()
             raise LedgerError(f"ledger {path} has schema version {version}, not {SCHEMA_VERSION}")
-        return cls(conn, path, select=_DOCUMENT_SELECT if version >= 5 else _V4_DOCUMENT_SELECT)
+        return cls(conn, path, select=DOCUMENT_SELECT if version >= 5 else V4_DOCUMENT_SELECT)
 
     def close(self) -> None:
         self._conn.close()
@@ -268,7 +133,7 @@ class Ledger:
                 raise
             self._conn.execute("COMMIT")
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            if _damaged(exc):
+            if damaged(exc):
                 raise LedgerError(damaged_message(self.path, exc)) from exc
             raise LedgerError(f"ledger {self.path}: {exc}") from exc
 
@@ -280,7 +145,7 @@ class Ledger:
         try:
             yield
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            if _damaged(exc):
+            if damaged(exc):
                 raise LedgerError(damaged_message(self.path, exc)) from exc
             raise LedgerError(f"ledger {self.path}: {exc}") from exc
 
@@ -289,7 +154,7 @@ class Ledger:
             rows = self._conn.execute(
                 f"SELECT {self._select} FROM documents WHERE job = ? ORDER BY path", (job,)
             ).fetchall()
-        return [_record(row, self.path) for row in rows]
+        return [record_of(row, self.path) for row in rows]
 
     def known(self, job: str) -> dict[str, Known]:
         return {
@@ -305,7 +170,7 @@ class Ledger:
             ).fetchone()
         if row is None:
             raise LedgerError(f"no ledger row for job {job!r}, document {path}")
-        return _record(row, self.path)
+        return record_of(row, self.path)
 
     def runs(
         self, job: str | None = None, limit: int = 20, alive: Alive | None = None
@@ -318,11 +183,11 @@ class Ledger:
         where, params = ("WHERE job = ?", [job]) if job else ("", [])
         rows = self._conn.execute(
             "SELECT run_id, job, status, started_at, finished_at, exit_status, trigger,"
-            f" service_downtime, summary, pid, {_USAGE_SELECT} FROM runs {where}"
+            f" service_downtime, summary, pid, {USAGE_SELECT} FROM runs {where}"
             " ORDER BY started_at DESC LIMIT ?",
             (*params, limit),
         ).fetchall()
-        return [_run_row(row, alive) for row in rows]
+        return [run_row(row, alive) for row in rows]
 
     def last_success(self, job: str) -> float | None:
         """When the job's last run with exit status 0 ended."""
@@ -335,7 +200,7 @@ class Ledger:
         """The job's newest run (`alive`: as in `runs`)."""
         with self._reading():
             row = self._conn.execute(
-                f"SELECT run_id, status, started_at, finished_at, summary, pid, {_USAGE_SELECT}"
+                f"SELECT run_id, status, started_at, finished_at, summary, pid, {USAGE_SELECT}"
                 " FROM runs WHERE job = ? ORDER BY started_at DESC LIMIT 1",
                 (job,),
             ).fetchone()
@@ -345,10 +210,10 @@ class Ledger:
             return {
                 "run_id": str(row["run_id"]),
                 "status": shown_status(str(row["status"]), row["pid"], row["started_at"], alive),
-                "started_at": _number(row["started_at"]),
-                "finished_at": _number(row["finished_at"]),
-                "summary": _json(row["summary"], dict),
-                "llm": _usage(row).to_json(),
+                "started_at": finite_number(row["started_at"]),
+                "finished_at": finite_number(row["finished_at"]),
+                "summary": json_value(row["summary"], dict),
+                "llm": usage_of(row).to_json(),
             }
         except (ValueError, TypeError) as exc:
             raise LedgerError(damaged_message(self.path, exc)) from exc
@@ -356,9 +221,9 @@ class Ledger:
     def run_usage(self, run_id: str) -> Usage:
         """What the model calls of one run's attempts used, as folded in so far."""
         row = self._conn.execute(
-            f"SELECT {_USAGE_SELECT} FROM runs WHERE run_id = ?", (run_id,)
+            f"SELECT {USAGE_SELECT} FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
-        return Usage() if row is None else _usage(row)
+        return Usage() if row is None else usage_of(row)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -550,7 +415,7 @@ class Ledger:
         mark, run_id = row
         try:
             found = journal.execute(
-                f"SELECT max(id) AS last, {_JOURNAL_SUMS}, coalesce(max(currency), '') AS currency"
+                f"SELECT max(id) AS last, {JOURNAL_SUMS}, coalesce(max(currency), '') AS currency"
                 " FROM spend"
                 " WHERE job = ? AND document = ? AND id > ?",
                 (job, path, mark),
@@ -561,13 +426,13 @@ class Ledger:
         if found is None or found["last"] is None:
             return
         last = found["last"]
-        values = _usage_values(_usage(found))
+        values = usage_values(usage_of(found))
         db.execute(
-            f"UPDATE documents SET {_ADD_USAGE}, {_CURRENCY}, spend_mark = ?"
+            f"UPDATE documents SET {ADD_USAGE}, {CURRENCY}, spend_mark = ?"
             " WHERE job = ? AND path = ?",
             (*values, last, job, path),
         )
-        db.execute(f"UPDATE runs SET {_ADD_USAGE}, {_CURRENCY} WHERE run_id = ?",
+        db.execute(f"UPDATE runs SET {ADD_USAGE}, {CURRENCY} WHERE run_id = ?",
                    (*values, run_id))  # fmt: skip
 
     def _open_journal(self) -> sqlite3.Connection | None:
@@ -710,145 +575,6 @@ def _upsert_pending(db: sqlite3.Connection, job: str, f: Found, reset: bool, now
     )
     if reset:
         db.execute(
-            f"UPDATE documents SET {_RESET_USAGE}, currency = '' WHERE job = ? AND path = ?",
+            f"UPDATE documents SET {RESET_USAGE}, currency = '' WHERE job = ? AND path = ?",
             (job, f.path),
         )
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise LedgerError(
-            f"ledger schema version {version} is newer than this lexi-maint ({SCHEMA_VERSION});"
-            " upgrade lexi-maint instead of downgrading the state directory"
-        )
-    if version == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")  # one upgrade at a time; read the version again inside
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < 1:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        if version < 2:
-            for table in ("documents", "runs"):
-                for column, _, declaration in _USAGE_COLUMNS:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN currency TEXT NOT NULL DEFAULT ''")
-        if version < 3:
-            for table in ("documents", "runs"):
-                for column, _, declaration in _V3_USAGE_COLUMNS:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            conn.execute("ALTER TABLE documents ADD COLUMN spend_mark INTEGER NOT NULL DEFAULT 0")
-        if version < 4:
-            for column, declaration in _HISTORY_COLUMNS:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {declaration}")
-        if version < 5:
-            conn.execute("ALTER TABLE documents ADD COLUMN peak_own INTEGER")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _run_row(row: sqlite3.Row, alive: Alive | None) -> RunRow:
-    started = row["started_at"]
-    return RunRow(
-        run_id=row["run_id"], job=row["job"],
-        status=shown_status(row["status"], row["pid"], started, alive),
-        started_at=started, finished_at=row["finished_at"], exit_status=row["exit_status"],
-        trigger=row["trigger"], service_downtime=row["service_downtime"],
-        summary=json.loads(row["summary"]), usage=_usage(row),
-    )  # fmt: skip
-
-
-def shown_status(status: str, pid: object, started_at: object, alive: Alive | None) -> str:
-    """`interrupted` for a run still recorded `running` whose process is gone (see `runs`)."""
-    if status != "running" or alive is None:
-        return status
-    if isinstance(pid, int) and isinstance(started_at, int | float) and alive(pid, started_at):
-        return status
-    return "interrupted"
-
-
-def _usage_values(usage: Usage) -> tuple[Any, ...]:
-    return (*(getattr(usage, name) for _, name, _ in _ALL_USAGE_COLUMNS), usage.currency,
-            usage.currency)  # fmt: skip
-
-
-def _usage(row: sqlite3.Row) -> Usage:
-    """Usage from a row holding the usage columns and currency, by their names."""
-    fields = {name: row[column] for column, name, _ in _ALL_USAGE_COLUMNS}
-    return Usage(**fields, currency=row["currency"])
-
-
-_REASON_MAX = 300
-
-
-def damaged_message(path: Path, exc: object) -> str:
-    """One line: what is wrong with the ledger and the command that starts a new one."""
-    aside = path.parent / "ledger.damaged"
-    reason = " ".join(str(exc).split())[:_REASON_MAX]  # SQLite's integrity report has lines
-    return (
-        f"ledger {path} is damaged ({reason}); to start a new one, move it aside:"
-        f" mkdir {aside} && mv {path} {path}-wal {path}-shm {aside}/"
-        " (the next run processes every document again; the graph is replaced document by"
-        " document, nothing is duplicated)"
-    )
-
-
-def _damaged(exc: sqlite3.Error | UnicodeDecodeError) -> bool:
-    """Whether an error speaks of damaged content rather than access, locks or space."""
-    if isinstance(exc, UnicodeDecodeError):  # a garbled name in the schema or a PRAGMA's text
-        return True
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
-    if not isinstance(exc, sqlite3.OperationalError):
-        return True  # "file is not a database", "database disk image is malformed", ...
-    text = str(exc).lower()
-    return any(word in text for word in ("decode", "malformed", "corrupt", "no such", "integrity"))
-
-
-def _record(row: sqlite3.Row, ledger: Path) -> DocumentRecord:
-    """A documents row as a record; a value of the wrong shape is a damaged ledger."""
-    path, ecls, emsg = row["path"], row["error_class"], row["error_message"]
-    rss, own, chunks, run_id = row["peak_rss"], row["peak_own"], row["chunks"], row["run_id"]
-    try:
-        return DocumentRecord(
-            job=str(row["job"]),
-            path=str(path),
-            sha256=str(row["sha256"]),
-            size=int(row["size"]),
-            status=Status(row["status"]),
-            attempts=int(row["attempts"]),
-            error_class=None if ecls is None else str(ecls),
-            error_message=None if emsg is None else str(emsg),
-            warnings=tuple(str(w) for w in _json(row["warnings"], list)),
-            timings={str(k): float(v) for k, v in _json(row["timings"], dict).items()},
-            peak_rss=None if rss is None else int(rss),
-            chunks=None if chunks is None else int(chunks),
-            run_id=None if run_id is None else str(run_id),
-            started_at=_number(row["started_at"]),
-            finished_at=_number(row["finished_at"]),
-            usage=_usage(row),
-            peak_own=None if own is None else int(own),
-        )
-    except (ValueError, TypeError, OverflowError) as exc:  # int(inf); JSONDecodeError: ValueError
-        raise LedgerError(damaged_message(ledger, f"document {path!r}: {exc}")) from exc
-
-
-def _json(text: object, kind: type[Any]) -> Any:
-    value = json.loads(text) if isinstance(text, str | bytes) else None
-    if not isinstance(value, kind):
-        raise TypeError(f"{text!r:.60} is not a JSON {kind.__name__}")
-    return value
-
-
-def _number(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    raise TypeError(f"{value!r:.60} is not a finite number")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lexi_maint.graph import GraphStore
 from lexi_maint.graph.cypher import DOCUMENT_CHUNKS, DOCUMENT_HASHES
-from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 
 

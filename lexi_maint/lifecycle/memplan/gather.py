@@ -29,7 +29,8 @@ from lexi_maint.lifecycle.memplan.planner import MemoryPlan, PlanInputs, Service
 from lexi_maint.lifecycle.procs import cgroup_pids
 from lexi_maint.procfs import CGROUP_ROOT
 from lexi_maint.run.inventory import discover
-from lexi_maint.run.ledger import DocumentRecord, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import KILLED, Status
 from lexi_maint.systemd.dbus import UnitStatus
 

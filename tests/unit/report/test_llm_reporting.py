@@ -10,7 +10,7 @@ from lexi_maint.pipeline.contract import Failure, Success
 from lexi_maint.report.progress import format_document, format_stopped, format_summary, format_usage
 from lexi_maint.report.status import render_status, status_json
 from lexi_maint.run.events import DocumentFinished, JobStopped, RunSummary
-from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 
 USAGE = Usage(

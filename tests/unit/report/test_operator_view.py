@@ -23,7 +23,7 @@ from lexi_maint.report.progress import (
 )
 from lexi_maint.report.status import SCHEMA_VERSION, render_status, status_header, status_json
 from lexi_maint.run.events import DocumentFinished, RunFinished, RunStarted, RunSummary
-from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z

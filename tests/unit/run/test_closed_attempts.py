@@ -20,7 +20,8 @@ from lexi_maint.pipeline.contract import Failure
 from lexi_maint.report.reporters import EventFile, JournalReporter, closed_fields
 from lexi_maint.run.events import AttemptClosed, Event
 from lexi_maint.run.job import report_closed
-from lexi_maint.run.ledger import ClosedAttempt, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_rows import ClosedAttempt
 from lexi_maint.run.plan import Found, Status, plan
 from lexi_maint.systemd import journal
 

@@ -7,7 +7,8 @@ import pytest
 
 from lexi_maint.errors import ErrorClass, LedgerError
 from lexi_maint.pipeline.contract import Failure, Success
-from lexi_maint.run.ledger import SCHEMA_VERSION, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_schema import SCHEMA_VERSION
 from lexi_maint.run.plan import Found, Status, plan
 
 

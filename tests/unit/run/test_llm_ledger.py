@@ -12,7 +12,8 @@ from lexi_maint.errors import ErrorClass
 from lexi_maint.llm.cache import ResponseCache, SpendTag
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Failure, Success
-from lexi_maint.run.ledger import SCHEMA_VERSION, Ledger
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.run.ledger_schema import SCHEMA_VERSION
 from lexi_maint.run.plan import Found, Status, plan
 
 V1_SCHEMA = """

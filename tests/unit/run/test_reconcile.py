@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lexi_maint.run.ledger import DocumentRecord
+from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 from lexi_maint.run.reconcile import GraphEntry, missing_from_graph, verify
 
