@@ -163,3 +163,50 @@ def test_the_checker_sees_an_upward_import_and_a_circle() -> None:
     assert sorted(map(sorted, (c for c in strongly_connected(edges) if len(c) > 1))) == [
         ["a", "b", "c"]
     ]
+
+
+# Each of these libraries is reached through its adapter only (the modules' docstrings
+# say so): a second importer would spread its exceptions and its quirks past the one place
+# that translates them.
+ADAPTED = {
+    "pypdf": {"lexi_maint.pipeline.pdf"},
+    "pystemd": {"lexi_maint.systemd.dbus"},
+    "falkordb": {"lexi_maint.graph.falkordb"},
+    "redis": {"lexi_maint.graph.falkordb", "lexi_maint.graph.falkorserver"},
+    "neo4j": {"lexi_maint.graph.neo4jbolt"},
+}
+
+
+def third_party(path: Path) -> set[str]:
+    """The top-level names of the libraries a module imports (also inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def stray_importers(libraries: dict[str, set[str]], found: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{module} imports {library} (only {', '.join(sorted(libraries[library]))} may)"
+        for module, imported in sorted(found.items())
+        for library in sorted(imported & set(libraries))
+        if module not in libraries[library]
+    ]
+
+
+def test_each_adapted_library_is_imported_by_its_adapter_only() -> None:
+    found = {name: third_party(path) for name, path in modules().items()}
+    assert not stray_importers(ADAPTED, found), "\n".join(stray_importers(ADAPTED, found))
+    for library, adapters in ADAPTED.items():  # the adapters named are real importers
+        for adapter in adapters:
+            assert library in found[adapter], f"{adapter} no longer imports {library}"
+
+
+def test_the_checker_sees_a_stray_importer() -> None:
+    found = {"lexi_maint.pipeline.pdf": {"pypdf"}, "lexi_maint.run.job": {"pypdf", "json"}}
+    assert stray_importers({"pypdf": {"lexi_maint.pipeline.pdf"}}, found) == [
+        "lexi_maint.run.job imports pypdf (only lexi_maint.pipeline.pdf may)"
+    ]
