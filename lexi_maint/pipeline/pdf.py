@@ -1,4 +1,4 @@
-"""PDF: the only module that imports pypdf; no pypdf exception leaves it.
+"""PDF: the only module that imports pypdf; no pypdf exception leaves it (`NOT_THE_FILE` does).
 
 Pages are extracted one at a time from the open file (pypdf seeks in it; the file is not
 read into memory) and joined with `PAGE_SEPARATOR`, so page N of a document starts after
@@ -34,6 +34,11 @@ from lexi_maint.pipeline.sourcefile import reason
 
 logger = logging.getLogger(__name__)
 
+# Never a damaged file's doing: a missing module or a wrong name (in our code or pypdf's).
+# They pass every `except Exception` below, so the worker logs the traceback and the
+# document fails as a crash, instead of every PDF reading as pdf_corrupt.
+NOT_THE_FILE = (NameError, ImportError)
+
 
 class StreamedPdf:
     """A PDF's pages extracted one at a time (as `parse_pdf` does) and yielded as text,
@@ -61,7 +66,7 @@ class StreamedPdf:
                         self.pages += 1
                         blank = blank and not page.strip()
                         self.title = self.title or first_line(text)
-            except (DocumentError, MemoryError, GeneratorExit):
+            except (DocumentError, MemoryError, GeneratorExit, *NOT_THE_FILE):
                 raise
             except OSError as exc:
                 raise DocumentError(
@@ -114,7 +119,7 @@ def _read_pdf(handle: BinaryIO, page_seconds: float) -> tuple[list[str], str]:
         with _open_reader(handle) as reader:
             _unlock(reader)
             return _extract_pages(reader, page_seconds), _metadata_title(reader)
-    except (DocumentError, MemoryError):
+    except (DocumentError, MemoryError, *NOT_THE_FILE):
         raise
     except OSError as exc:
         raise DocumentError(ErrorClass.UNREADABLE, f"cannot read PDF: {reason(exc)}") from exc
@@ -186,7 +191,7 @@ def _iter_pages(reader: PdfReader, page_seconds: float) -> Iterator[str]:
                 f"page {index + 1} of {count} took more than {page_seconds:g} s of CPU"
                 " (parse.page_seconds): a page built to burn CPU, or damaged",
             ) from None
-        except (DocumentError, MemoryError):
+        except (DocumentError, MemoryError, *NOT_THE_FILE):
             raise
         except Exception as exc:
             raise DocumentError(
@@ -231,6 +236,8 @@ def _metadata_title(reader: PdfReader) -> str:
     try:
         metadata = reader.metadata
         title = metadata.title if metadata is not None else None
+    except NOT_THE_FILE:
+        raise
     except Exception as exc:  # a damaged Info dictionary must not fail the document
         logger.debug("unreadable PDF metadata: %s", _describe(exc))
         return ""

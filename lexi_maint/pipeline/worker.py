@@ -23,6 +23,7 @@ from lexi_maint.errors import (
     ErrorClass,
     GraphError,
     JobStopError,
+    LexiMaintError,
     OutageError,
 )
 from lexi_maint.llm.usage import MetersUsage, Usage
@@ -136,10 +137,19 @@ def worker_main(conn: Connection, source: SourceFile, make_stages: StageFactory)
     try:
         outcome = process_document(source, make_stages())
     except Exception as exc:  # building the stages failed (e.g. graph store unreachable)
-        outage = Dependency.GRAPH.value if _graph_down(exc) else ""
-        outcome = Failure(ErrorClass.INTERNAL, f"worker setup failed: {exc}", True, outage=outage)
+        outcome = setup_failure(source, exc)
     conn.send(outcome)
     conn.close()
+
+
+def setup_failure(source: SourceFile, exc: Exception) -> Failure:
+    """The outcome of a worker whose stages could not be built: a dependency that is down
+    is an outage; anything but lexi-maint's own errors is a bug, whose traceback is logged
+    (a missing module or a wrong name must not read as one line per document)."""
+    if not isinstance(exc, LexiMaintError):
+        log.error("building the stages for %s failed", source.path, exc_info=exc)
+    outage = Dependency.GRAPH.value if _graph_down(exc) else ""
+    return Failure(ErrorClass.INTERNAL, f"worker setup failed: {exc}", True, outage=outage)
 
 
 def _graph_down(exc: Exception) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pypdf import PdfReader, PdfWriter
+from pypdf import PageObject, PdfReader, PdfWriter
 
 from lexi_maint.config.pipeline import ParseSettings
 from lexi_maint.errors import DocumentError, ErrorClass
@@ -289,6 +289,55 @@ def test_truncated_pdf_is_corrupt_without_pypdf_log_noise(
     assert error.message.startswith("cannot read PDF: ")
     assert not [r for r in caplog.records if r.name.startswith("pypdf")]
     assert logging.getLogger("pypdf").propagate is True
+
+
+def _streamed_text(path: Path) -> str:
+    with path.open("rb") as handle:
+        return "".join(pdf.StreamedPdf(handle, 0.0).pieces())
+
+
+def _whole_text(path: Path) -> str:
+    with path.open("rb") as handle:
+        return pdf.parse_pdf(handle)[0].text
+
+
+@pytest.mark.parametrize("read", [_whole_text, _streamed_text], ids=["whole", "streamed"])
+@pytest.mark.parametrize("bug", [NameError, ModuleNotFoundError])
+def test_a_missing_module_or_a_wrong_name_is_not_read_as_a_corrupt_pdf(
+    root: Path, monkeypatch: pytest.MonkeyPatch, bug: type[Exception], read: Any
+) -> None:
+    """Such an error comes from code, never from the file: it must reach the worker (which
+    logs the traceback), not fail every PDF as pdf_corrupt. Damage pypdf reports as an
+    AttributeError still is pdf_corrupt."""
+    path = make_text_pdf(root / "cao.pdf", PAGES)
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise bug("name 'decode_stream' is not defined")
+
+    monkeypatch.setattr(PageObject, "extract_text", broken)
+    with pytest.raises(bug):
+        read(path)
+
+    def damaged(*_args: object, **_kwargs: object) -> str:
+        raise AttributeError("'NullObject' object has no attribute 'get_object'")
+
+    monkeypatch.setattr(PageObject, "extract_text", damaged)
+    with pytest.raises(DocumentError) as caught:
+        read(path)
+    assert caught.value.error_class is ErrorClass.PDF_CORRUPT
+
+
+def test_a_missing_module_reading_the_metadata_is_not_an_empty_title(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_text_pdf(root / "cao.pdf", PAGES[:1], title="Cao Testsector")
+
+    def metadata(_reader: PdfReader) -> None:
+        raise ModuleNotFoundError("No module named 'pypdf._codecs'")
+
+    monkeypatch.setattr(PdfReader, "metadata", property(metadata))
+    with pytest.raises(ModuleNotFoundError):
+        _whole_text(path)
 
 
 def test_text_file_named_pdf_is_corrupt(root: Path) -> None:
