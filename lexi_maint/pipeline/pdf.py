@@ -55,36 +55,17 @@ class StreamedPdf:
 
     def pieces(self) -> Iterator[str]:
         blank = True
-        with _CapturedPypdfLog() as captured:
-            try:
-                with _open_reader(self._handle) as reader:
-                    _unlock(reader)
-                    self.title = _metadata_title(reader)[:TITLE_MAX_CHARS]
-                    for page in _iter_pages(reader, self._page_seconds):
-                        text = normalise_newlines(page).rstrip()
-                        yield PAGE_SEPARATOR + text if self.pages else text
-                        self.pages += 1
-                        blank = blank and not page.strip()
-                        self.title = self.title or first_line(text)
-            except (DocumentError, MemoryError, GeneratorExit, *NOT_THE_FILE):
-                raise
-            except OSError as exc:
-                raise DocumentError(
-                    ErrorClass.UNREADABLE, f"cannot read PDF: {reason(exc)}"
-                ) from exc
-            except Exception as exc:  # as in _read_pdf: no pypdf exception may escape
-                raise DocumentError(
-                    ErrorClass.PDF_CORRUPT, f"cannot read PDF: {_describe(exc)}"
-                ) from exc
+        with _CapturedPypdfLog() as captured, _translated(), _open_reader(self._handle) as reader:
+            _unlock(reader)
+            self.title = _metadata_title(reader)[:TITLE_MAX_CHARS]
+            for page in _iter_pages(reader, self._page_seconds):
+                text = normalise_newlines(page).rstrip()
+                yield PAGE_SEPARATOR + text if self.pages else text
+                self.pages += 1
+                blank = blank and not page.strip()
+                self.title = self.title or first_line(text)
         self.warnings = (captured.summary(),) if captured.count else ()
-        if not self.pages:
-            raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
-        if blank:
-            raise DocumentError(
-                ErrorClass.PDF_NO_TEXT,
-                f"no text layer on any of {self.pages} pages; "
-                "scanned PDFs need OCR, which lexi-maint does not do",
-            )
+        _require_text(self.pages, blank=blank)
 
 
 def parse_pdf(
@@ -95,14 +76,7 @@ def parse_pdf(
     with _CapturedPypdfLog() as captured:
         pages, metadata_title = _read_pdf(handle, page_seconds)
     warnings = (captured.summary(),) if captured.count else ()
-    if not pages:
-        raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
-    if not any(page.strip() for page in pages):
-        raise DocumentError(
-            ErrorClass.PDF_NO_TEXT,
-            f"no text layer on any of {len(pages)} pages; "
-            "scanned PDFs need OCR, which lexi-maint does not do",
-        )
+    _require_text(len(pages), blank=not any(page.strip() for page in pages))
     text = join_pages(pages)
     title = metadata_title[:TITLE_MAX_CHARS] or first_line(text)
     return ParsedDocument(title=title, pages=len(pages), text=text, encoding="pdf"), warnings
@@ -115,16 +89,35 @@ def join_pages(pages: list[str]) -> str:
 
 def _read_pdf(handle: BinaryIO, page_seconds: float) -> tuple[list[str], str]:
     """(page texts, metadata title) with every pypdf failure translated."""
+    with _translated(), _open_reader(handle) as reader:
+        _unlock(reader)
+        return _extract_pages(reader, page_seconds), _metadata_title(reader)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Every failure reading a PDF (whole or streamed) as a DocumentError: the OS's as
+    unreadable, pypdf's many kinds on damaged files as pdf_corrupt; none may escape."""
     try:
-        with _open_reader(handle) as reader:
-            _unlock(reader)
-            return _extract_pages(reader, page_seconds), _metadata_title(reader)
+        yield
     except (DocumentError, MemoryError, *NOT_THE_FILE):
         raise
     except OSError as exc:
         raise DocumentError(ErrorClass.UNREADABLE, f"cannot read PDF: {reason(exc)}") from exc
-    except Exception as exc:  # pypdf raises many kinds on damaged files; none may escape
+    except Exception as exc:
         raise DocumentError(ErrorClass.PDF_CORRUPT, f"cannot read PDF: {_describe(exc)}") from exc
+
+
+def _require_text(pages: int, *, blank: bool) -> None:
+    """A PDF without pages is corrupt; one whose pages hold no text needs OCR."""
+    if not pages:
+        raise DocumentError(ErrorClass.PDF_CORRUPT, "PDF has no pages")
+    if blank:
+        raise DocumentError(
+            ErrorClass.PDF_NO_TEXT,
+            f"no text layer on any of {pages} pages; "
+            "scanned PDFs need OCR, which lexi-maint does not do",
+        )
 
 
 def _open_reader(handle: BinaryIO) -> PdfReader:

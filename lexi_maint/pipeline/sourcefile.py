@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lexi_maint.errors import DocumentError, ErrorClass
-
-_MIB = 2**20
+from lexi_maint.units import MiB
 
 
 def document_kind(path: Path) -> str:
@@ -61,7 +60,7 @@ def outside_input_problem(path: Path, resolved: Path, root: Path) -> DocumentErr
 # A file with less than 1/16 of its length on disk is sparse (holes), not a document;
 # compressing filesystems stay well above that for text. Small files may be inline (0 blocks).
 _SPARSE_RATIO = 16
-_SPARSE_MIN = _MIB
+_SPARSE_MIN = MiB
 
 
 def file_problem(
@@ -76,13 +75,13 @@ def file_problem(
     if size > max_bytes:
         return DocumentError(
             ErrorClass.UNSUPPORTED,
-            f"file is {size / _MIB:.1f} MiB, larger than the parse limit of "
-            f"{max_bytes / _MIB:.1f} MiB (parse.max_bytes)",
+            f"file is {size / MiB:.1f} MiB, larger than the parse limit of "
+            f"{max_bytes / MiB:.1f} MiB (parse.max_bytes)",
         )
     if blocks is not None and size > _SPARSE_MIN and blocks * 512 * _SPARSE_RATIO < size:
         return DocumentError(
             ErrorClass.UNSUPPORTED,
-            f"sparse file: {size / _MIB:.1f} MiB long but {blocks * 512 / 1024:.0f} KiB on disk",
+            f"sparse file: {size / MiB:.1f} MiB long but {blocks * 512 / 1024:.0f} KiB on disk",
         )
     return None
 
