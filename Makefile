@@ -43,6 +43,7 @@ help:
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
 	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
+	@echo "make bench-graph-start  hung FalkorDB starts: the shipped command line vs FalkorDB's default"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"
 	@echo "make bench-llm-real  the batched case at the unscaled latency (7 min): checks bench-llm's real time"
 	@echo "make bench-llm-calls  CPU of one model call: the HTTP client alone vs lexi-maint's whole call path"
@@ -105,6 +106,10 @@ bench-availability: $(STAMP)
 
 bench-graph: $(STAMP)
 	$(BIN)/python -m bench.graph
+
+.PHONY: bench-graph-start
+bench-graph-start: $(STAMP)
+	$(BIN)/python -m bench.graph_start
 
 .PHONY: bench-llm bench-llm-real bench-llm-calls bench-plan
 bench-llm: $(STAMP)
