@@ -4,6 +4,7 @@ where the cgroup v2 tree is mounted.
 - `alive`/`already_dying`: whether a PID still runs (a zombie does not), or is on its way
   out (exiting, or a SIGKILL pending that someone else sent);
 - `running_since`: whether the process that recorded a run (pid, start time) still runs;
+- `cpu_seconds`: the CPU time a process has used (a silent server that uses none is hung);
 - `die_with_parent`: PR_SET_PDEATHSIG, so a child never outlives the process that runs it;
 - `own_cgroup`: this process's cgroup v2 path ("/system.slice/x.service");
 - `shared_resident`: how much of this process's resident memory other processes also map
@@ -55,6 +56,21 @@ def started_at(stat_text: str, boot_time: float, ticks_per_second: int) -> float
     """Pure: when the process of /proc/PID/stat started (seconds since the epoch)."""
     fields = stat_text.rsplit(")", 1)[-1].split()
     return boot_time + int(fields[19]) / ticks_per_second  # field 22, starttime in ticks
+
+
+def cpu_seconds_from_stat(stat_text: str, ticks_per_second: int) -> float:
+    """Pure: the user + system CPU time of the process of /proc/PID/stat, all its threads."""
+    fields = _stat_fields(stat_text)
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second  # fields 14, 15: utime, stime
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU seconds process `pid` has used so far; None once it is gone."""
+    try:
+        stat_text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return cpu_seconds_from_stat(stat_text, os.sysconf("SC_CLK_TCK"))
 
 
 def running_since(pid: int, since: float) -> bool:

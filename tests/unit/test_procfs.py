@@ -81,3 +81,15 @@ def test_a_child_whose_parent_dies_gets_the_signal() -> None:
 def test_own_cgroup_reads_the_unified_line() -> None:
     cgroup = procfs.own_cgroup()
     assert cgroup is None or cgroup.startswith("/")
+
+
+def test_cpu_seconds_are_user_plus_system_time() -> None:
+    # fields 14 and 15 (utime 250, stime 50 ticks), the name holding ") (" as a trap
+    stat = "42 (a) (b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0 1000"
+    assert procfs.cpu_seconds_from_stat(stat, 100) == 3.0
+
+
+def test_this_process_has_used_cpu_and_a_gone_one_none() -> None:
+    used = procfs.cpu_seconds(os.getpid())
+    assert used is not None and used > 0
+    assert procfs.cpu_seconds(2**22 + 1) is None  # above pid_max's ceiling: no such process

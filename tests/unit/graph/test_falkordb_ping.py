@@ -10,7 +10,13 @@ import pytest
 import redis
 
 from lexi_maint.errors import GraphError
-from lexi_maint.graph.falkorserver import COMPACT_MIN_BYTES, _ping, load_failure, needs_compaction
+from lexi_maint.graph.falkorserver import (
+    COMPACT_MIN_BYTES,
+    IdleWatch,
+    _ping,
+    load_failure,
+    needs_compaction,
+)
 
 
 class Client:
@@ -29,8 +35,8 @@ class Client:
         (True, "ready"),
         (redis.BusyLoadingError("Redis is loading the dataset in memory"), "loading"),
         (redis.ConnectionError("Connection refused"), "down"),
-        # took the connection, silent: busy replaying (or starved), alive
-        (redis.TimeoutError("Timeout reading from socket"), "loading"),
+        # took the connection, silent: busy replaying, or hung (IdleWatch tells which)
+        (redis.TimeoutError("Timeout reading from socket"), "silent"),
         (redis.ResponseError("ERR unknown"), "down"),
     ],
 )
@@ -42,6 +48,32 @@ def test_ping_tells_loading_from_down(tmp_path: Path, answer: bool | Exception, 
 
 def test_no_socket_yet_is_down_without_asking(tmp_path: Path) -> None:
     assert _ping(Client(RuntimeError("must not be asked")), tmp_path / "none.sock") == "down"
+
+
+def test_a_silent_server_that_uses_no_cpu_for_the_window_is_hung() -> None:
+    watch = IdleWatch(window=30.0, share=0.01)
+    assert not watch.hung(cpu=5.0, now=100.0)  # the first sample opens the window
+    assert not watch.hung(cpu=5.0, now=120.0)
+    assert not watch.hung(cpu=5.1, now=129.0)  # 0.1 s of CPU in 29 s: under 1%, still idle
+    assert watch.hung(cpu=5.1, now=130.0)
+
+
+def test_a_silent_server_that_works_is_not_hung() -> None:
+    """Replaying a long log keeps a CPU busy: each window that sees work starts anew."""
+    watch = IdleWatch(window=30.0, share=0.01)
+    cpu = 0.0
+    for second in range(0, 600, 5):
+        cpu += 2.0  # 40% of a CPU: a starved host, but working
+        assert not watch.hung(cpu=cpu, now=float(second))
+
+
+def test_an_answer_closes_the_window() -> None:
+    watch = IdleWatch(window=30.0, share=0.01)
+    watch.hung(cpu=1.0, now=0.0)
+    watch.reset()  # it answered LOADING in between
+    assert not watch.hung(cpu=1.0, now=31.0)  # a new window opens here
+    assert not watch.hung(cpu=1.0, now=60.0)
+    assert watch.hung(cpu=1.0, now=61.0)
 
 
 def persistence(**fields: int) -> dict[str, object]:
