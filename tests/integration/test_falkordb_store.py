@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from lexi_maint.graph.falkorserver import (
     ServerLayout,
     server_arguments,
 )
+from lexi_maint.graph.serve import HUNG_STATUS, serve_foreground
 from lexi_maint.procfs import alive
 from tests.integration.graph_cases import CAO, Section, make_doc
 from tests.integration.lexi_env import copy_samples, lexi_argv, workspace
@@ -443,6 +445,59 @@ def test_a_server_that_hangs_while_starting_is_killed_and_started_once_more(
     assert "starting it once more" in caplog.text
     assert took < 60  # not LOAD_TIMEOUT: 2 s of watching, a stale-server stop, a start
     assert not alive(hung)  # the stopped server was taken for a stale one and stopped
+
+
+def test_a_server_that_hangs_while_running_is_killed_and_restarted_by_the_probe(
+    falkordb_state_dir: Path,
+) -> None:
+    """The runner probes `health` while a run is paused on a graph outage: a server that
+    stays silent and idle over the probes (stopped here) is killed and started again."""
+    with FalkorServer(falkordb_state_dir, hung_after=2.0) as server:
+        write_docs(server.socket_path, 2)
+        hung = server.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 120
+            health = server.health()
+            while not health.up:
+                assert time.monotonic() < deadline, health.detail
+                health = server.health()
+        finally:
+            if alive(hung):
+                os.kill(hung, signal.SIGKILL)
+        assert health.revived, health.detail
+        assert f"pid {hung} answered nothing and used no CPU for 2 s" in health.detail
+        assert "it was hung, and was killed and restarted" in health.detail
+        assert server.pid != hung and not alive(hung)
+        assert doc_count(server.socket_path) == 2
+
+
+def test_graph_serve_kills_a_server_that_hangs_and_fails_so_systemd_restarts_it(
+    falkordb_state_dir: Path,
+) -> None:
+    made: list[FalkorServer] = []
+    hung: list[int] = []
+
+    def make(state_dir: Path) -> FalkorServer:
+        made.append(FalkorServer(state_dir, hung_after=2.0))
+        return made[-1]
+
+    def ready(_status: str) -> None:
+        pid = made[0].pid
+        assert pid is not None
+        hung.append(pid)
+        os.kill(pid, signal.SIGSTOP)
+
+    try:
+        status = serve_foreground(falkordb_state_dir, ready, threading.Event(), make, 0.05, 0.5)
+    finally:
+        if hung and alive(hung[0]):
+            os.kill(hung[0], signal.SIGKILL)
+    assert status == HUNG_STATUS
+    assert not alive(hung[0])
+    with FalkorServer(falkordb_state_dir) as again:  # the lock was released
+        assert again.pid is not None
 
 
 def test_a_socket_path_that_is_too_long_is_refused(tmp_path: Path) -> None:
