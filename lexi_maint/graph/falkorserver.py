@@ -315,28 +315,25 @@ class FalkorServer:
         probes, is started again on the same socket, so the workers' target stays valid.
         """
         process = self._process
-        revived = ""
         if process is None or process.poll() is not None:
             status = process.poll() if process is not None else None
+            why = f"the FalkorDB server had exited (status {status})"
             self.stop()
-            try:
-                self.start()
-            except GraphError as exc:
-                return Health(False, f"the FalkorDB server exited (status {status}); {exc}")
-            revived = f"the FalkorDB server had exited (status {status}) and was restarted"
         elif self.hung():
             why = (f"the FalkorDB server pid {process.pid} answered nothing and used no CPU"
-                   f" for {self._hung_after:g} s")  # fmt: skip
+                   f" for {self._hung_after:g} s: it was hung, and was killed")  # fmt: skip
             self.kill()
+        else:
+            why = ""
+        if why:
             try:
                 self.start()
             except GraphError as exc:
-                return Health(False, f"{why}; killed, and the restart failed: {exc}")
-            revived = f"{why}: it was hung, and was killed and restarted"
+                return Health(False, f"{why}; {exc}")
         checked = server_health(self.layout)
         if not checked.up:
             return checked
-        return Health(True, revived, revived=bool(revived))
+        return Health(True, f"{why}; restarted" if why else "", revived=bool(why))
 
     def exited(self) -> int | None:
         """The server's exit status once it has exited on its own; None while it runs."""

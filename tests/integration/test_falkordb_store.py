@@ -468,7 +468,7 @@ def test_a_server_that_hangs_while_running_is_killed_and_restarted_by_the_probe(
                 os.kill(hung, signal.SIGKILL)
         assert health.revived, health.detail
         assert f"pid {hung} answered nothing and used no CPU for 2 s" in health.detail
-        assert "it was hung, and was killed and restarted" in health.detail
+        assert "it was hung, and was killed; restarted" in health.detail
         assert server.pid != hung and not alive(hung)
         assert doc_count(server.socket_path) == 2
 
