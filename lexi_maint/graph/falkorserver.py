@@ -125,6 +125,16 @@ class IdleWatch:
         self._since = None
 
 
+def _fed_hung(watch: IdleWatch, state: str, pid: int) -> bool:
+    """Feed `watch` one PING's outcome (`_ping`): the CPU time of a silent server, or a
+    reset when it answered anything. Whether the server is now hung."""
+    if state != "silent":
+        watch.reset()
+        return False
+    cpu = procfs.cpu_seconds(pid)
+    return cpu is not None and watch.hung(cpu, time.monotonic())
+
+
 def server_arguments(layout: ServerLayout, redis_server: str, module: str) -> list[str]:
     """The redis-server command line: Unix socket only, AOF fsynced on every write, no RDB.
 
@@ -300,11 +310,7 @@ class FalkorServer:
             state = _ping(client, self.socket_path)
         finally:
             client.close()
-        if state != "silent":
-            self._idle.reset()
-            return False
-        cpu = procfs.cpu_seconds(process.pid)
-        return cpu is not None and self._idle.hung(cpu, time.monotonic())
+        return _fed_hung(self._idle, state, process.pid)
 
     def health(self) -> Health:
         """Probe the server: restart it if it has exited or hung, then PING it and check its
@@ -371,13 +377,8 @@ class FalkorServer:
         def alive(state: str) -> None:
             status = process.poll()
             if status is None:
-                if state != "silent":
-                    watch.reset()
-                    return
-                cpu = procfs.cpu_seconds(process.pid)
-                if cpu is not None and watch.hung(cpu, time.monotonic()):
-                    process.kill()  # SIGTERM is handled by the main thread, the one stuck
-                    process.wait()
+                if _fed_hung(watch, state, process.pid):
+                    self.kill()  # SIGTERM is handled by the main thread, the one stuck
                     raise ServerHung(
                         f"FalkorDB server pid {process.pid} took the connection on"
                         f" {self.socket_path} but answered nothing and used no CPU for"
