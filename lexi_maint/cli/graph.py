@@ -105,11 +105,18 @@ def graph_query(config: Config, cypher: str, *, write: bool = False) -> str:
     return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
 
 
-def verify_job(config: Config, job_name: str) -> Verification:
-    """Compare the job's ledger with the graph: hashes and chunk counts, both ways."""
+def verify_job(config: Config, job_name: str) -> Verification | None:
+    """Compare the job's ledger with the graph: hashes and chunk counts, both ways. None
+    when the state directory has no ledger (no run yet): like every read command, verify
+    creates nothing, and compares a ledger with an empty graph when no graph is stored."""
     job = config.job(job_name)
-    with Ledger.open(StatePaths(config.state_dir).ledger) as ledger:
+    path = StatePaths(config.state_dir).ledger
+    if not path.exists():
+        return None
+    with Ledger.open(path) as ledger:
         records = ledger.documents(job.name)
+    if nothing_stored(config) is not None:
+        return verify(job.name, records, {})
     with operator_store(config, read_during_run=True) as store:
         graph = graph_documents(store, count_chunks=True)
     return verify(job.name, records, graph)

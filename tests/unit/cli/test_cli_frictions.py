@@ -9,6 +9,9 @@ import pytest
 
 from lexi_maint.cli.main import _report, build_parser, main
 from lexi_maint.config import CONFIG_ENV
+from lexi_maint.graph.falkorserver import ServerLayout
+from lexi_maint.run.ledger import Ledger
+from lexi_maint.state import StatePaths
 
 
 def write_config(tmp_path: Path, extra: str = "", state: str = "state") -> Path:
@@ -120,6 +123,22 @@ def test_graph_reads_without_a_stored_graph_create_nothing(
     captured = capsys.readouterr()
     assert captured.out == "" and "no graph yet in" in captured.err
     assert not (tmp_path / "state").exists()
+
+
+def test_verify_creates_neither_a_ledger_nor_a_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, state="mistyped-state")
+    assert main(["verify", "cao_import", "--config", str(config)]) == 0
+    assert (
+        capsys.readouterr().out == f"no runs yet for cao_import in {tmp_path / 'mistyped-state'}\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "lexi.toml"]
+    # a ledger without a stored graph is compared with an empty graph, not a new one
+    Ledger.open(StatePaths(tmp_path / "mistyped-state").ledger).close()
+    assert main(["verify", "cao_import", "--config", str(config)]) == 0
+    assert "ledger and graph agree" in capsys.readouterr().out
+    assert not ServerLayout.under(tmp_path / "mistyped-state").root.exists()
 
 
 def test_an_os_error_is_one_line_and_exit_3(
