@@ -85,7 +85,7 @@ def format_started(e: RunStarted) -> str:
         parts.append(f"{e.vanished} gone from the input directory")
     if e.interrupted:
         parts.append(f"{e.interrupted} interrupted by an earlier run")
-    return f"job {e.job} · run {e.run_id} · {e.total} documents: " + ", ".join(parts)
+    return f"job {e.job} · run {e.run_id} · {plural(e.total, 'document')}: " + ", ".join(parts)
 
 
 def format_document(e: DocumentFinished) -> str:
@@ -129,7 +129,7 @@ def format_status_line(e: DocumentFinished, job: str) -> str:
 def format_summary(s: RunSummary) -> str:
     lines = [
         f"summary: job {s.job} · run {s.run_id} · {format_duration(s.seconds)}",
-        f"  {s.total} documents · {s.processed} processed: {OK} {s.done} done,"
+        f"  {plural(s.total, 'document')} · {s.processed} processed: {OK} {s.done} done,"
         f" {FAIL} {s.failed} failed · {s.unchanged} unchanged (skipped)",
     ]
     if s.exhausted:
@@ -142,7 +142,8 @@ def format_summary(s: RunSummary) -> str:
         f"{plural(s.failed_in_ledger, 'document')} failed:"
         f" see `lexi-maint status {s.job} --failed`")  # fmt: skip
     if s.stopped:
-        verdict = f"job stopped, {s.left_pending} documents left pending: {printable(s.stopped)}"
+        left = plural(s.left_pending, "document")
+        verdict = f"job stopped, {left} left pending: {printable(s.stopped)}"
     if s.signal:
         unfinished = s.processed - s.done - s.failed
         verdict = (
@@ -155,7 +156,7 @@ def format_summary(s: RunSummary) -> str:
 
 def format_stopped(e: JobStopped) -> str:
     by = f" by {printable(Path(e.path).name)}" if e.path else ""  # "": a dependency was down
-    released = f"{e.released} running documents put back to pending"
+    released = f"{plural(e.released, 'running document')} put back to pending"
     return f"{FAIL} job stopped{by}: {printable(e.reason)} ({released})"
 
 

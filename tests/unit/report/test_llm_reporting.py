@@ -7,9 +7,15 @@ from dataclasses import replace
 from lexi_maint.errors import ErrorClass
 from lexi_maint.llm.usage import Usage
 from lexi_maint.pipeline.contract import Failure, Success
-from lexi_maint.report.progress import format_document, format_stopped, format_summary, format_usage
+from lexi_maint.report.progress import (
+    format_document,
+    format_started,
+    format_stopped,
+    format_summary,
+    format_usage,
+)
 from lexi_maint.report.status import render_status, status_json
-from lexi_maint.run.events import DocumentFinished, JobStopped, RunSummary
+from lexi_maint.run.events import DocumentFinished, JobStopped, RunStarted, RunSummary
 from lexi_maint.run.ledger_rows import DocumentRecord
 from lexi_maint.run.plan import Status
 
@@ -97,3 +103,14 @@ def test_status_shows_totals_per_document_and_for_the_last_run() -> None:
 def test_status_without_llm_use_looks_as_before() -> None:
     text = render_status("j", [record("/in/b.txt", Usage())], {"run_id": "r", "status": "x"})
     assert "LLM" not in text and "tokens" not in text
+
+
+def test_one_document_is_one_document_in_every_line() -> None:
+    started = RunStarted("j", "r", 1, 1, 0, 0, 0, 0)
+    assert format_started(started) == "job j · run r · 1 document: 1 to process, 0 unchanged"
+    one = replace(SUMMARY, total=1, processed=1, stopped="model API down", left_pending=1)
+    text = format_summary(one)
+    assert "  1 document · 1 processed:" in text
+    assert text.endswith("result: job stopped, 1 document left pending: model API down")
+    line = format_stopped(JobStopped("", "model API down", 1))
+    assert line == "❌ job stopped: model API down (1 running document put back to pending)"
