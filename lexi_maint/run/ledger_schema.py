@@ -143,7 +143,7 @@ def damaged_message(path: Path, exc: object) -> str:
     reason = " ".join(str(exc).split())[:_REASON_MAX]  # SQLite's integrity report has lines
     return (
         f"ledger {path} is damaged ({reason}); to start a new one, move it aside:"
-        f" mkdir {aside} && mv {path} {path}-wal {path}-shm {aside}/"
+        f" mkdir {aside} && mv {path}* {aside}/"  # the ledger and its -wal/-shm, if any
         " (the next run processes every document again; the graph is replaced document by"
         " document, nothing is duplicated)"
     )

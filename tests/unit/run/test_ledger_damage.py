@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -126,6 +127,7 @@ def test_overwritten_bytes_are_a_ledger_error_or_harmless(
         assert "\n" not in str(exc)
 
 
+@pytest.mark.allow_subprocess("sh")
 def test_status_on_a_damaged_ledger_says_how_to_recover(
     pristine: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -139,6 +141,12 @@ def test_status_on_a_damaged_ledger_says_how_to_recover(
     assert code == 3 and "Traceback" not in err
     assert err.count("\n") == 1 and "is damaged" in err
     assert f"mkdir {path.parent}/ledger.damaged && mv {path}" in err
+    # the command works as printed, whether or not the -wal and -shm files exist
+    command = err.split("move it aside: ", 1)[1].split(" (the next run", 1)[0]
+    assert not Path(f"{path}-wal").exists()
+    moved = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    assert moved.returncode == 0, moved.stderr
+    assert not path.exists() and (path.parent / "ledger.damaged" / path.name).exists()
 
 
 def test_a_file_that_is_not_a_database_says_how_to_recover(tmp_path: Path) -> None:
