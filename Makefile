@@ -42,6 +42,8 @@ help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
 	@echo "make test          install test dependencies, lint, type-check, run every test tier"
 	@echo "make bench-memory  peak memory at 49 and 490 documents (embedded and LLM) and a 1,000-page PDF"
+	@echo "make bench-chunk   structure-aware splitter and embedded analyzer vs a plain fixed-size split"
+	@echo "make bench-systemd (VM) lexi-maint's own overhead around a batch: service stop to job, job to restore"
 	@echo "make bench-graph   graph import rows/s: batched UNWIND vs one statement per row"
 	@echo "make bench-graph-start  hung FalkorDB starts: the shipped command line vs FalkorDB's default"
 	@echo "make bench-llm     LLM stages vs the test server: per-chunk vs batched analysis, bound, real time"

@@ -38,18 +38,21 @@ EXIT_CODES = """\
 exit status:
   0    all documents done or skipped (for other commands: success)
   1    some documents failed (doctor: a check failed)
-  2    configuration or usage error (unknown job, bad argument, unknown job user)
+  2    configuration or usage error (unknown job, bad argument, unknown job user,
+       another run holds the state directory)
   3    the command could not proceed: state directory, ledger, graph store, systemd or
        daemon unavailable, or the job was stopped (API key rejected, no balance)
   130  interrupted by SIGINT (Ctrl-C); 143 stopped by SIGTERM
   141  standard output was closed early (e.g. piped into head); nothing is printed
+       (not `run`: it carries on to its end)
 """
 RUN_EXIT = """\
 exit status: 0 all documents done or skipped; 1 some documents failed; 2 configuration
-or usage error (unknown job or job user); 3 the run could not proceed (state directory,
-ledger or graph store unavailable, another run holds the state directory, API key
+or usage error (unknown job or job user, another run holds the state directory); 3 the
+run could not proceed (state directory, ledger or graph store unavailable, API key
 rejected, no balance); 130 Ctrl-C; 143 SIGTERM (the run stops between two steps and
-prints its summary).
+prints its summary). Standard output closed early (piped into head): the run carries on
+to its end and exits with its own status.
 """
 READ_EXIT = """\
 exit status: 0 success (also when no run has stored anything yet); 2 configuration or
@@ -359,6 +362,11 @@ def _verify(config: Config, args: argparse.Namespace) -> int:
     from lexi_maint.cli.graph import verify_job
 
     result = verify_job(config, args.job)
+    if result is None:
+        from lexi_maint.report.status import no_runs_yet
+
+        sys.stdout.write(no_runs_yet(args.job, config.state_dir))
+        return ExitCode.OK
     print(result.render())
     return ExitCode.OK if result.consistent else ExitCode.FAILED
 

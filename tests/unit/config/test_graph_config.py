@@ -180,3 +180,20 @@ def test_the_shipped_configuration_documents_every_key_with_its_default() -> Non
     ]  # fmt: skip
     for key in keys:
         assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+
+
+def test_the_shipped_configuration_names_every_llm_and_alerts_key() -> None:
+    """An operator reads config/lexi-maint.toml (installed as /etc/lexi-maint/lexi-maint.toml)
+    for the keys: every scalar key of [llm] and [alerts] is there, set or commented out."""
+    from dataclasses import fields
+
+    from lexi_maint.config.alerts import AlertsConfig
+    from lexi_maint.config.llm import LlmConfig
+
+    text = (Path(__file__).resolve().parents[3] / "config" / "lexi-maint.toml").read_text()
+    tables = {"retry", "prices", "state_dir"}  # sub-tables; state_dir is the top-level key
+    keys = [f.name for f in fields(LlmConfig) if f.name not in tables]
+    keys += [f.name for f in fields(AlertsConfig)]
+    assert "max_response_bytes" in keys and "ping_url" in keys
+    for key in keys:
+        assert f"\n{key} = " in text or f"\n# {key} = " in text, key
