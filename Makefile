@@ -36,7 +36,7 @@ DAEMON_IDLE := { echo "$$status" | grep -q '"current": null' && \
 	echo "$$status" | grep -Eq '"queued": 0([^0-9]|$$)'; }
 
 .PHONY: help venv demo test lint typecheck unit integration vm bench-memory bench-chunk bench-graph clean \
-	install uninstall
+	install uninstall uninstall-files install-catalog
 
 help:
 	@echo "make demo          run the cao_import job on samples/ (embedded defaults, no services)"
@@ -189,9 +189,15 @@ install-bin:
 	$(FILL_PATHS) packaging/lexi-maint.in > $(BINDIR)/.lexi-maint.new
 	chmod 0755 $(BINDIR)/.lexi-maint.new && mv $(BINDIR)/.lexi-maint.new $(BINDIR)/lexi-maint
 
-# the journal's message catalog, the man page and bash completion
-install-docs:
-	install -D -m 0644 systemd/lexi-maint.catalog $(CATALOGDIR)/lexi-maint.catalog
+# the journal's message catalog (its Support: link names PREFIX), the man page and bash
+# completion
+install-catalog:
+	install -d -m 0755 $(CATALOGDIR)
+	$(FILL_PATHS) systemd/lexi-maint.catalog > $(CATALOGDIR)/.lexi-maint.catalog.new
+	chmod 0644 $(CATALOGDIR)/.lexi-maint.catalog.new
+	mv $(CATALOGDIR)/.lexi-maint.catalog.new $(CATALOGDIR)/lexi-maint.catalog
+
+install-docs: install-catalog
 	journalctl --update-catalog
 	install -d -m 0755 $(MANDIR)/man1 $(COMPLETIONDIR)
 	$(PREFIX)/venv/bin/python -m lexi_maint.cli.manpage man > $(MANDIR)/man1/lexi-maint.1
@@ -231,13 +237,20 @@ uninstall:
 	timers=$$(printf '%s\n' $$timers | grep -v '^lexi-batch@\.timer$$' | sort -u); \
 	for timer in $$timers; do echo "disabling $$timer"; systemctl disable --now -q "$$timer"; done
 	-systemctl disable --now -q lexi-maintd.service lexi-maintd.socket
+	$(MAKE) -s uninstall-files
+	-journalctl --update-catalog
+	systemctl daemon-reload
+	@echo "removed; kept $(CONFDIR), $(STATEDIR), /var/lib/lexi-maintd and the users"
+
+# What install wrote, file by file: never `rm -rf $(PREFIX)`, which may hold CONFDIR,
+# STATEDIR or a wheelhouse of the operator's (PREFIX=/srv/lexi-maint CONFDIR=/srv/lexi-maint/etc).
+uninstall-files:
 	for unit in $(UNITS); do rm -f $(UNITDIR)/$$unit; done
 	rm -f $(BINDIR)/lexi-maint $(SYSUSERSDIR)/lexi-maint.conf
 	rm -f $(CATALOGDIR)/lexi-maint.catalog $(MANDIR)/man1/lexi-maint.1 $(COMPLETIONDIR)/lexi-maint
-	-journalctl --update-catalog
-	systemctl daemon-reload
-	rm -rf $(PREFIX)
-	@echo "removed; kept $(CONFDIR), $(STATEDIR), /var/lib/lexi-maintd and the users"
+	rm -rf $(PREFIX)/venv
+	rm -f $(PREFIX)/README.md
+	rmdir $(PREFIX) 2>/dev/null || true  # only when nothing else is in it
 
 clean:
 	rm -rf $(VENV) .demo-state .mypy_cache .ruff_cache .pytest_cache

@@ -96,3 +96,40 @@ def test_the_pipeline_state_is_not_a_state_directory_of_the_root_daemon() -> Non
     assert state_dirs == ["lexi-maintd"]
     writable = re.findall(r"^ReadWritePaths=(.*)$", daemon, re.MULTILINE)
     assert any("-/var/lib/lexi-maint" in line.split() for line in writable), writable
+
+
+@pytest.mark.allow_subprocess("make")
+def test_uninstall_removes_what_install_wrote_and_keeps_what_shares_the_prefix(
+    tmp_path: Path,
+) -> None:
+    """README's own example puts the configuration under the prefix: uninstall keeps it."""
+    prefix, dirs = tmp_path / "srv", {d: tmp_path / d for d in ("units", "bin", "users", "doc")}
+    kept = [prefix / "etc/lexi-maint.toml", prefix / "state/ledger.sqlite3"]
+    kept.append(prefix / "wheels/x.whl")  # an offline wheelhouse of the operator's
+    gone = [prefix / "venv/bin/lexi-maint", prefix / "README.md", dirs["bin"] / "lexi-maint"]
+    gone += [dirs["users"] / "lexi-maint.conf", *(dirs["units"] / unit for unit in UNITS)]
+    for path in kept + gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    where = [f"PREFIX={prefix}", f"CONFDIR={prefix / 'etc'}", f"STATEDIR={prefix / 'state'}"]
+    where += [f"UNITDIR={dirs['units']}", f"BINDIR={dirs['bin']}", f"SYSUSERSDIR={dirs['users']}"]
+    where += [f"{name}={dirs['doc']}" for name in ("CATALOGDIR", "MANDIR", "COMPLETIONDIR")]
+    make("uninstall-files", *where)
+    assert [p for p in kept if not p.exists()] == []
+    assert [p for p in gone if p.exists()] == []
+    assert not (prefix / "venv").exists()
+    for path in kept:  # a prefix that held only what install wrote goes too
+        path.unlink()
+        path.parent.rmdir()
+    make("uninstall-files", *where)
+    assert not prefix.exists()
+
+
+@pytest.mark.allow_subprocess("make")
+def test_the_installed_catalog_links_the_installed_readme(tmp_path: Path) -> None:
+    make("install-catalog", f"CATALOGDIR={tmp_path}", "PREFIX=/srv/lm")
+    catalog = tmp_path / "lexi-maint.catalog"
+    text = catalog.read_text()
+    assert "@PREFIX@" not in text and "/opt/lexi-maint" not in text
+    assert text.count("Support: file:///srv/lm/README.md\n") == 7
+    assert catalog.stat().st_mode & 0o777 == 0o644

@@ -290,7 +290,7 @@ def test_make_uninstall_removes_program_and_units_keeps_data(
 ) -> None:
     r = scenario(results, "uninstall", boot)
     assert r["rc"] == 0, r["output"]
-    assert r["venv_gone"] and r["units_gone"], r
+    assert r["venv_gone"] and r["units_gone"] and r["wheels_kept"], r
     assert r["daemon_state"] == "not-found", r
     assert r["config_kept"] and r["ledger_kept"], r
 

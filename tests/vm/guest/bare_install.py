@@ -361,7 +361,7 @@ def uninstall(r: dict[str, Any]) -> None:
     r["timers_active"] = sh("systemctl", "list-units", "--plain", "--no-legend",
                             "lexi-batch@*.timer").stdout.strip()  # fmt: skip
     r["on_path"] = Path("/usr/local/bin/lexi-maint").exists()
-    r["venv"] = Path("/opt/lexi-maint").exists()
+    r["venv"] = any(Path("/opt/lexi-maint", name).exists() for name in ("venv", "README.md"))
     r["config_kept"] = (CONFDIR / "lexi-maint.toml").exists()
     r["service"] = show("lexi.service", "ActiveState")
 

@@ -684,7 +684,9 @@ def s9_uninstall(r: dict[str, Any]) -> None:
     """Last: `make uninstall` removes the program and units, keeps config and ledger."""
     proc = sh("make", "-C", "/root/lexi-maint", "uninstall")
     r["rc"], r["output"] = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
-    r["venv_gone"] = not Path("/opt/lexi-maint").exists()
+    # the image's wheelhouse under the prefix is not install's to remove: the prefix stays
+    r["venv_gone"] = not any(Path("/opt/lexi-maint", n).exists() for n in ("venv", "README.md"))
+    r["wheels_kept"] = Path("/opt/lexi-maint/wheels").is_dir()
     r["units_gone"] = not any(Path("/etc/systemd/system", u).exists() for u in (
         "lexi-maintd.service", "lexi-maintd.socket", "lexi-batch@.service",
         "lexi-batch@.timer", "lexi-batch.slice"))  # fmt: skip
