@@ -19,7 +19,7 @@ Series (labels job and run; last success: job only)::
     lexi_maint_llm_calls_total                counter model calls answered by the API
     lexi_maint_llm_tokens_total{kind}         counter prompt, completion, reasoning, cache_hit
     lexi_maint_llm_cost_total{currency}       counter
-    lexi_maint_job_peak_memory_bytes          gauge   the run's cgroup memory.peak (or max RSS)
+    lexi_maint_job_peak_memory_bytes          gauge   job unit's memory.peak (foreground: max RSS)
     lexi_maint_service_downtime_seconds       gauge   (daemon) service stopped for the run
 
 The snapshot and the families are pure; `write_textfile` and `MetricsReporter`'s ticker
@@ -37,13 +37,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from lexi_maint.errors import UsageError
 from lexi_maint.llm.usage import Usage
 from lexi_maint.procfs import CGROUP_ROOT, own_cgroup
 from lexi_maint.run.events import DocumentFinished, Event, RunFinished, RunStarted
+from lexi_maint.systemd.properties import is_job_unit
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -182,11 +183,13 @@ def write_textfile(path: Path, metrics: Iterable[Metric]) -> None:
         raise
 
 
-def job_peak_memory(cgroup_root: Path = CGROUP_ROOT) -> int:
-    """The peak memory of this process's cgroup (the job unit: every worker included), or,
-    where the kernel has no memory.peak, the largest RSS of this process or a child."""
-    cgroup = own_cgroup()
-    if cgroup is not None:
+def job_peak_memory(cgroup_root: Path = CGROUP_ROOT, cgroup: str | None = None) -> int:
+    """The peak memory of the job unit this process runs in (memory.peak of its cgroup:
+    every worker included), else the largest RSS of this process or a child: a foreground
+    run shares its cgroup (a login session's scope, a shell's service) with whatever else
+    runs there, whose peak is not the run's. `cgroup`: this process's (default: read)."""
+    cgroup = own_cgroup() if cgroup is None else cgroup
+    if cgroup is not None and is_job_unit(PurePosixPath(cgroup).name):
         with contextlib.suppress(OSError, ValueError):
             return int((cgroup_root / cgroup.lstrip("/") / "memory.peak").read_text())
     usage = max(resource.getrusage(who).ru_maxrss

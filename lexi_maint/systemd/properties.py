@@ -78,6 +78,11 @@ def graph_unit_name(run_id: str) -> str:
 GRAPH_UNIT_PATTERN = "lexi-graph-*.service"  # every run's graph server unit
 
 
+def is_job_unit(name: str) -> bool:
+    """Whether a unit (or a cgroup's last component) is one of the daemon's job units."""
+    return name.startswith("lexi-pipeline-") and name.endswith(".service")
+
+
 def job_unit_pattern(run_id: str) -> str:
     """A glob matching every job unit of a run (one per OOM restart)."""
     return f"lexi-pipeline-{_safe(run_id)}-*.service"

@@ -153,9 +153,17 @@ def test_an_unwritable_directory_never_stops_the_run(tmp_path: Path) -> None:
     reporter(RunFinished(SUMMARY))
 
 
-def test_peak_memory_reads_the_cgroup_or_falls_back_to_max_rss(tmp_path: Path) -> None:
+def test_peak_memory_reads_the_job_units_cgroup_or_falls_back_to_max_rss(tmp_path: Path) -> None:
     assert job_peak_memory() > 0
     assert job_peak_memory(cgroup_root=tmp_path / "none") > 0  # no memory.peak: max RSS
+    unit = "/lexi.slice/lexi-batch.slice/lexi-pipeline-cao_import-20261202T1200-ab12-1.service"
+    session = "/user.slice/user-0.slice/session-4.scope"
+    for cgroup in (unit, session):
+        (tmp_path / cgroup.lstrip("/")).mkdir(parents=True)
+        (tmp_path / cgroup.lstrip("/") / "memory.peak").write_text(f"{7 * 2**40}\n")
+    assert job_peak_memory(tmp_path, unit) == 7 * 2**40  # every worker of the unit
+    # a foreground run shares its cgroup with the session: that peak is not the run's
+    assert job_peak_memory(tmp_path, session) < 7 * 2**40
 
 
 def test_metrics_config() -> None:
