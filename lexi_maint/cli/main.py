@@ -287,6 +287,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_daemon(resolve_config_path(args.config))
     _, config = _load_config(args)
+    if args.command == "status" and args.job is None and args.failed:
+        raise UsageError(
+            "status --failed needs a JOB: failed documents are in a job's ledger"
+            " (lexi-maint status JOB --failed)"
+        )
     if args.command in ("submit", "list", "cancel") or (
         args.command == "status" and args.job is None
     ):

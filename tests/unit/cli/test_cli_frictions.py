@@ -163,3 +163,12 @@ def test_a_foreground_run_with_an_unknown_user_stops_with_exit_2(
     assert main(["run", "cao_import", "--config", str(config)]) == 2
     assert "job user 'no-such-user-h12' does not exist" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
+
+
+def test_status_failed_without_a_job_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["status", "--failed", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "status --failed needs a JOB" in err and len(err.splitlines()) == 1
