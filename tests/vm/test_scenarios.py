@@ -199,7 +199,8 @@ def test_s2_a_failed_batch_is_reported_explained_and_recorded(
     assert r["notify_result"] == "success", r["notify_journal"]
     assert "lexi-batch@oom.service failed (lexi-maint job oom)" in r["notify_journal"]
     assert "MONITOR_EXIT_STATUS=1" in r["notify_journal"], r["notify_journal"]
-    assert "lexi-maint stopped the service for run" in r["explained"], r["explained"]
+    assert "lexi-maint stopped or shrank the service for run" in r["explained"], r["explained"]
+    assert "Support: file:///opt/lexi-maint/README.md" in r["explained"]  # PREFIX filled in
     assert "every process" in r["explained"]  # the catalog's explanation, not only its subject
     fields = r["summary_fields"]  # the last job unit's summary (each OOM restart has its own)
     for name in ("LEXI_DONE", "LEXI_FAILED", "LEXI_SKIPPED"):
